@@ -1,0 +1,257 @@
+//! The ABI between vethscope's eBPF programs and its userspace.
+//!
+//! Every type here is `#[repr(C)]`, explicitly padded (no implicit holes, so map keys
+//! hash the same on both sides) and plain data. Both sides compile against this one
+//! definition; the `user` feature adds `aya::Pod` so userspace can read maps.
+#![no_std]
+
+/// Bytes of the frame copied into each trace event (for pcap output).
+pub const CAPTURE_LEN: usize = 128;
+
+/// Direction of a packet relative to the interface a program is attached to.
+pub mod direction {
+    pub const INGRESS: u8 = 0;
+    pub const EGRESS: u8 = 1;
+}
+
+/// What a traced packet is. `NONE` means "not ours": no event is produced.
+pub mod proto {
+    pub const NONE: u8 = 0;
+    pub const ARP: u8 = 1;
+    pub const ICMP: u8 = 2;
+    pub const ICMPV6: u8 = 3;
+}
+
+/// Traffic classes for the per-link counters (`class` label).
+pub mod class {
+    pub const ARP: u8 = 0;
+    pub const ICMP: u8 = 1;
+    pub const ICMPV6: u8 = 2;
+    pub const IPV4: u8 = 3;
+    pub const IPV6: u8 = 4;
+    pub const OTHER: u8 = 5;
+    pub const COUNT: usize = 6;
+}
+
+/// Bits of [`PacketEvent::flags`].
+pub mod event_flags {
+    /// The frame carried at least one 802.1Q / 802.1ad tag.
+    pub const VLAN: u8 = 1 << 0;
+    /// The IPv4 header had options (IHL > 5).
+    pub const IP_OPTIONS: u8 = 1 << 1;
+}
+
+/// Bits of the trace filter (`TRACE_CONFIG.proto_mask`): which protocols produce events.
+pub mod proto_mask {
+    pub const ARP: u32 = 1 << 0;
+    pub const ICMP: u32 = 1 << 1;
+    pub const ICMPV6: u32 = 1 << 2;
+    pub const ALL: u32 = ARP | ICMP | ICMPV6;
+}
+
+/// One traced packet, as the TC programs emit it through the ring buffer.
+///
+/// Addresses are in network byte order exactly as they appear on the wire; IPv4
+/// addresses occupy the first 4 bytes of `src`/`dst`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketEvent {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC).
+    pub ts_ns: u64,
+    /// `bpf_get_netns_cookie()` of the namespace the interface lives in.
+    pub netns_cookie: u64,
+    pub ifindex: u32,
+    /// Length of the whole frame (skb->len).
+    pub pkt_len: u32,
+    /// How many bytes of `frame` are valid.
+    pub cap_len: u16,
+    /// Outermost VLAN id, 0 when untagged.
+    pub vlan_id: u16,
+    /// [`direction`] value.
+    pub direction: u8,
+    /// [`proto`] value.
+    pub proto: u8,
+    /// [`event_flags`] bits.
+    pub flags: u8,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    pub _pad0: [u8; 1],
+    /// ARP opcode (1 request, 2 reply); 0 for IP.
+    pub arp_op: u16,
+    /// ICMP echo identifier / sequence, host byte order (0 when not an echo).
+    pub icmp_id: u16,
+    pub icmp_seq: u16,
+    pub _pad1: [u8; 2],
+    /// ARP: sender / target hardware address. IP: Ethernet source / destination.
+    pub src_mac: [u8; 6],
+    pub dst_mac: [u8; 6],
+    /// ARP: sender / target protocol address. IP: source / destination address.
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    /// ICMPv6 neighbour solicitation / advertisement: the target address.
+    pub nd_target: [u8; 16],
+    pub frame: [u8; CAPTURE_LEN],
+}
+
+impl PacketEvent {
+    pub const fn zeroed() -> Self {
+        Self {
+            ts_ns: 0,
+            netns_cookie: 0,
+            ifindex: 0,
+            pkt_len: 0,
+            cap_len: 0,
+            vlan_id: 0,
+            direction: 0,
+            proto: 0,
+            flags: 0,
+            icmp_type: 0,
+            icmp_code: 0,
+            _pad0: [0; 1],
+            arp_op: 0,
+            icmp_id: 0,
+            icmp_seq: 0,
+            _pad1: [0; 2],
+            src_mac: [0; 6],
+            dst_mac: [0; 6],
+            src: [0; 16],
+            dst: [0; 16],
+            nd_target: [0; 16],
+            frame: [0; CAPTURE_LEN],
+        }
+    }
+}
+
+/// Configuration of the trace programs, one entry in an array map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TraceConfig {
+    /// [`proto_mask`] bits; 0 means everything.
+    pub proto_mask: u32,
+    /// Non-zero: also log parse decisions through aya-log.
+    pub log_enabled: u32,
+}
+
+/// Index of the "events lost" slot in the per-CPU stats array of the tracer.
+pub const TRACE_STAT_LOST: u32 = 0;
+/// Index of the "events emitted" slot.
+pub const TRACE_STAT_EMITTED: u32 = 1;
+pub const TRACE_STAT_COUNT: u32 = 2;
+
+/// Key of the per-link counters map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LinkKey {
+    pub netns_cookie: u64,
+    pub ifindex: u32,
+    pub direction: u8,
+    pub class: u8,
+    pub _pad: [u8; 2],
+}
+
+/// Value of the per-link counters map (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkCounters {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Key of the drop counters map filled from `skb:kfree_skb`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DropKey {
+    pub netns_cookie: u64,
+    pub ifindex: u32,
+    /// `enum skb_drop_reason` value of the running kernel.
+    pub reason: u32,
+}
+
+/// An interface whose drops are counted: the watch list of the drop program.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct IfaceKey {
+    pub netns_cookie: u64,
+    pub ifindex: u32,
+    pub _pad: [u8; 4],
+}
+
+/// Offsets into kernel structures, read from the running kernel's BTF by userspace
+/// (aya has no CO-RE relocations for Rust programs, so the drop program reads through
+/// these instead of hard-coded offsets).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    /// `struct sk_buff` → `dev` (pointer to `struct net_device`).
+    pub skb_dev: u32,
+    /// `struct net_device` → `ifindex`.
+    pub dev_ifindex: u32,
+    /// `struct net_device` → `nd_net.net` (pointer to `struct net`).
+    pub dev_nd_net: u32,
+    /// `struct net` → `net_cookie`.
+    pub net_cookie: u32,
+    /// Non-zero once userspace filled the offsets; the program does nothing before.
+    pub valid: u32,
+    pub _pad: u32,
+}
+
+/// Key of the fast-path forwarding table: a destination MAC address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FdbKey {
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
+/// Where the fast path sends a frame: the host-side veth end whose peer is the
+/// destination (the program calls `bpf_redirect_peer` on it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdbEntry {
+    pub ifindex: u32,
+    pub _pad: u32,
+}
+
+/// Fast-path counters per ingress interface (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FastpathCounters {
+    /// Frames handed to `bpf_redirect_peer`.
+    pub redirected: u64,
+    /// Frames left to the bridge (broadcast, multicast, unknown destination).
+    pub passed: u64,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all of these are repr(C), made of integers and byte arrays, with explicit
+    // padding, so every bit pattern is valid.
+    unsafe impl aya::Pod for PacketEvent {}
+    unsafe impl aya::Pod for TraceConfig {}
+    unsafe impl aya::Pod for LinkKey {}
+    unsafe impl aya::Pod for LinkCounters {}
+    unsafe impl aya::Pod for DropKey {}
+    unsafe impl aya::Pod for IfaceKey {}
+    unsafe impl aya::Pod for KernelOffsets {}
+    unsafe impl aya::Pod for FdbKey {}
+    unsafe impl aya::Pod for FdbEntry {}
+    unsafe impl aya::Pod for FastpathCounters {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        // Sum of field sizes == struct size means the compiler inserted no hidden bytes.
+        assert_eq!(size_of::<PacketEvent>(), 8 + 8 + 4 + 4 + 2 + 2 + 6 + 2 + 2 + 2 + 2 + 12 + 48 + CAPTURE_LEN);
+        assert_eq!(size_of::<PacketEvent>() % 8, 0);
+        assert_eq!(size_of::<LinkKey>(), 16);
+        assert_eq!(size_of::<DropKey>(), 16);
+        assert_eq!(size_of::<IfaceKey>(), 16);
+        assert_eq!(size_of::<FdbKey>(), 8);
+    }
+}

@@ -1,0 +1,60 @@
+//! Counting programs: packets and bytes per (netns, ifindex, direction, class) in a
+//! per-CPU hash; nothing is sent to userspace per packet.
+
+use aya_ebpf::{
+    helpers::bpf_get_netns_cookie,
+    macros::{classifier, map},
+    maps::PerCpuHashMap,
+    programs::TcContext,
+};
+use vethscope_common::{LinkCounters, LinkKey, direction};
+
+use crate::{parse::classify, trace::TC_NEXT};
+
+/// Sized for thousands of links × 2 directions × 6 classes.
+#[map]
+static LINK_COUNTERS: PerCpuHashMap<LinkKey, LinkCounters> =
+    PerCpuHashMap::with_max_entries(65536, 0);
+
+#[classifier]
+pub fn count_ingress(ctx: TcContext) -> i32 {
+    try_count(&ctx, direction::INGRESS);
+    TC_NEXT
+}
+
+#[classifier]
+pub fn count_egress(ctx: TcContext) -> i32 {
+    try_count(&ctx, direction::EGRESS);
+    TC_NEXT
+}
+
+#[inline(always)]
+fn try_count(ctx: &TcContext, dir: u8) {
+    let key = LinkKey {
+        // SAFETY: the helper only reads the skb's device namespace.
+        netns_cookie: unsafe { bpf_get_netns_cookie(ctx.skb.skb.cast()) },
+        // SAFETY: reading a field of the context the kernel passed us.
+        ifindex: unsafe { (*ctx.skb.skb).ifindex },
+        direction: dir,
+        class: classify(ctx),
+        _pad: [0; 2],
+    };
+    let len = u64::from(ctx.len());
+    match LINK_COUNTERS.get_ptr_mut(&key) {
+        // SAFETY: per-CPU value, no concurrent writer on this CPU.
+        Some(v) => unsafe {
+            (*v).packets += 1;
+            (*v).bytes += len;
+        },
+        None => {
+            let _ = LINK_COUNTERS.insert(
+                &key,
+                &LinkCounters {
+                    packets: 1,
+                    bytes: len,
+                },
+                0,
+            );
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Drop accounting from the `skb:kfree_skb` raw tracepoint, for watched interfaces only.
+//! Kernel struct offsets come from userspace (read from the running kernel's BTF).
+
+use aya_ebpf::{
+    helpers::bpf_probe_read_kernel,
+    macros::{map, raw_tracepoint},
+    maps::{Array, HashMap, PerCpuHashMap},
+    programs::RawTracePointContext,
+};
+use vethscope_common::{DropKey, IfaceKey, KernelOffsets};
+
+#[map]
+static KERNEL_OFFSETS: Array<KernelOffsets> = Array::with_max_entries(1, 0);
+
+/// Interfaces whose drops are counted (lab links and lo of lab namespaces).
+#[map]
+static DROP_WATCH: HashMap<IfaceKey, u8> = HashMap::with_max_entries(16384, 0);
+
+#[map]
+static DROP_COUNTERS: PerCpuHashMap<DropKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
+
+#[raw_tracepoint(tracepoint = "kfree_skb")]
+pub fn drops_kfree_skb(ctx: RawTracePointContext) -> i32 {
+    let _ = try_drops(&ctx);
+    0
+}
+
+#[inline(always)]
+fn read_kernel<T>(addr: u64) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel faults safely on a bad address and returns an error.
+    unsafe { bpf_probe_read_kernel(addr as *const T).ok() }
+}
+
+#[inline(always)]
+fn try_drops(ctx: &RawTracePointContext) -> Option<()> {
+    let off = KERNEL_OFFSETS.get(0)?;
+    if off.valid == 0 {
+        return None;
+    }
+    // TP_PROTO(struct sk_buff *skb, void *location, enum skb_drop_reason reason, ...)
+    let skb: u64 = ctx.arg(0);
+    let reason: u64 = ctx.arg(2);
+    let dev: u64 = read_kernel(skb + u64::from(off.skb_dev))?;
+    if dev == 0 {
+        return None;
+    }
+    let ifindex: u32 = read_kernel(dev + u64::from(off.dev_ifindex))?;
+    let net: u64 = read_kernel(dev + u64::from(off.dev_nd_net))?;
+    let cookie: u64 = read_kernel(net + u64::from(off.net_cookie))?;
+    let watch = IfaceKey {
+        netns_cookie: cookie,
+        ifindex,
+        _pad: [0; 4],
+    };
+    // SAFETY: plain lookup in a map we own.
+    unsafe { DROP_WATCH.get(&watch) }?;
+    let key = DropKey {
+        netns_cookie: cookie,
+        ifindex,
+        reason: reason as u32,
+    };
+    match DROP_COUNTERS.get_ptr_mut(&key) {
+        // SAFETY: per-CPU value, no concurrent writer on this CPU.
+        Some(c) => unsafe { *c += 1 },
+        None => {
+            let _ = DROP_COUNTERS.insert(&key, 1u64, 0);
+        }
+    }
+    Some(())
+}

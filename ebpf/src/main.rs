@@ -1,0 +1,32 @@
+//! vethscope's eBPF programs. Built for `bpfel-unknown-none` by `userspace/build.rs`
+//! (aya-build) and embedded in the `vethscope` binary.
+//!
+//! Every entry point is a thin wrapper over a `try_*` function in its module; all packet
+//! reads go through [`packet`], which bounds-checks against `data_end`.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod count;
+#[cfg(target_arch = "bpf")]
+mod drops;
+#[cfg(target_arch = "bpf")]
+mod fastpath;
+#[cfg(target_arch = "bpf")]
+mod packet;
+#[cfg(target_arch = "bpf")]
+mod parse;
+#[cfg(target_arch = "bpf")]
+mod trace;
+
+#[cfg(target_arch = "bpf")]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // The verifier rejects any program with a reachable panic, so this is never called.
+    loop {}
+}
+
+/// On the host this crate is an empty binary, so `cargo build --workspace` and
+/// `cargo clippy --workspace` work; the programs only exist for the BPF target.
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}

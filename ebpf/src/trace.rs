@@ -1,0 +1,118 @@
+//! Trace programs: one event per ARP / ICMP / ICMPv6 packet into a ring buffer.
+
+use aya_ebpf::{
+    helpers::{bpf_get_netns_cookie, bpf_ktime_get_ns, bpf_skb_load_bytes},
+    macros::{classifier, map},
+    maps::{Array, PerCpuArray, RingBuf},
+    programs::TcContext,
+};
+use aya_log_ebpf::debug;
+use vethscope_common::{
+    CAPTURE_LEN, PacketEvent, TRACE_STAT_COUNT, TRACE_STAT_EMITTED, TRACE_STAT_LOST, TraceConfig,
+    direction, proto, proto_mask,
+};
+
+use crate::parse::parse;
+
+/// Observers return "next program" (TC_ACT_UNSPEC, TCX_NEXT) so they never change the
+/// fate of a packet and later programs (the fast path) still run.
+pub const TC_NEXT: i32 = -1;
+
+#[map]
+static TRACE_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+/// Per-CPU counters of the tracer: events lost (ring full) and events emitted.
+#[map]
+static TRACE_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(TRACE_STAT_COUNT, 0);
+
+#[map]
+static TRACE_CONFIG: Array<TraceConfig> = Array::with_max_entries(1, 0);
+
+#[classifier]
+pub fn trace_ingress(ctx: TcContext) -> i32 {
+    try_trace(&ctx, direction::INGRESS);
+    TC_NEXT
+}
+
+#[classifier]
+pub fn trace_egress(ctx: TcContext) -> i32 {
+    try_trace(&ctx, direction::EGRESS);
+    TC_NEXT
+}
+
+#[inline(always)]
+fn bump(slot: u32) {
+    if let Some(counter) = TRACE_STATS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+        unsafe { *counter += 1 };
+    }
+}
+
+#[inline(always)]
+fn wanted(p: u8) -> bool {
+    let mask = TRACE_CONFIG.get(0).map_or(0, |c| c.proto_mask);
+    if mask == 0 {
+        return true;
+    }
+    let bit = match p {
+        proto::ARP => proto_mask::ARP,
+        proto::ICMP => proto_mask::ICMP,
+        _ => proto_mask::ICMPV6,
+    };
+    mask & bit != 0
+}
+
+#[inline(always)]
+fn try_trace(ctx: &TcContext, dir: u8) {
+    let Some(p) = parse(ctx) else {
+        return;
+    };
+    if !wanted(p.proto) {
+        return;
+    }
+    let Some(mut entry) = TRACE_EVENTS.reserve::<PacketEvent>(0) else {
+        bump(TRACE_STAT_LOST);
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: `ev` points to reserved ring-buffer memory of the right size; every
+    // field is written before submit.
+    unsafe {
+        (*ev) = PacketEvent::zeroed();
+        (*ev).ts_ns = bpf_ktime_get_ns();
+        (*ev).netns_cookie = bpf_get_netns_cookie(ctx.skb.skb.cast());
+        (*ev).ifindex = (*ctx.skb.skb).ifindex;
+        (*ev).pkt_len = ctx.len();
+        (*ev).direction = dir;
+        (*ev).proto = p.proto;
+        (*ev).flags = p.flags;
+        (*ev).vlan_id = p.vlan_id;
+        (*ev).arp_op = p.arp_op;
+        (*ev).icmp_type = p.icmp_type;
+        (*ev).icmp_code = p.icmp_code;
+        (*ev).icmp_id = p.icmp_id;
+        (*ev).icmp_seq = p.icmp_seq;
+        (*ev).src_mac = p.src_mac;
+        (*ev).dst_mac = p.dst_mac;
+        (*ev).src = p.src;
+        (*ev).dst = p.dst;
+        (*ev).nd_target = p.nd_target;
+        let len = ctx.len();
+        let cap = if len as usize > CAPTURE_LEN { CAPTURE_LEN as u32 } else { len };
+        // The size must be provably within 1..=CAPTURE_LEN for the verifier.
+        if cap > 0 && cap <= CAPTURE_LEN as u32 {
+            let ret = bpf_skb_load_bytes(
+                ctx.skb.skb.cast(),
+                0,
+                (*ev).frame.as_mut_ptr().cast(),
+                cap,
+            );
+            if ret == 0 {
+                (*ev).cap_len = cap as u16;
+            }
+        }
+    }
+    entry.submit(0);
+    bump(TRACE_STAT_EMITTED);
+    debug!(ctx, "traced proto {} on ifindex {}", p.proto, unsafe { (*ctx.skb.skb).ifindex });
+}

@@ -1,0 +1,117 @@
+//! Handlers of up / down / show / graph / list.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::{
+    inspect::{self, graph::Format},
+    privileges::{self, Cap},
+    topology::Topology,
+    wire::{self, UpOptions, UpOutcome},
+};
+
+const WIRING_CAPS: &[Cap] = &[Cap::NetAdmin, Cap::SysAdmin];
+
+pub async fn up(spec: &str, prefix: &str) -> anyhow::Result<ExitCode> {
+    let topo = Topology::load(spec)?;
+    let topo = if prefix.is_empty() { topo } else { topo.with_prefix(prefix) };
+    // Validate the file before asking for privileges: file errors come first.
+    crate::topology::validate(&topo)?;
+    privileges::require("up", WIRING_CAPS)?;
+    match wire::up(&topo, &UpOptions { progress: true }).await? {
+        UpOutcome::Created { objects, elapsed } => {
+            println!(
+                "lab {} is up: {} namespaces, {} bridges, {} links ({objects} objects) in {:.0} ms",
+                topo.name,
+                topo.namespaces.len(),
+                topo.bridges.len(),
+                topo.links.len(),
+                elapsed.as_secs_f64() * 1000.0
+            );
+        }
+        UpOutcome::AlreadyUp => println!("lab {} is already up with this definition; nothing to do", topo.name),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn down(labs: &[String], all: bool) -> anyhow::Result<ExitCode> {
+    privileges::require("down", WIRING_CAPS)?;
+    let reports = if all {
+        wire::down_all().await?
+    } else {
+        let mut reports = Vec::new();
+        for lab in labs {
+            reports.push(wire::down(lab).await?);
+        }
+        reports
+    };
+    if reports.is_empty() {
+        println!("no labs to remove");
+    }
+    for r in reports {
+        if r.was_absent {
+            println!("lab {} is not up; nothing to remove", r.lab);
+        } else {
+            println!(
+                "lab {} removed: {} namespaces, {} root-namespace interfaces, {} OVS objects",
+                r.lab, r.namespaces, r.interfaces, r.ovs_objects
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn labs_or_one(lab: Option<&str>) -> Vec<String> {
+    match lab {
+        Some(l) => vec![l.to_string()],
+        None => wire::known_labs().await.into_iter().collect(),
+    }
+}
+
+pub async fn show(lab: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    privileges::require("show", WIRING_CAPS)?;
+    let mut views = Vec::new();
+    for l in labs_or_one(lab).await {
+        views.push(inspect::lab_view(&l).await?);
+    }
+    if json {
+        let out = match (lab, views.len()) {
+            (Some(_), 1) => serde_json::to_string_pretty(&views[0]),
+            _ => serde_json::to_string_pretty(&views),
+        }
+        .context("encoding JSON")?;
+        println!("{out}");
+    } else if views.is_empty() {
+        println!("no labs are up");
+    } else {
+        for v in &views {
+            print!("{}", inspect::render::text(v));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn graph(lab: Option<&str>, format: Format) -> anyhow::Result<ExitCode> {
+    privileges::require("graph", WIRING_CAPS)?;
+    for l in labs_or_one(lab).await {
+        let view = inspect::lab_view(&l).await?;
+        print!("{}", inspect::graph::render(&view, format));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn list() -> anyhow::Result<ExitCode> {
+    privileges::require("list", WIRING_CAPS)?;
+    let labs = wire::known_labs().await;
+    if labs.is_empty() {
+        println!("no labs are up");
+    }
+    for lab in labs {
+        let status = wire::state::read(&lab)
+            .map(|s| format!("{:?}", s.status).to_lowercase())
+            .unwrap_or_else(|| "unrecorded (marks only; `vethscope down` removes it)".into());
+        println!("{lab:<24} {status}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

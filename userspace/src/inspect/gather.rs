@@ -1,0 +1,226 @@
+use std::collections::HashMap;
+
+use super::{BridgeView, LabView, LinkView, MasterView, NamespaceView, PeerView};
+use crate::{
+    netlink::{LinkInfo, Netlink, NetlinkError},
+    netns, ovs,
+    topology::HOST,
+    wire::{self, mark, state},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error("no lab named {lab} is up (labs: {known})")]
+    NoSuchLab { lab: String, known: String },
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error(transparent)]
+    Netns(#[from] netns::NetnsError),
+}
+
+struct Raw {
+    netns: String,
+    link: LinkInfo,
+    addresses: Vec<String>,
+}
+
+/// OVS port facts by interface name.
+struct OvsPort {
+    bridge: String,
+    ofport: Option<i64>,
+    internal: bool,
+}
+
+pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
+    let alias = mark::alias(lab);
+    let plan = state::read(lab);
+    let mut namespaces = Vec::new();
+    for ns in netns::list() {
+        let planned = plan.as_ref().is_some_and(|p| p.topology.netns_names().any(|n| n == ns));
+        if planned || wire_owner(&ns).await.as_deref() == Some(lab) {
+            namespaces.push(ns);
+        }
+    }
+    let host = Netlink::open(HOST).await?;
+    let host_links: Vec<LinkInfo> = host.links().await?;
+    let host_addrs = host.addresses().await?;
+    let ours_in_host: Vec<&LinkInfo> = host_links.iter().filter(|l| l.alias.as_deref() == Some(alias.as_str())).collect();
+    if namespaces.is_empty() && ours_in_host.is_empty() && plan.is_none() {
+        let known: Vec<String> = wire::known_labs().await.into_iter().collect();
+        return Err(InspectError::NoSuchLab {
+            lab: lab.to_string(),
+            known: if known.is_empty() { "none".into() } else { known.join(", ") },
+        });
+    }
+
+    let mut raws: Vec<Raw> = Vec::new();
+    let mut ns_views = Vec::new();
+    for ns in &namespaces {
+        ns_views.push(NamespaceView {
+            name: ns.clone(),
+            inode: netns::inode(ns)?,
+        });
+        let nl = Netlink::open(ns).await?;
+        let addrs = nl.addresses().await?;
+        for link in nl.links().await? {
+            raws.push(Raw {
+                netns: ns.clone(),
+                addresses: addresses_of(&addrs, link.index),
+                link,
+            });
+        }
+    }
+    for link in &ours_in_host {
+        raws.push(Raw {
+            netns: HOST.to_string(),
+            addresses: addresses_of(&host_addrs, link.index),
+            link: (*link).clone(),
+        });
+    }
+
+    let (ovs_ports, ovs_bridges) = ovs_facts(lab);
+    let host_by_index: HashMap<u32, &LinkInfo> = host_links.iter().map(|l| (l.index, l)).collect();
+    let mut links: Vec<LinkView> = raws
+        .iter()
+        .map(|r| {
+            let ovs = ovs_ports.get(&r.link.name);
+            let kind = match (&r.link.kind, ovs) {
+                (_, Some(p)) if p.internal => "ovs-internal".to_string(),
+                _ if r.link.name == "lo" => "lo".to_string(),
+                _ if ovs_bridges.iter().any(|b| b.name == r.link.name) => "ovs-bridge".to_string(),
+                (Some(k), _) => k.clone(),
+                (None, _) => "other".to_string(),
+            };
+            let master = match ovs {
+                Some(p) => Some(MasterView {
+                    name: p.bridge.clone(),
+                    kind: "ovs".into(),
+                    ofport: p.ofport,
+                }),
+                None if r.netns == HOST => r.link.master.and_then(|m| host_by_index.get(&m)).map(|m| MasterView {
+                    name: m.name.clone(),
+                    kind: "linux".into(),
+                    ofport: None,
+                }),
+                None => None,
+            };
+            LinkView {
+                netns: r.netns.clone(),
+                name: r.link.name.clone(),
+                kind,
+                ifindex: r.link.index,
+                mac: if r.link.name == "lo" { None } else { r.link.mac_string() },
+                mtu: r.link.mtu,
+                state: r.link.state,
+                addresses: r.addresses.clone(),
+                peer: resolve_peer(r, &raws),
+                master,
+            }
+        })
+        .collect();
+    // Lab namespaces first, the root namespace last.
+    links.sort_by(|a, b| (a.netns == HOST, &a.netns, a.ifindex).cmp(&(b.netns == HOST, &b.netns, b.ifindex)));
+
+    let mut bridges: Vec<BridgeView> = host_links
+        .iter()
+        .filter(|l| l.alias.as_deref() == Some(alias.as_str()) && l.kind.as_deref() == Some("bridge"))
+        .map(|b| BridgeView {
+            name: b.name.clone(),
+            kind: "linux".into(),
+            datapath: None,
+            ports: host_links
+                .iter()
+                .filter(|p| p.master == Some(b.index))
+                .map(|p| p.name.clone())
+                .collect(),
+        })
+        .collect();
+    bridges.extend(ovs_bridges);
+
+    Ok(LabView {
+        lab: lab.to_string(),
+        status: match plan.map(|p| p.status) {
+            Some(state::Status::Up) => "up".into(),
+            Some(state::Status::Creating) => "creating".into(),
+            None => "unrecorded".into(),
+        },
+        namespaces: ns_views,
+        bridges,
+        links,
+    })
+}
+
+async fn wire_owner(ns: &str) -> Option<String> {
+    let nl = Netlink::open(ns).await.ok()?;
+    let lo = nl.link_by_name("lo").await.ok()??;
+    mark::lab_of(lo.alias.as_deref()).map(str::to_string)
+}
+
+fn addresses_of(addrs: &[(u32, crate::topology::Cidr)], index: u32) -> Vec<String> {
+    addrs.iter().filter(|(i, _)| *i == index).map(|(_, c)| c.to_string()).collect()
+}
+
+/// A veth's peer: the veth whose index is our peer index and whose peer index is ours,
+/// in the same namespace when the kernel reports no peer namespace id, else in another.
+fn resolve_peer(r: &Raw, all: &[Raw]) -> Option<PeerView> {
+    if !r.link.is_veth() {
+        return None;
+    }
+    let peer_index = r.link.peer_index?;
+    let same_ns = r.link.peer_netnsid.is_none();
+    all.iter()
+        .find(|o| {
+            o.link.is_veth()
+                && o.link.index == peer_index
+                && o.link.peer_index == Some(r.link.index)
+                && (o.netns == r.netns) == same_ns
+                && !(o.netns == r.netns && o.link.name == r.link.name)
+        })
+        .map(|o| PeerView {
+            netns: o.netns.clone(),
+            name: o.link.name.clone(),
+            ifindex: o.link.index,
+        })
+}
+
+fn ovs_facts(lab: &str) -> (HashMap<String, OvsPort>, Vec<BridgeView>) {
+    let mut ports = HashMap::new();
+    let mut bridges = Vec::new();
+    let Some(ep) = ovs::find_running(&wire::ovs_run_dir()) else {
+        return (ports, bridges);
+    };
+    let Ok(mut db) = ovs::Ovsdb::connect(&ep) else {
+        return (ports, bridges);
+    };
+    let Ok(all) = db.bridges() else {
+        return (ports, bridges);
+    };
+    for b in all {
+        let ours = b.external_ids.iter().any(|(k, v)| k == mark::OVS_KEY && v == lab);
+        if !ours {
+            continue;
+        }
+        let mut names = Vec::new();
+        for p in &b.ports {
+            if p.name == b.name {
+                continue;
+            }
+            names.push(p.name.clone());
+            ports.insert(
+                p.interface.clone(),
+                OvsPort {
+                    bridge: b.name.clone(),
+                    ofport: p.ofport,
+                    internal: p.iface_type == "internal",
+                },
+            );
+        }
+        bridges.push(BridgeView {
+            name: b.name.clone(),
+            kind: "ovs".into(),
+            datapath: Some(b.datapath_type.clone()),
+            ports: names,
+        });
+    }
+    (ports, bridges)
+}

@@ -1,0 +1,51 @@
+//! The `vethscope` binary: parse arguments, set up logging, run, report errors as one
+//! clear message (never a panic or a backtrace).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use vethscope::cli::{Cli, run};
+
+fn main() -> ExitCode {
+    // Like other command-line tools: a closed pipe (`| head`) ends us quietly.
+    // SAFETY: resetting a signal disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    // A bug must still read as one sentence, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("vethscope: internal error: {info} (please report this)");
+    }));
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VETHSCOPE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vethscope: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            // One message: the error and its causes, no backtrace.
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg.push_str(": ");
+                    msg.push_str(&c);
+                }
+            }
+            eprintln!("vethscope: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

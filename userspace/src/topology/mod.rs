@@ -1,0 +1,196 @@
+//! The lab description: YAML file or built-in scenario → validated [`Topology`].
+//!
+//! Everything here is pure: no kernel object is touched until `wire` applies a
+//! topology that passed [`validate`]. Every object remembers where it was written
+//! ([`Pos`]) so later errors can point at the file, line and column.
+
+mod cidr;
+mod error;
+mod parse;
+mod prefix;
+pub mod scenarios;
+mod validate;
+mod yaml;
+
+use std::path::Path;
+
+pub use cidr::Cidr;
+pub use error::{Location, TopologyError};
+pub use validate::{validate, validate_environment};
+
+/// The reserved namespace name for the root namespace.
+pub const HOST: &str = "host";
+/// Linux limit for interface names (IFNAMSIZ - 1).
+pub const IFNAME_MAX: usize = 15;
+
+/// Line and column (1-based) of an object in its source file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Topology {
+    pub name: String,
+    /// File name (or `builtin:NAME`) for error messages.
+    pub source: String,
+    pub namespaces: Vec<Namespace>,
+    pub bridges: Vec<Bridge>,
+    pub links: Vec<Link>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Namespace {
+    pub name: String,
+    /// Full sysctl keys (`net.ipv4.conf.all.rp_filter`) applied inside the namespace.
+    pub sysctls: Vec<Sysctl>,
+    pub routes: Vec<Route>,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sysctl {
+    pub key: String,
+    pub value: String,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Route {
+    /// `None` = default route.
+    pub to: Option<Cidr>,
+    pub via: Option<std::net::IpAddr>,
+    pub dev: Option<String>,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BridgeKind {
+    Linux,
+    Ovs,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Bridge {
+    pub name: String,
+    pub kind: BridgeKind,
+    pub mtu: Option<u32>,
+    pub pos: Pos,
+}
+
+/// Where one end of a link sits.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Place {
+    /// In a lab namespace (or the root namespace when the name is [`HOST`]).
+    Netns(String),
+    /// A port of a bridge (the interface lives in the root namespace).
+    Bridge(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct End {
+    pub place: Place,
+    pub name: String,
+    pub addresses: Vec<Cidr>,
+    pub mtu: Option<u32>,
+    pub mac: Option<[u8; 6]>,
+    /// Interface-scoped keys (`accept_local`, `ipv6.disable_ipv6`).
+    pub sysctls: Vec<Sysctl>,
+    pub pos: Pos,
+}
+
+impl End {
+    /// The namespace the interface ends up in (`host` for bridge ports).
+    pub fn netns(&self) -> &str {
+        match &self.place {
+            Place::Netns(ns) => ns,
+            Place::Bridge(_) => HOST,
+        }
+    }
+
+    pub fn bridge(&self) -> Option<&str> {
+        match &self.place {
+            Place::Bridge(b) => Some(b),
+            Place::Netns(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Link {
+    Veth { ends: [End; 2], pos: Pos },
+    /// An OVS internal port created on `bridge`, then moved to the end's namespace.
+    OvsInternal { bridge: String, end: End, pos: Pos },
+}
+
+impl Link {
+    pub fn ends(&self) -> &[End] {
+        match self {
+            Link::Veth { ends, .. } => ends,
+            Link::OvsInternal { end, .. } => std::slice::from_ref(end),
+        }
+    }
+
+    pub fn pos(&self) -> Pos {
+        match self {
+            Link::Veth { pos, .. } | Link::OvsInternal { pos, .. } => *pos,
+        }
+    }
+}
+
+impl Topology {
+    /// Parses YAML text; `source` names the file in error messages.
+    pub fn from_yaml(text: &str, source: &str) -> Result<Self, TopologyError> {
+        parse::parse(text, source)
+    }
+
+    /// Reads and parses a file.
+    pub fn from_file(path: &Path) -> Result<Self, TopologyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TopologyError::Read {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        Self::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// A built-in scenario by name, or a file path.
+    pub fn load(spec: &str) -> Result<Self, TopologyError> {
+        let path = Path::new(spec);
+        if path.exists() {
+            return Self::from_file(path);
+        }
+        match scenarios::get(spec) {
+            Some(text) => Self::from_yaml(text, &format!("builtin:{spec}")),
+            None => Err(TopologyError::UnknownSpec {
+                spec: spec.to_string(),
+                builtins: scenarios::NAMES.join(", "),
+            }),
+        }
+    }
+
+    /// Prefixes the lab name, namespace names and every root-namespace object, so
+    /// several copies of a scenario can run side by side (tests do this).
+    pub fn with_prefix(&self, prefix: &str) -> Self {
+        prefix::apply(self, prefix)
+    }
+
+    pub fn uses_ovs(&self) -> bool {
+        self.bridges.iter().any(|b| b.kind == BridgeKind::Ovs)
+    }
+
+    pub fn bridge(&self, name: &str) -> Option<&Bridge> {
+        self.bridges.iter().find(|b| b.name == name)
+    }
+
+    /// All ends of all links, in file order.
+    pub fn ends(&self) -> impl Iterator<Item = &End> {
+        self.links.iter().flat_map(|l| l.ends().iter())
+    }
+
+    /// Lab namespace names (never `host`), in file order.
+    pub fn netns_names(&self) -> impl Iterator<Item = &str> {
+        self.namespaces.iter().map(|n| n.name.as_str())
+    }
+}

@@ -1,0 +1,393 @@
+//! `up`: check everything, record the plan, make the objects in dependency order
+//! (namespaces, bridges, links, routes); on any failure remove what was made.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::{
+    WireError, ethtool, mark, preflight,
+    state::{self, LabState, Status},
+    teardown,
+};
+use crate::{
+    netlink::{LinkInfo, Netlink, NetlinkError},
+    netns, ovs,
+    progress::Progress,
+    topology::{self, BridgeKind, End, HOST, Link, Namespace, Place, Topology},
+};
+
+#[derive(Debug, Default)]
+pub struct UpOptions {
+    /// Show progress on a terminal.
+    pub progress: bool,
+}
+
+#[derive(Debug)]
+pub enum UpOutcome {
+    Created { objects: usize, elapsed: Duration },
+    /// The same lab was already up: nothing was done.
+    AlreadyUp,
+}
+
+pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> {
+    topology::validate(t)?;
+    topology::validate_environment(t)?;
+    let _lab_lock = state::lock(&t.name)?;
+    if let Some(existing) = state::read(&t.name) {
+        return match existing.status {
+            Status::Up if same_definition(&existing.topology, t) && still_up(t) => Ok(UpOutcome::AlreadyUp),
+            Status::Up => Err(WireError::DifferentDefinition { lab: t.name.clone() }),
+            Status::Creating => Err(WireError::HalfMade { lab: t.name.clone() }),
+        };
+    }
+    let lab = t.name.clone();
+    let host = Netlink::open(HOST).await.map_err(|source| WireError::Netlink {
+        lab: lab.clone(),
+        source,
+    })?;
+    preflight::check_free(t, &host).await?;
+    // The OVS lock keeps a concurrent `down` of another lab from stopping the daemons
+    // we are about to use.
+    let _ovs_lock = if t.uses_ovs() { Some(state::lock("ovs")?) } else { None };
+
+    let started = Instant::now();
+    let mut st = LabState {
+        lab: lab.clone(),
+        status: Status::Creating,
+        topology: t.clone(),
+        ovs_datapath: None,
+        created_unix: state::now_unix(),
+    };
+    state::write(&st)?;
+
+    let total = t.namespaces.len() + t.bridges.len() + t.links.len();
+    let mut builder = Builder {
+        t,
+        mark: mark::alias(&lab),
+        host,
+        nls: HashMap::new(),
+        ovs: None,
+        progress: Progress::new(total, opts.progress),
+    };
+    match builder.build().await {
+        Ok(()) => {
+            builder.progress.finish();
+            st.status = Status::Up;
+            st.ovs_datapath = builder.ovs.as_ref().map(|o| o.datapath.to_string());
+            state::write(&st)?;
+            Ok(UpOutcome::Created {
+                objects: total,
+                elapsed: started.elapsed(),
+            })
+        }
+        Err(e) => {
+            builder.progress.finish();
+            drop(builder);
+            tracing::warn!("up of lab {lab} failed, removing what was made: {e}");
+            if let Err(undo) = teardown::remove_lab(&lab, true).await {
+                tracing::error!("undo of lab {lab} was incomplete: {undo}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Same lab definition, ignoring where in the file things were written.
+fn same_definition(a: &Topology, b: &Topology) -> bool {
+    fn canonical(t: &Topology) -> serde_json::Value {
+        let mut v = serde_json::to_value(t).unwrap_or_default();
+        strip(&mut v);
+        v
+    }
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("pos");
+                m.remove("source");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    canonical(a) == canonical(b)
+}
+
+fn still_up(t: &Topology) -> bool {
+    t.netns_names().all(netns::exists)
+}
+
+struct OvsSession {
+    db: ovs::Ovsdb,
+    datapath: &'static str,
+}
+
+struct Builder<'t> {
+    t: &'t Topology,
+    mark: String,
+    host: Netlink,
+    /// One netlink socket per lab namespace, opened once.
+    nls: HashMap<String, Netlink>,
+    ovs: Option<OvsSession>,
+    progress: Progress,
+}
+
+impl Builder<'_> {
+    fn lab(&self) -> String {
+        self.t.name.clone()
+    }
+
+    fn nl_err(&self, source: NetlinkError) -> WireError {
+        match source.errno() {
+            Some(libc::EEXIST) => match &source {
+                NetlinkError::Op { object, netns, .. } => WireError::Conflict {
+                    object: format!("interface {object}"),
+                    netns: netns.clone(),
+                    lab: self.lab(),
+                },
+                _ => WireError::Netlink { lab: self.lab(), source },
+            },
+            _ => WireError::Netlink { lab: self.lab(), source },
+        }
+    }
+
+    fn nl(&self, ns: &str) -> &Netlink {
+        if ns == HOST {
+            &self.host
+        } else {
+            // Every lab namespace is opened in create_namespace before links use it.
+            self.nls.get(ns).unwrap_or(&self.host)
+        }
+    }
+
+    async fn build(&mut self) -> Result<(), WireError> {
+        for ns in &self.t.namespaces {
+            self.progress.step(&format!("namespace {}", ns.name));
+            self.create_namespace(ns).await?;
+        }
+        for br in &self.t.bridges {
+            self.progress.step(&format!("bridge {}", br.name));
+            match br.kind {
+                BridgeKind::Linux => self.create_linux_bridge(br).await?,
+                BridgeKind::Ovs => self.create_ovs_bridge(br).await?,
+            }
+        }
+        for link in &self.t.links {
+            match link {
+                Link::Veth { ends, .. } => {
+                    self.progress.step(&format!("veth {} — {}", ends[0].name, ends[1].name));
+                    self.create_veth(ends).await?;
+                }
+                Link::OvsInternal { bridge, end, .. } => {
+                    self.progress.step(&format!("ovs-internal {}", end.name));
+                    self.create_ovs_internal(bridge, end).await?;
+                }
+            }
+        }
+        for ns in &self.t.namespaces {
+            for route in &ns.routes {
+                let nl = self.nl(&ns.name);
+                let dev = match &route.dev {
+                    Some(d) => Some(nl.require(d).await.map_err(|e| self.nl_err(e))?),
+                    None => None,
+                };
+                nl.add_route(route, dev.as_ref()).await.map_err(|e| self.nl_err(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_namespace(&mut self, ns: &Namespace) -> Result<(), WireError> {
+        let lab = self.lab();
+        netns::create(&ns.name).map_err(|source| match source {
+            netns::NetnsError::Exists { .. } => WireError::Conflict {
+                object: format!("namespace {}", ns.name),
+                netns: ns.name.clone(),
+                lab: lab.clone(),
+            },
+            source => WireError::Netns { lab: lab.clone(), source },
+        })?;
+        let nl = Netlink::open(&ns.name).await.map_err(|e| self.nl_err(e))?;
+        // Mark first: from here on `down` recognises the namespace as ours.
+        let lo = nl.require("lo").await.map_err(|e| self.nl_err(e))?;
+        nl.set_alias(&lo, &self.mark).await.map_err(|e| self.nl_err(e))?;
+        nl.set_up(&lo).await.map_err(|e| self.nl_err(e))?;
+        // Namespace-wide sysctls before any interface exists, so `default.*` keys apply.
+        for s in &ns.sysctls {
+            netns::write_sysctl(&ns.name, &s.key, &s.value).map_err(|source| WireError::Netns {
+                lab: lab.clone(),
+                source,
+            })?;
+        }
+        self.nls.insert(ns.name.clone(), nl);
+        Ok(())
+    }
+
+    async fn create_linux_bridge(&mut self, br: &topology::Bridge) -> Result<(), WireError> {
+        self.host.create_bridge(&br.name).await.map_err(|e| self.nl_err(e))?;
+        let link = self.host.require(&br.name).await.map_err(|e| self.nl_err(e))?;
+        self.host.set_alias(&link, &self.mark).await.map_err(|e| self.nl_err(e))?;
+        if let Some(mtu) = br.mtu {
+            self.host.set_mtu(&link, mtu).await.map_err(|e| self.nl_err(e))?;
+        }
+        self.host.set_up(&link).await.map_err(|e| self.nl_err(e))
+    }
+
+    fn ovs_err(&self, source: ovs::OvsError) -> WireError {
+        WireError::Ovs { lab: self.lab(), source }
+    }
+
+    fn ovs(&mut self) -> Result<&mut OvsSession, WireError> {
+        if self.ovs.is_none() {
+            let ep = ovs::ensure_running(&super::ovs_run_dir()).map_err(|e| self.ovs_err(e))?;
+            let db = ovs::Ovsdb::connect(&ep).map_err(|e| self.ovs_err(e))?;
+            // The kernel datapath when the kernel has it; else OVS's userspace datapath.
+            let datapath = if ovs::kernel_datapath_available() { "system" } else { "netdev" };
+            tracing::info!("Open vSwitch datapath: {datapath}");
+            self.ovs = Some(OvsSession { db, datapath });
+        }
+        self.ovs.as_mut().ok_or_else(|| WireError::Other {
+            lab: String::new(),
+            message: "Open vSwitch session unavailable".into(),
+        })
+    }
+
+    fn ovs_ids(&self) -> [(&'static str, String); 1] {
+        [(mark::OVS_KEY, self.lab())]
+    }
+
+    async fn create_ovs_bridge(&mut self, br: &topology::Bridge) -> Result<(), WireError> {
+        let lab = self.lab();
+        let session = self.ovs()?;
+        let datapath = session.datapath;
+        session
+            .db
+            .add_bridge(&br.name, datapath, &[(mark::OVS_KEY, lab.as_str())])
+            .map_err(|source| WireError::Ovs { lab: lab.clone(), source })?;
+        // The bridge's own port is a device too (a tap with netdev): mark it and bring it up.
+        let link = wait_for_link(&self.host, &br.name).await.map_err(|e| self.nl_err(e))?;
+        self.host.set_alias(&link, &self.mark).await.map_err(|e| self.nl_err(e))?;
+        self.host.set_up(&link).await.map_err(|e| self.nl_err(e))
+    }
+
+    async fn create_veth(&mut self, ends: &[End; 2]) -> Result<(), WireError> {
+        let [a, b] = ends;
+        let peer_ns = if a.netns() != b.netns() {
+            Some(netns::open(b.netns()).map_err(|source| WireError::Netns { lab: self.lab(), source })?)
+        } else {
+            None
+        };
+        self.nl(a.netns())
+            .create_veth(&a.name, &b.name, peer_ns.as_ref())
+            .await
+            .map_err(|e| self.nl_err(e))?;
+        self.configure_end(a).await?;
+        self.configure_end(b).await?;
+        // OVS userspace datapath: the namespace end must checksum in software (see ethtool.rs).
+        for (end, other) in [(a, b), (b, a)] {
+            let other_on_netdev_ovs = other
+                .bridge()
+                .and_then(|br| self.t.bridge(br))
+                .is_some_and(|br| br.kind == BridgeKind::Ovs)
+                && self.ovs.as_ref().is_some_and(|o| o.datapath == "netdev");
+            if other_on_netdev_ovs && end.bridge().is_none() {
+                self.tx_checksum_off(end)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn tx_checksum_off(&self, end: &End) -> Result<(), WireError> {
+        let name = end.name.clone();
+        netns::run_in(end.netns(), || ethtool::set_tx_checksum(&name, false))
+            .map_err(|source| WireError::Netns { lab: self.lab(), source })?
+            .map_err(|source| WireError::Io {
+                lab: self.lab(),
+                what: format!("turn off TX checksum offload on {} in namespace {}", end.name, end.netns()),
+                source,
+            })
+    }
+
+    async fn create_ovs_internal(&mut self, bridge: &str, end: &End) -> Result<(), WireError> {
+        let lab = self.lab();
+        let ids = self.ovs_ids();
+        let ids: Vec<(&str, &str)> = ids.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let session = self.ovs()?;
+        session
+            .db
+            .add_port(bridge, &end.name, "internal", &ids)
+            .and_then(|()| session.db.wait_ofport(&end.name).map(|_| ()))
+            .map_err(|source| WireError::Ovs { lab: lab.clone(), source })?;
+        let link = wait_for_link(&self.host, &end.name).await.map_err(|e| self.nl_err(e))?;
+        if end.netns() != HOST {
+            let fd = netns::open(end.netns()).map_err(|source| WireError::Netns { lab: lab.clone(), source })?;
+            self.host
+                .set_netns(&link, &fd, end.netns())
+                .await
+                .map_err(|e| self.nl_err(e))?;
+        }
+        self.configure_end(end).await
+    }
+
+    /// Mark, address, tune and attach one interface, then bring it up.
+    async fn configure_end(&mut self, end: &End) -> Result<(), WireError> {
+        let lab = self.lab();
+        let ns = end.netns().to_string();
+        let link = self.nl(&ns).require(&end.name).await.map_err(|e| self.nl_err(e))?;
+        let nl = self.nl(&ns);
+        nl.set_alias(&link, &self.mark).await.map_err(|e| self.nl_err(e))?;
+        if let Some(mac) = end.mac {
+            nl.set_mac(&link, mac).await.map_err(|e| self.nl_err(e))?;
+        }
+        if let Some(mtu) = end.mtu {
+            nl.set_mtu(&link, mtu).await.map_err(|e| self.nl_err(e))?;
+        }
+        for cidr in &end.addresses {
+            nl.add_address(&link, cidr).await.map_err(|e| self.nl_err(e))?;
+        }
+        for s in &end.sysctls {
+            let (family, key) = match s.key.strip_prefix("ipv6.") {
+                Some(k) => ("ipv6", k),
+                None => ("ipv4", s.key.strip_prefix("ipv4.").unwrap_or(&s.key)),
+            };
+            let path = netns::iface_key_path(family, &end.name, key);
+            netns::write_sysctl_in(&ns, path, &s.value).map_err(|source| WireError::Netns {
+                lab: lab.clone(),
+                source,
+            })?;
+        }
+        if let Place::Bridge(br) = &end.place {
+            match self.t.bridge(br).map(|b| b.kind) {
+                Some(BridgeKind::Ovs) => {
+                    let ids = self.ovs_ids();
+                    let ids: Vec<(&str, &str)> = ids.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    let session = self.ovs()?;
+                    session
+                        .db
+                        .add_port(br, &end.name, "", &ids)
+                        .and_then(|()| session.db.wait_ofport(&end.name).map(|_| ()))
+                        .map_err(|source| WireError::Ovs { lab: lab.clone(), source })?;
+                }
+                _ => {
+                    let master = self.host.require(br).await.map_err(|e| self.nl_err(e))?;
+                    self.host.set_master(&link, &master).await.map_err(|e| self.nl_err(e))?;
+                }
+            }
+        }
+        self.nl(&ns).set_up(&link).await.map_err(|e| self.nl_err(e))
+    }
+}
+
+/// Devices OVS creates appear a moment after the transaction commits.
+async fn wait_for_link(nl: &Netlink, name: &str) -> Result<LinkInfo, NetlinkError> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(link) = nl.link_by_name(name).await? {
+            return Ok(link);
+        }
+        if Instant::now() > deadline {
+            return nl.require(name).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
