@@ -2,14 +2,13 @@
 //! per-CPU hash; nothing is sent to userspace per packet.
 
 use aya_ebpf::{
-    helpers::bpf_get_netns_cookie,
     macros::{classifier, map},
     maps::PerCpuHashMap,
     programs::TcContext,
 };
 use vethscope_common::{LinkCounters, LinkKey, direction};
 
-use crate::{parse::classify, trace::TC_NEXT};
+use crate::{kernel::skb_netns_cookie, parse::classify, trace::TC_NEXT};
 
 /// Sized for thousands of links × 2 directions × 6 classes.
 #[map]
@@ -31,8 +30,7 @@ pub fn count_egress(ctx: TcContext) -> i32 {
 #[inline(always)]
 fn try_count(ctx: &TcContext, dir: u8) {
     let key = LinkKey {
-        // SAFETY: the helper only reads the skb's device namespace.
-        netns_cookie: unsafe { bpf_get_netns_cookie(ctx.skb.skb.cast()) },
+        netns_cookie: skb_netns_cookie(ctx.skb.skb as u64),
         // SAFETY: reading a field of the context the kernel passed us.
         ifindex: unsafe { (*ctx.skb.skb).ifindex },
         direction: dir,

@@ -2,15 +2,13 @@
 //! Kernel struct offsets come from userspace (read from the running kernel's BTF).
 
 use aya_ebpf::{
-    helpers::bpf_probe_read_kernel,
     macros::{map, raw_tracepoint},
-    maps::{Array, HashMap, PerCpuHashMap},
+    maps::{HashMap, PerCpuHashMap},
     programs::RawTracePointContext,
 };
-use vethscope_common::{DropKey, IfaceKey, KernelOffsets};
+use vethscope_common::{DropKey, IfaceKey};
 
-#[map]
-static KERNEL_OFFSETS: Array<KernelOffsets> = Array::with_max_entries(1, 0);
+use crate::kernel::{KERNEL_OFFSETS, dev_netns_cookie, read_kernel};
 
 /// Interfaces whose drops are counted (lab links and lo of lab namespaces).
 #[map]
@@ -23,12 +21,6 @@ static DROP_COUNTERS: PerCpuHashMap<DropKey, u64> = PerCpuHashMap::with_max_entr
 pub fn drops_kfree_skb(ctx: RawTracePointContext) -> i32 {
     let _ = try_drops(&ctx);
     0
-}
-
-#[inline(always)]
-fn read_kernel<T>(addr: u64) -> Option<T> {
-    // SAFETY: bpf_probe_read_kernel faults safely on a bad address and returns an error.
-    unsafe { bpf_probe_read_kernel(addr as *const T).ok() }
 }
 
 #[inline(always)]
@@ -45,8 +37,7 @@ fn try_drops(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     let ifindex: u32 = read_kernel(dev + u64::from(off.dev_ifindex))?;
-    let net: u64 = read_kernel(dev + u64::from(off.dev_nd_net))?;
-    let cookie: u64 = read_kernel(net + u64::from(off.net_cookie))?;
+    let cookie = dev_netns_cookie(off, dev)?;
     let watch = IfaceKey {
         netns_cookie: cookie,
         ifindex,

@@ -1,7 +1,7 @@
 //! Trace programs: one event per ARP / ICMP / ICMPv6 packet into a ring buffer.
 
 use aya_ebpf::{
-    helpers::{bpf_get_netns_cookie, bpf_ktime_get_ns, bpf_skb_load_bytes},
+    helpers::{bpf_ktime_get_ns, bpf_skb_load_bytes},
     macros::{classifier, map},
     maps::{Array, PerCpuArray, RingBuf},
     programs::TcContext,
@@ -12,7 +12,7 @@ use vethscope_common::{
     direction, proto, proto_mask,
 };
 
-use crate::parse::parse;
+use crate::{kernel::skb_netns_cookie, parse::parse};
 
 /// Observers return "next program" (TC_ACT_UNSPEC, TCX_NEXT) so they never change the
 /// fate of a packet and later programs (the fast path) still run.
@@ -80,7 +80,7 @@ fn try_trace(ctx: &TcContext, dir: u8) {
     unsafe {
         (*ev) = PacketEvent::zeroed();
         (*ev).ts_ns = bpf_ktime_get_ns();
-        (*ev).netns_cookie = bpf_get_netns_cookie(ctx.skb.skb.cast());
+        (*ev).netns_cookie = skb_netns_cookie(ctx.skb.skb as u64);
         (*ev).ifindex = (*ctx.skb.skb).ifindex;
         (*ev).pkt_len = ctx.len();
         (*ev).direction = dir;

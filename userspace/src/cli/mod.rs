@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch. Handlers return
 //! `anyhow::Result`; `main` prints the error chain as one message.
 
+mod tracing_cmd;
 mod wiring;
 
 use clap::{Parser, Subcommand};
@@ -56,6 +57,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: Format,
     },
+    /// Follow every ARP and ICMP packet of a lab hop by hop with eBPF and print its path.
+    #[command(after_help = "Examples:\n  vethscope trace bridge                       # then ping in another terminal\n  vethscope trace same-ns --count 1 --json\n  vethscope trace bridge --pcap lab.pcapng --duration 10\n  vethscope trace --proto arp                  # every veth on the host")]
+    Trace(TraceArgs),
     /// List the labs that are up.
     #[command(after_help = "Example:\n  vethscope list")]
     List,
@@ -67,6 +71,42 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
+#[derive(Debug, clap::Args)]
+pub struct TraceArgs {
+    /// Lab to trace; without it, every veth on the host and lo of every named namespace.
+    pub lab: Option<String>,
+    /// NDJSON output (docs/trace-json.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Also write every traced frame to this pcapng file (one interface per namespace/interface).
+    #[arg(long)]
+    pub pcap: Option<std::path::PathBuf>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Stop after this many completed paths.
+    #[arg(long)]
+    pub count: Option<usize>,
+    /// Protocols to trace, comma separated: arp, icmp, icmpv6.
+    #[arg(long, default_value = "arp,icmp,icmpv6")]
+    pub proto: String,
+    /// Only interfaces in this namespace.
+    #[arg(long = "ns")]
+    pub netns: Option<String>,
+    /// Only interfaces with this name.
+    #[arg(long)]
+    pub iface: Option<String>,
+    /// Forward the eBPF programs' own log messages (parse decisions) to the terminal.
+    #[arg(long)]
+    pub ebpf_log: bool,
+    /// Seconds a request waits for its reply before it is reported unanswered.
+    #[arg(long, default_value_t = 1.0)]
+    pub reply_timeout: f64,
+    /// Print only paths, not a line per hop.
+    #[arg(long)]
+    pub paths_only: bool,
+}
+
 /// Runs one command; the returned code is the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
@@ -74,6 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Down { labs, all } => wiring::down(&labs, all).await,
         Command::Show { lab, json } => wiring::show(lab.as_deref(), json).await,
         Command::Graph { lab, format } => wiring::graph(lab.as_deref(), format).await,
+        Command::Trace(args) => tracing_cmd::trace(args).await,
         Command::List => wiring::list().await,
         Command::Scenarios => {
             for name in crate::topology::scenarios::NAMES {

@@ -3,7 +3,7 @@
 //! from the async runtime like any other.
 
 mod error;
-mod link;
+pub mod link;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 

@@ -1,0 +1,33 @@
+//! Handler of `trace`.
+
+use std::{process::ExitCode, time::Duration};
+
+use super::TraceArgs;
+use crate::{
+    privileges::{self, Cap},
+    probe::TargetFilter,
+    trace::{self, TraceOptions},
+};
+
+pub async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
+    privileges::require("trace", &[Cap::Bpf, Cap::NetAdmin, Cap::SysAdmin])?;
+    let opts = TraceOptions {
+        lab: args.lab,
+        json: args.json,
+        pcap: args.pcap,
+        duration: args.duration.map(Duration::from_secs_f64),
+        count: args.count,
+        proto_mask: trace::parse_protos(&args.proto)?,
+        filter: TargetFilter {
+            netns: args.netns,
+            ifname: args.iface,
+        },
+        ebpf_log: args.ebpf_log,
+        reply_timeout: Duration::from_secs_f64(args.reply_timeout.max(0.01)),
+        hops: !args.paths_only,
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    trace::run(&opts, &mut out).await?;
+    Ok(ExitCode::SUCCESS)
+}

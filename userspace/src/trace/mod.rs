@@ -1,0 +1,321 @@
+//! `vethscope trace`: TC programs on every link of a lab follow each ARP and ICMP
+//! packet hop by hop; userspace correlates hops into paths and prints them.
+
+pub mod event;
+pub mod output;
+pub mod paths;
+pub mod pcapng;
+
+use std::{
+    collections::HashMap,
+    io::Write,
+    path::PathBuf,
+    time::Duration,
+};
+
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use tokio::io::unix::AsyncFd;
+use vethscope_common::{TRACE_STAT_LOST, TraceConfig, proto_mask};
+
+use crate::probe::{self, LoadOptions, Position, Probe, ProbeError, Target, TargetFilter};
+use event::Hop;
+use paths::{Correlator, Path};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error("nothing to trace: {0}")]
+    NoTargets(String),
+    #[error("cannot write the trace output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("unknown protocol `{0}` (use arp, icmp, icmpv6)")]
+    UnknownProto(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct TraceOptions {
+    pub lab: Option<String>,
+    pub json: bool,
+    pub pcap: Option<PathBuf>,
+    pub duration: Option<Duration>,
+    /// Stop after this many completed paths.
+    pub count: Option<usize>,
+    pub proto_mask: u32,
+    pub filter: TargetFilter,
+    pub ebpf_log: bool,
+    /// How long a request waits for its reply before it is reported unanswered.
+    pub reply_timeout: Duration,
+    /// Print a line per hop (text mode); paths are always printed.
+    pub hops: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TraceSummary {
+    pub events: u64,
+    pub lost: u64,
+    pub paths: u64,
+}
+
+pub fn parse_protos(list: &str) -> Result<u32, TraceError> {
+    let mut mask = 0;
+    for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        mask |= match p {
+            "arp" => proto_mask::ARP,
+            "icmp" => proto_mask::ICMP,
+            "icmpv6" => proto_mask::ICMPV6,
+            other => return Err(TraceError::UnknownProto(other.to_string())),
+        };
+    }
+    Ok(if mask == 0 { proto_mask::ALL } else { mask })
+}
+
+/// Interface names by (namespace cookie, ifindex), plus namespace inodes.
+struct Resolver {
+    names: HashMap<(u64, u32), (String, String)>,
+    inodes: HashMap<String, u64>,
+}
+
+impl Resolver {
+    fn new(targets: &[Target]) -> Self {
+        let mut inodes = HashMap::new();
+        for t in targets {
+            if !inodes.contains_key(&t.netns) {
+                inodes.insert(t.netns.clone(), crate::netns::inode(&t.netns).unwrap_or(0));
+            }
+        }
+        Self {
+            names: targets
+                .iter()
+                .map(|t| ((t.cookie, t.ifindex), (t.netns.clone(), t.ifname.clone())))
+                .collect(),
+            inodes,
+        }
+    }
+
+    fn hop(&self, bytes: &[u8]) -> Option<Hop> {
+        let ev = event::parse_event(bytes)?;
+        let Some((netns, ifname)) = self.names.get(&(ev.netns_cookie, ev.ifindex)) else {
+            tracing::debug!("event from unknown interface: cookie {} ifindex {} dir {}", ev.netns_cookie, ev.ifindex, ev.direction);
+            return None;
+        };
+        event::to_hop(&ev, netns, self.inodes.get(netns).copied().unwrap_or(0), ifname)
+    }
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`, so event times compare.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime only writes the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Registers a map's fd (ring buffer, logger) with the runtime for readiness.
+fn readable<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
+    // SAFETY: the fd belongs to `inner`, which the AsyncFd owns from here on, so it stays
+    // open and unchanged for the AsyncFd's whole life.
+    unsafe { AsyncFd::register(inner) }.map_err(|e| e.into_parts().1)
+}
+
+/// Where output goes: text or NDJSON on `out`, and optionally a pcapng file.
+struct Sink<'w, W: Write> {
+    out: &'w mut W,
+    json: bool,
+    hops: bool,
+    t0: u64,
+    pcap: Option<(pcapng::PcapngWriter<std::io::BufWriter<std::fs::File>>, i128)>,
+}
+
+impl<W: Write> Sink<'_, W> {
+    fn hop(&mut self, h: &Hop) -> std::io::Result<()> {
+        if self.json {
+            writeln!(self.out, "{}", output::hop_json(h))?;
+        } else if self.hops {
+            writeln!(self.out, "{}", output::hop_text(h, self.t0))?;
+        }
+        if let Some((w, offset)) = &mut self.pcap {
+            let id = w.interface(&h.netns, &h.ifname)?;
+            let dir = if h.egress { pcapng::Direction::Outbound } else { pcapng::Direction::Inbound };
+            w.packet(id, pcapng::monotonic_to_realtime_ns(h.ts_ns, *offset), h.len, &h.frame, dir)?;
+        }
+        Ok(())
+    }
+
+    fn path(&mut self, p: &Path) -> std::io::Result<()> {
+        if self.json {
+            writeln!(self.out, "{}", output::path_json(p))?;
+        } else {
+            writeln!(self.out, "{}", output::path_text(p))?;
+        }
+        self.out.flush()
+    }
+}
+
+/// Runs a trace until Ctrl-C / SIGTERM, `duration`, or `count` paths.
+pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSummary, TraceError> {
+    let targets = match &opts.lab {
+        Some(lab) => probe::lab_targets(lab, &opts.filter).await?,
+        None => probe::host_targets(&opts.filter).await?,
+    };
+    if targets.is_empty() {
+        return Err(TraceError::NoTargets(match &opts.lab {
+            Some(lab) => format!("lab {lab} has no interface matching the filters"),
+            None => "no veth interfaces on this host".into(),
+        }));
+    }
+    let mut probe = Probe::load(LoadOptions { ebpf_log: opts.ebpf_log })?;
+    configure(&mut probe, opts.proto_mask)?;
+    let mut logger = if opts.ebpf_log {
+        aya_log::EbpfLogger::init(probe.ebpf_mut())
+            .ok()
+            .and_then(|l| readable(l).ok())
+    } else {
+        None
+    };
+    let attached = probe.attach_pair("trace", &targets, Position::First)?;
+    let ring = probe
+        .ebpf_mut()
+        .take_map("TRACE_EVENTS")
+        .ok_or_else(|| map_err("TRACE_EVENTS", "missing"))?;
+    let ring = RingBuf::try_from(ring).map_err(|e| map_err("TRACE_EVENTS", e))?;
+    let mut ring = readable(ring).map_err(|e| map_err("TRACE_EVENTS", e))?;
+    eprintln!(
+        "vethscope: tracing {} interfaces ({attached} TC programs){} — Ctrl-C to stop",
+        targets.len(),
+        opts.lab.as_ref().map(|l| format!(" of lab {l}")).unwrap_or_default()
+    );
+
+    let resolver = Resolver::new(&targets);
+    let mut correlator = Correlator::new(opts.reply_timeout.as_nanos() as u64);
+    let pcap = match &opts.pcap {
+        Some(path) => {
+            let f = std::fs::File::create(path)?;
+            Some((
+                pcapng::PcapngWriter::new(std::io::BufWriter::new(f))?,
+                pcapng::monotonic_to_realtime_offset_ns(),
+            ))
+        }
+        None => None,
+    };
+    let mut sink = Sink {
+        out,
+        json: opts.json,
+        hops: opts.hops,
+        t0: monotonic_ns(),
+        pcap,
+    };
+    let mut summary = TraceSummary::default();
+    let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+
+    'main: loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                let rb = guard.get_inner_mut();
+                while let Some(item) = rb.next() {
+                    summary.events += 1;
+                    if let Some(hop) = resolver.hop(&item) {
+                        sink.hop(&hop)?;
+                        correlator.push(hop);
+                    }
+                }
+                guard.clear_ready();
+            }
+            guard = async { match logger.as_mut() { Some(l) => l.readable_mut().await, None => std::future::pending().await } } => {
+                let mut guard = guard?;
+                guard.get_inner_mut().flush();
+                guard.clear_ready();
+            }
+            _ = tick.tick() => {
+                for p in correlator.ready(monotonic_ns()) {
+                    sink.path(&p)?;
+                    summary.paths += 1;
+                    if opts.count.is_some_and(|c| summary.paths >= c as u64) {
+                        break 'main;
+                    }
+                }
+                if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                    break 'main;
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break 'main,
+            _ = sigterm.recv() => break 'main,
+        }
+    }
+    // Events still in the ring, then every open path.
+    {
+        let rb = ring.get_mut();
+        while let Some(item) = rb.next() {
+            summary.events += 1;
+            if let Some(hop) = resolver.hop(&item) {
+                sink.hop(&hop)?;
+                correlator.push(hop);
+            }
+        }
+    }
+    if opts.count.is_none_or(|c| summary.paths < c as u64) {
+        for p in correlator.drain() {
+            sink.path(&p)?;
+            summary.paths += 1;
+        }
+    }
+    summary.lost = lost_events(&probe)?;
+    if let Some((w, _)) = &mut sink.pcap {
+        w.flush()?;
+    }
+    if opts.json {
+        writeln!(
+            sink.out,
+            "{}",
+            serde_json::json!({"type": "summary", "events": summary.events, "lost": summary.lost, "paths": summary.paths})
+        )?;
+    } else {
+        writeln!(
+            sink.out,
+            "{} events, {} lost, {} paths",
+            summary.events, summary.lost, summary.paths
+        )?;
+    }
+    sink.out.flush()?;
+    Ok(summary)
+}
+
+fn map_err(map: &str, e: impl std::fmt::Display) -> ProbeError {
+    ProbeError::Map {
+        map: map.to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn configure(probe: &mut Probe, mask: u32) -> Result<(), ProbeError> {
+    let map = probe
+        .ebpf_mut()
+        .map_mut("TRACE_CONFIG")
+        .ok_or_else(|| map_err("TRACE_CONFIG", "missing"))?;
+    let mut config: aya::maps::Array<&mut MapData, TraceConfig> =
+        aya::maps::Array::try_from(map).map_err(|e| map_err("TRACE_CONFIG", e))?;
+    config
+        .set(
+            0,
+            TraceConfig {
+                proto_mask: mask,
+                log_enabled: 0,
+            },
+            0,
+        )
+        .map_err(|e| map_err("TRACE_CONFIG", e))
+}
+
+/// Events the kernel could not put into the ring (it was full), summed over CPUs.
+pub fn lost_events(probe: &Probe) -> Result<u64, ProbeError> {
+    let map = probe
+        .ebpf()
+        .map("TRACE_STATS")
+        .ok_or_else(|| map_err("TRACE_STATS", "missing"))?;
+    let stats: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(|e| map_err("TRACE_STATS", e))?;
+    let values = stats.get(&TRACE_STAT_LOST, 0).map_err(|e| map_err("TRACE_STATS", e))?;
+    Ok(values.iter().sum())
+}

@@ -1,0 +1,293 @@
+//! Correlating hops into paths: an ICMP echo (src, dst, id, seq) collects its request
+//! hops and reply hops in time order; an ARP request is paired with its reply; an
+//! ICMPv6 neighbour solicitation with its advertisement.
+//!
+//! A path is complete once its reply has been quiet for [`SETTLE_NS`] (the reply's
+//! last hop has arrived), and `unanswered` when no reply came within the timeout.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::event::{Hop, Proto, is_echo, is_echo_request};
+
+/// Quiet time after the last reply hop before a path is reported.
+pub const SETTLE_NS: u64 = 100_000_000;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Echo { v6: bool, a: IpAddr, b: IpAddr, id: u16, seq: u16 },
+    Arp { asker: IpAddr, target: IpAddr },
+    Nd { target: IpAddr },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Answered,
+    Unanswered,
+}
+
+#[derive(Clone, Debug)]
+pub struct Path {
+    /// "icmp", "icmpv6" or "arp".
+    pub proto: &'static str,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub id: Option<u16>,
+    pub seq: Option<u16>,
+    pub request: Vec<Hop>,
+    pub reply: Vec<Hop>,
+    pub verdict: Verdict,
+}
+
+impl Path {
+    /// The reply travelled over a loopback device: the destination address is local to
+    /// the sender's namespace (both veth ends in one namespace).
+    pub fn reply_via_lo(&self) -> bool {
+        self.reply.iter().any(|h| h.ifname == "lo")
+    }
+
+    pub fn rtt_ns(&self) -> Option<u64> {
+        let first = self.request.first()?.ts_ns;
+        let last = self.reply.last()?.ts_ns;
+        last.checked_sub(first)
+    }
+
+    pub fn last_seen(&self) -> Option<&Hop> {
+        self.reply.last().or(self.request.last())
+    }
+
+    fn last_ts(&self) -> u64 {
+        self.last_seen().map_or(0, |h| h.ts_ns)
+    }
+}
+
+/// Turns a stream of hops into completed paths.
+pub struct Correlator {
+    open: HashMap<Key, Path>,
+    /// How long a request waits for its reply.
+    timeout_ns: u64,
+}
+
+impl Correlator {
+    pub fn new(timeout_ns: u64) -> Self {
+        Self {
+            open: HashMap::new(),
+            timeout_ns,
+        }
+    }
+
+    /// Adds a hop to its path (creating the path for a request).
+    pub fn push(&mut self, hop: Hop) {
+        let Some((key, is_request)) = classify(&hop) else {
+            return;
+        };
+        if is_request {
+            let path = self.open.entry(key).or_insert_with(|| new_path(&hop));
+            // A retransmitted request after the reply started is a new exchange; keep
+            // it simple and append: hops stay in time order either way.
+            path.request.push(hop);
+        } else if let Some(path) = self.open.get_mut(&key) {
+            path.reply.push(hop);
+        }
+    }
+
+    /// Paths that are complete at time `now_ns` (monotonic), removed from the open set.
+    pub fn ready(&mut self, now_ns: u64) -> Vec<Path> {
+        let timeout = self.timeout_ns;
+        let done: Vec<Key> = self
+            .open
+            .iter()
+            .filter(|(_, p)| {
+                let quiet = now_ns.saturating_sub(p.last_ts());
+                (!p.reply.is_empty() && quiet >= SETTLE_NS) || (p.reply.is_empty() && quiet >= timeout)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.take(done)
+    }
+
+    /// Everything still open (at the end of a trace).
+    pub fn drain(&mut self) -> Vec<Path> {
+        let all: Vec<Key> = self.open.keys().cloned().collect();
+        self.take(all)
+    }
+
+    fn take(&mut self, keys: Vec<Key>) -> Vec<Path> {
+        let mut out: Vec<Path> = keys
+            .into_iter()
+            .filter_map(|k| self.open.remove(&k))
+            .map(|mut p| {
+                p.verdict = if p.reply.is_empty() { Verdict::Unanswered } else { Verdict::Answered };
+                p.request.sort_by_key(|h| h.ts_ns);
+                p.reply.sort_by_key(|h| h.ts_ns);
+                p
+            })
+            .collect();
+        out.sort_by_key(|p| p.request.first().map_or(0, |h| h.ts_ns));
+        out
+    }
+}
+
+fn new_path(hop: &Hop) -> Path {
+    let (proto, src, dst, id, seq) = match &hop.proto {
+        Proto::Arp { sender_ip, target_ip, .. } => ("arp", IpAddr::V4(*sender_ip), IpAddr::V4(*target_ip), None, None),
+        Proto::Icmp {
+            v6,
+            src,
+            dst,
+            id,
+            seq,
+            icmp_type,
+            nd_target,
+            ..
+        } => {
+            let echo = is_echo(*v6, *icmp_type);
+            let dst = nd_target.map(IpAddr::V6).unwrap_or(*dst);
+            (
+                if *v6 { "icmpv6" } else { "icmp" },
+                *src,
+                dst,
+                echo.then_some(*id),
+                echo.then_some(*seq),
+            )
+        }
+    };
+    Path {
+        proto,
+        src,
+        dst,
+        id,
+        seq,
+        request: Vec::new(),
+        reply: Vec::new(),
+        verdict: Verdict::Unanswered,
+    }
+}
+
+/// The path key of a hop and whether it belongs to the request direction.
+fn classify(hop: &Hop) -> Option<(Key, bool)> {
+    match &hop.proto {
+        Proto::Arp {
+            op,
+            sender_ip,
+            target_ip,
+            ..
+        } => match op {
+            1 => Some((
+                Key::Arp {
+                    asker: IpAddr::V4(*sender_ip),
+                    target: IpAddr::V4(*target_ip),
+                },
+                true,
+            )),
+            2 => Some((
+                Key::Arp {
+                    asker: IpAddr::V4(*target_ip),
+                    target: IpAddr::V4(*sender_ip),
+                },
+                false,
+            )),
+            _ => None,
+        },
+        Proto::Icmp {
+            v6,
+            icmp_type,
+            id,
+            seq,
+            src,
+            dst,
+            nd_target,
+            ..
+        } => {
+            if is_echo(*v6, *icmp_type) {
+                let request = is_echo_request(*v6, *icmp_type);
+                let (a, b) = if request { (*src, *dst) } else { (*dst, *src) };
+                Some((
+                    Key::Echo {
+                        v6: *v6,
+                        a,
+                        b,
+                        id: *id,
+                        seq: *seq,
+                    },
+                    request,
+                ))
+            } else if let Some(t) = nd_target {
+                Some((Key::Nd { target: IpAddr::V6(*t) }, *icmp_type == 135))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn hop(ns: &str, ifname: &str, egress: bool, ts: u64, t: u8) -> Hop {
+        let (src, dst) = if t == 8 { ("10.1.1.2", "10.1.1.3") } else { ("10.1.1.3", "10.1.1.2") };
+        Hop {
+            ts_ns: ts,
+            netns: ns.into(),
+            netns_inode: 1,
+            ifname: ifname.into(),
+            ifindex: 2,
+            egress,
+            len: 98,
+            vlan: None,
+            proto: Proto::Icmp {
+                v6: false,
+                icmp_type: t,
+                code: 0,
+                id: 7,
+                seq: 1,
+                src: src.parse::<Ipv4Addr>().map(IpAddr::V4).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                dst: dst.parse::<Ipv4Addr>().map(IpAddr::V4).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                nd_target: None,
+            },
+            frame: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn echo_request_and_reply_make_one_path() {
+        let mut c = Correlator::new(1_000_000_000);
+        c.push(hop("ns1", "veth0", true, 10, 8));
+        c.push(hop("ns2", "veth1", false, 20, 8));
+        c.push(hop("ns2", "veth1", true, 30, 0));
+        c.push(hop("ns1", "veth0", false, 40, 0));
+        assert!(c.ready(40 + SETTLE_NS - 1).is_empty(), "not settled yet");
+        let paths = c.ready(40 + SETTLE_NS);
+        assert_eq!(paths.len(), 1);
+        let p = &paths[0];
+        assert_eq!(p.verdict, Verdict::Answered);
+        assert_eq!(p.request.len(), 2);
+        assert_eq!(p.reply.len(), 2);
+        assert_eq!(p.rtt_ns(), Some(30));
+        assert!(!p.reply_via_lo());
+    }
+
+    #[test]
+    fn lone_request_ends_unanswered_after_timeout() {
+        let mut c = Correlator::new(1000);
+        c.push(hop("ns1", "veth0", true, 10, 8));
+        assert!(c.ready(500).is_empty());
+        let paths = c.ready(1010);
+        assert_eq!(paths.len(), 1);
+        assert_eq!(paths[0].verdict, Verdict::Unanswered);
+        assert_eq!(paths[0].last_seen().map(|h| h.ifname.as_str()), Some("veth0"));
+    }
+
+    #[test]
+    fn reply_over_lo_is_recognised() {
+        let mut c = Correlator::new(1_000_000_000);
+        c.push(hop("ns1", "veth0", true, 10, 8));
+        c.push(hop("ns1", "veth1", false, 20, 8));
+        c.push(hop("ns1", "lo", true, 30, 0));
+        c.push(hop("ns1", "lo", false, 31, 0));
+        let p = c.drain().remove(0);
+        assert!(p.reply_via_lo());
+    }
+}

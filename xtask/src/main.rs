@@ -1,0 +1,66 @@
+//! `cargo xtask …`: vethscope's developer and CI tasks (see `cargo xtask --help`).
+//!
+//! One module per command; `setup` holds the machine checks the other commands reuse.
+
+mod bench;
+mod build;
+mod demo;
+mod interrupt;
+mod leftovers;
+mod lint;
+mod setup;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Developer and CI tasks for vethscope"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what builds and tests need (as root, idempotent): apt packages, nightly
+    /// rust-src, bpf-linker, and the bpffs/tracefs mounts
+    Setup,
+    /// Release build of the workspace (userspace's build.rs builds the eBPF programs)
+    Build,
+    /// setup, fmt check, clippy, the test suite (as root), then a check for leftovers
+    Test,
+    /// Bring each built-in scenario up, trace a ping through it, show it, bring it down
+    Demo(demo::Args),
+    /// fmt check, clippy for the workspace and for the eBPF crate on its real target
+    Lint,
+    /// Release build, then `vethscope bench ARGS…`
+    Bench(bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup => setup::run(),
+        Task::Build => build::run(),
+        Task::Test => test::run(),
+        Task::Demo(args) => demo::run(&args),
+        Task::Lint => lint::run(),
+        Task::Bench(args) => bench::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the context chain on one line; Debug would add a backtrace
+            // (RUST_BACKTRACE=1 is set on these machines).
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
