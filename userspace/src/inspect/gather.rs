@@ -196,7 +196,7 @@ fn ovs_facts(lab: &str) -> (HashMap<String, OvsPort>, Vec<BridgeView>) {
         return (ports, bridges);
     };
     for b in all {
-        let ours = b.external_ids.iter().any(|(k, v)| k == mark::OVS_KEY && v == lab);
+        let ours = b.external_ids.get(mark::OVS_KEY).is_some_and(|v| v == lab);
         if !ours {
             continue;
         }
@@ -206,14 +206,16 @@ fn ovs_facts(lab: &str) -> (HashMap<String, OvsPort>, Vec<BridgeView>) {
                 continue;
             }
             names.push(p.name.clone());
-            ports.insert(
-                p.interface.clone(),
-                OvsPort {
-                    bridge: b.name.clone(),
-                    ofport: p.ofport,
-                    internal: p.iface_type == "internal",
-                },
-            );
+            for i in &p.interfaces {
+                ports.insert(
+                    i.name.clone(),
+                    OvsPort {
+                        bridge: b.name.clone(),
+                        ofport: i.ofport,
+                        internal: i.iface_type == "internal",
+                    },
+                );
+            }
         }
         bridges.push(BridgeView {
             name: b.name.clone(),

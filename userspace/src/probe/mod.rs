@@ -7,6 +7,7 @@
 pub mod btf;
 mod error;
 mod targets;
+mod testrun;
 
 use std::collections::HashMap;
 

@@ -47,7 +47,7 @@ pub async fn known_labs() -> BTreeSet<String> {
         && let Ok(bridges) = db.bridges()
     {
         for b in bridges {
-            if let Some(lab) = b.external_ids.iter().find(|(k, _)| k == mark::OVS_KEY).map(|(_, v)| v) {
+            if let Some(lab) = b.external_ids.get(mark::OVS_KEY) {
                 labs.insert(lab.clone());
             }
         }

@@ -1,0 +1,168 @@
+//! Shared helpers of the integration tests: they run the real `vethscope` binary as
+//! root against the real kernel. Every test passes its own two-letter tag, so names
+//! never collide between tests running in parallel (`vst` + tag + `-`).
+#![allow(dead_code)]
+
+use std::process::{Command, Output, Stdio};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vethscope")
+}
+
+/// The prefix of one test's objects: `vstXY-`.
+pub fn prefix(tag: &str) -> String {
+    assert_eq!(tag.len(), 2, "tags are two characters");
+    format!("vst{tag}-")
+}
+
+pub fn vethscope(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run vethscope: {e}"))
+}
+
+pub fn ok(args: &[&str]) -> String {
+    let out = vethscope(args);
+    assert!(
+        out.status.success(),
+        "vethscope {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command inside a namespace (`ip netns exec`).
+pub fn in_ns(ns: &str, cmd: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(cmd)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?} in {ns}: {e}"))
+}
+
+/// One ping; true when answered.
+pub fn ping(ns: &str, dst: &str, extra: &[&str]) -> bool {
+    let mut cmd = vec!["ping", "-c", "1", "-W", "2"];
+    cmd.extend_from_slice(extra);
+    cmd.push(dst);
+    in_ns(ns, &cmd).status.success()
+}
+
+/// A lab brought up for one test and always brought down, even when the test panics.
+pub struct Lab {
+    pub name: String,
+    pub prefix: String,
+}
+
+impl Lab {
+    pub fn up(spec: &str, tag: &str) -> Self {
+        let prefix = prefix(tag);
+        let lab = Lab {
+            name: format!("{prefix}{}", lab_name_of(spec)),
+            prefix: prefix.clone(),
+        };
+        ok(&["up", spec, "--prefix", &prefix]);
+        lab
+    }
+
+    /// A namespace of the lab by its unprefixed name.
+    pub fn ns(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    pub fn host_if(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = vethscope(&["down", &self.name]);
+        if !out.status.success() {
+            eprintln!("down {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+/// Lab name of a built-in scenario or a file (its `name:` line).
+fn lab_name_of(spec: &str) -> String {
+    match std::fs::read_to_string(spec) {
+        Ok(text) => text
+            .lines()
+            .find_map(|l| l.strip_prefix("name:"))
+            .map(|n| n.trim().to_string())
+            .unwrap_or_default(),
+        Err(_) => spec.to_string(),
+    }
+}
+
+/// Everything that could be left of a prefix: namespaces, root links, OVS rows, state.
+pub fn leftovers(prefix: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/run/netns") {
+        for e in dir.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(prefix) {
+                left.push(format!("namespace {n}"));
+            }
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir("/sys/class/net") {
+        for e in dir.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(prefix) {
+                left.push(format!("interface {n}"));
+            }
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir("/run/vethscope/labs") {
+        for e in dir.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(prefix) {
+                left.push(format!("state file {n}"));
+            }
+        }
+    }
+    for db in ["/run/vethscope/ovs/db.sock", "/var/run/openvswitch/db.sock"] {
+        if std::path::Path::new(db).exists() {
+            let out = Command::new("ovs-vsctl")
+                .args([format!("--db=unix:{db}").as_str(), "--timeout=5", "list-br"])
+                .output();
+            if let Ok(out) = out {
+                for br in String::from_utf8_lossy(&out.stdout).lines() {
+                    if br.starts_with(prefix) {
+                        left.push(format!("OVS bridge {br}"));
+                    }
+                }
+            }
+            let out = Command::new("ovs-vsctl")
+                .args([format!("--db=unix:{db}").as_str(), "--timeout=5", "--columns=name", "--bare", "list", "Port"])
+                .output();
+            if let Ok(out) = out {
+                for p in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    if p.starts_with(prefix) {
+                        left.push(format!("OVS port {p}"));
+                    }
+                }
+            }
+        }
+    }
+    left
+}
+
+pub fn assert_clean(prefix: &str) {
+    let left = leftovers(prefix);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// Writes a topology file for one test under the target dir's tmp.
+pub fn topology_file(tag: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!("topology-{tag}.yaml"));
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    path
+}

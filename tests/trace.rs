@@ -1,0 +1,313 @@
+//! `vethscope trace` against real labs, and the in-kernel parser through BPF_PROG_TEST_RUN.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// A running `vethscope trace --json`, started and attached.
+struct Tracer {
+    child: Child,
+}
+
+impl Tracer {
+    fn start(lab: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(bin())
+            .args(["trace", lab, "--json", "--proto", "arp,icmp", "--duration", "5"])
+            .args(extra)
+            .env("RUST_BACKTRACE", "0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn trace");
+        // The tracer says "tracing N interfaces" on stderr once its programs are attached.
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("tracing") => break,
+                Some(Ok(l)) => eprintln!("trace: {l}"),
+                _ => {
+                    let _ = child.kill();
+                    panic!("trace did not start");
+                }
+            }
+            assert!(Instant::now() < deadline, "trace did not attach in time");
+        }
+        Tracer { child }
+    }
+
+    /// Waits for the trace to end (its --duration) and returns its NDJSON lines.
+    fn finish(mut self) -> Vec<Value> {
+        let stdout = self.child.stdout.take().expect("stdout");
+        let lines: Vec<Value> = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "trace exited with {status}");
+        lines
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn hops(path: &Value, leg: &str) -> Vec<String> {
+    path[leg]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|h| format!("{}/{} {}", h["netns"].as_str().unwrap_or("?"), h["ifname"].as_str().unwrap_or("?"), h["dir"].as_str().unwrap_or("?")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn path_of<'a>(lines: &'a [Value], proto: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["type"] == "path" && l["proto"] == proto && l["verdict"] == "answered")
+        .unwrap_or_else(|| panic!("no answered {proto} path in {lines:#?}"))
+}
+
+/// Traces one ping and checks the exact hop sequence of request and reply.
+fn traced_ping(spec: &str, tag: &str, ping_extra: &[&str], request: &[&str], reply: &[&str]) -> Vec<Value> {
+    let lab = Lab::up(spec, tag);
+    let expand = |s: &&str| {
+        let (place, dir) = s.split_once(' ').unwrap_or((s, ""));
+        let (ns, ifname) = place.split_once('/').unwrap_or(("host", place));
+        if ns == "host" {
+            format!("host/{} {dir}", lab.host_if(ifname))
+        } else if ifname.starts_with("tap") {
+            format!("{}/{} {dir}", lab.ns(ns), lab.host_if(ifname))
+        } else {
+            format!("{}/{ifname} {dir}", lab.ns(ns))
+        }
+    };
+    let tracer = Tracer::start(&lab.name, &[]);
+    assert!(ping(&lab.ns("ns1"), "10.1.1.3", ping_extra), "{spec}: ping under trace");
+    let lines = tracer.finish();
+    let icmp = path_of(&lines, "icmp");
+    assert_eq!(hops(icmp, "request"), request.iter().map(expand).collect::<Vec<_>>(), "{spec} request: {icmp}");
+    assert_eq!(hops(icmp, "reply"), reply.iter().map(expand).collect::<Vec<_>>(), "{spec} reply: {icmp}");
+    assert_eq!(icmp["seq"], 1);
+    let summary = lines.last().expect("lines");
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["lost"], 0);
+    lines
+}
+
+#[test]
+fn direct_path() {
+    let lines = traced_ping(
+        "direct",
+        "td",
+        &[],
+        &["ns1/veth0 egress", "ns2/veth1 ingress"],
+        &["ns2/veth1 egress", "ns1/veth0 ingress"],
+    );
+    // A fresh lab has an empty neighbour cache: the ARP exchange comes first.
+    let arp = path_of(&lines, "arp");
+    assert_eq!(hops(arp, "request").first().map(String::as_str), Some("vsttd-ns1/veth0 egress"));
+    assert!(!hops(arp, "reply").is_empty(), "ARP reply seen: {arp}");
+}
+
+#[test]
+fn bridge_path() {
+    traced_ping(
+        "bridge",
+        "tb",
+        &[],
+        &["ns1/veth0 egress", "br-veth0 ingress", "br-veth1 egress", "ns2/veth1 ingress"],
+        &["ns2/veth1 egress", "br-veth1 ingress", "br-veth0 egress", "ns1/veth0 ingress"],
+    );
+}
+
+#[test]
+fn ovs_path() {
+    traced_ping(
+        "ovs",
+        "to",
+        &[],
+        &["ns1/veth0 egress", "ovs-veth0 ingress", "ovs-veth1 egress", "ns2/veth1 ingress"],
+        &["ns2/veth1 egress", "ovs-veth1 ingress", "ovs-veth0 egress", "ns1/veth0 ingress"],
+    );
+}
+
+#[test]
+fn ovs_internal_path() {
+    traced_ping(
+        "ovs-internal",
+        "ti",
+        &[],
+        &["ns1/tap1 egress", "ns2/tap2 ingress"],
+        &["ns2/tap2 egress", "ns1/tap1 ingress"],
+    );
+}
+
+#[test]
+fn same_ns_reply_comes_back_over_lo() {
+    let lines = traced_ping(
+        "same-ns",
+        "ts",
+        &["-I", "veth0"],
+        &["ns1/veth0 egress", "ns1/veth1 ingress"],
+        &["ns1/lo egress", "ns1/lo ingress"],
+    );
+    let icmp = path_of(&lines, "icmp");
+    assert_eq!(icmp["reply_via_lo"], true);
+    assert!(icmp["explanation"].as_str().is_some_and(|e| e.contains("over lo")), "{icmp}");
+}
+
+#[test]
+fn json_output_matches_the_published_schema_and_pcap_reads_back() {
+    let schema_text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/trace-json-schema.json"))
+        .expect("schema file");
+    let schema: Value = serde_json::from_str(&schema_text).expect("schema is JSON");
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("valid schema");
+    let lab = Lab::up("bridge", "tj");
+    let pcap = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("tj.pcapng");
+    let tracer = Tracer::start(&lab.name, &["--pcap", pcap.to_str().unwrap_or_default()]);
+    assert!(ping(&lab.ns("ns1"), "10.1.1.3", &[]));
+    let lines = tracer.finish();
+    assert!(lines.iter().any(|l| l["type"] == "hop" && l["proto"] == "arp"), "ARP hops present");
+    for line in &lines {
+        let errors: Vec<String> = validator.iter_errors(line).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{line} does not match the schema: {errors:?}");
+    }
+    let out = Command::new("tcpdump").args(["-r", pcap.to_str().unwrap_or_default(), "-nn"]).output().expect("tcpdump");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "tcpdump -r: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("ICMP echo request"), "{text}");
+    assert!(text.contains("ARP, Request who-has 10.1.1.3"), "{text}");
+    // Each hop is one packet in the capture.
+    let hops = lines.iter().filter(|l| l["type"] == "hop").count();
+    assert_eq!(text.lines().count(), hops, "{text}");
+}
+
+mod parser {
+    //! The in-kernel parser on crafted frames, through BPF_PROG_TEST_RUN.
+    use vethscope::probe::{LoadOptions, Probe};
+    use vethscope_common::{PacketEvent, event_flags, proto};
+
+    const SRC_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const DST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    fn eth(ethertype: u16, vlan: &[(u16, u16)], payload: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&DST_MAC);
+        f.extend_from_slice(&SRC_MAC);
+        for (tpid, vid) in vlan {
+            f.extend_from_slice(&tpid.to_be_bytes());
+            f.extend_from_slice(&vid.to_be_bytes());
+        }
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn ipv4_icmp_echo(options: usize, id: u16, seq: u16) -> Vec<u8> {
+        let ihl = 5 + options / 4;
+        let mut ip = vec![(4 << 4) | ihl as u8, 0, 0, 0, 0, 0, 0x40, 0, 64, 1, 0, 0, 10, 1, 1, 2, 10, 1, 1, 3];
+        ip.extend(std::iter::repeat_n(1u8, options)); // NOP options
+        let total = ip.len() + 8 + 8;
+        ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        ip.extend_from_slice(&[8, 0, 0, 0]);
+        ip.extend_from_slice(&id.to_be_bytes());
+        ip.extend_from_slice(&seq.to_be_bytes());
+        ip.extend_from_slice(&[0xab; 8]);
+        ip
+    }
+
+    fn arp_request() -> Vec<u8> {
+        let mut a = vec![0, 1, 8, 0, 6, 4, 0, 1];
+        a.extend_from_slice(&SRC_MAC);
+        a.extend_from_slice(&[10, 1, 1, 2]);
+        a.extend_from_slice(&[0; 6]);
+        a.extend_from_slice(&[10, 1, 1, 3]);
+        a
+    }
+
+    fn run(frame: &[u8]) -> Vec<PacketEvent> {
+        let mut probe = Probe::load(LoadOptions::default()).expect("load the eBPF object");
+        let (_, ret) = probe.test_run("trace_ingress", frame, 1).expect("test run");
+        assert_eq!(ret, -1, "an observer always returns TC_ACT_UNSPEC (next program)");
+        probe.drain_trace_events().expect("events")
+    }
+
+    #[test]
+    fn vlan_tagged_icmp_echo() {
+        let ev = run(&eth(0x0800, &[(0x8100, 42)], &ipv4_icmp_echo(0, 0x1234, 7)));
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].proto, proto::ICMP);
+        assert_eq!((ev[0].icmp_type, ev[0].icmp_id, ev[0].icmp_seq), (8, 0x1234, 7));
+        assert_eq!(ev[0].vlan_id, 42);
+        assert!(ev[0].flags & event_flags::VLAN != 0);
+        assert_eq!(&ev[0].src[..4], &[10, 1, 1, 2]);
+    }
+
+    #[test]
+    fn qinq_tagged_icmp_echo() {
+        let ev = run(&eth(0x0800, &[(0x88a8, 100), (0x8100, 42)], &ipv4_icmp_echo(0, 1, 2)));
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].vlan_id, 100, "outermost tag");
+    }
+
+    #[test]
+    fn ipv4_with_options() {
+        let ev = run(&eth(0x0800, &[], &ipv4_icmp_echo(8, 99, 3)));
+        assert_eq!(ev.len(), 1);
+        assert!(ev[0].flags & event_flags::IP_OPTIONS != 0);
+        assert_eq!((ev[0].icmp_id, ev[0].icmp_seq), (99, 3), "ICMP found after the options");
+    }
+
+    #[test]
+    fn arp_request_and_truncated_arp() {
+        let ev = run(&eth(0x0806, &[], &arp_request()));
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].proto, proto::ARP);
+        assert_eq!(ev[0].arp_op, 1);
+        assert_eq!(&ev[0].dst[..4], &[10, 1, 1, 3]);
+        let mut short = eth(0x0806, &[], &arp_request());
+        short.truncate(14 + 20);
+        assert!(run(&short).is_empty(), "a truncated ARP body yields no event");
+    }
+
+    #[test]
+    fn non_ip_and_tcp_yield_nothing() {
+        assert!(run(&eth(0x88cc, &[], &[0u8; 46])).is_empty(), "LLDP");
+        let mut tcp = ipv4_icmp_echo(0, 0, 0);
+        tcp[9] = 6;
+        assert!(run(&eth(0x0800, &[], &tcp)).is_empty(), "TCP");
+    }
+
+    #[test]
+    fn icmpv6_neighbour_solicitation() {
+        let target: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3];
+        let mut ip6 = vec![0x60, 0, 0, 0, 0, 32, 58, 255];
+        ip6.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        ip6.extend_from_slice(&[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 3]);
+        ip6.extend_from_slice(&[135, 0, 0, 0, 0, 0, 0, 0]);
+        ip6.extend_from_slice(&target);
+        ip6.extend_from_slice(&[1, 1, 2, 0, 0, 0, 0, 1]);
+        let ev = run(&eth(0x86dd, &[], &ip6));
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].proto, proto::ICMPV6);
+        assert_eq!(ev[0].icmp_type, 135);
+        assert_eq!(ev[0].nd_target, target);
+    }
+}

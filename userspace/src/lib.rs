@@ -1,0 +1,17 @@
+//! vethscope: wire Linux network namespaces together and watch every packet with eBPF.
+//!
+//! The library holds all logic; `main.rs` only parses arguments and reports errors.
+//! Data flows: `topology` (parse + validate) → `wire` (plan, apply, record ownership,
+//! undo) → kernel objects → `inspect` (live state) / `probe` (eBPF) → `trace`, `metrics`.
+
+pub mod cli;
+pub mod inspect;
+pub mod netlink;
+pub mod netns;
+pub mod ovs;
+pub mod privileges;
+pub mod probe;
+pub mod progress;
+pub mod topology;
+pub mod trace;
+pub mod wire;
