@@ -17,7 +17,15 @@ struct Tracer {
 impl Tracer {
     fn start(lab: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(bin())
-            .args(["trace", lab, "--json", "--proto", "arp,icmp", "--duration", "5"])
+            .args([
+                "trace",
+                lab,
+                "--json",
+                "--proto",
+                "arp,icmp",
+                "--duration",
+                "5",
+            ])
             .args(extra)
             .env("RUST_BACKTRACE", "0")
             .stdout(Stdio::piped())
@@ -68,7 +76,14 @@ fn hops(path: &Value, leg: &str) -> Vec<String> {
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|h| format!("{}/{} {}", h["netns"].as_str().unwrap_or("?"), h["ifname"].as_str().unwrap_or("?"), h["dir"].as_str().unwrap_or("?")))
+                .map(|h| {
+                    format!(
+                        "{}/{} {}",
+                        h["netns"].as_str().unwrap_or("?"),
+                        h["ifname"].as_str().unwrap_or("?"),
+                        h["dir"].as_str().unwrap_or("?")
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -82,7 +97,13 @@ fn path_of<'a>(lines: &'a [Value], proto: &str) -> &'a Value {
 }
 
 /// Traces one ping and checks the exact hop sequence of request and reply.
-fn traced_ping(spec: &str, tag: &str, ping_extra: &[&str], request: &[&str], reply: &[&str]) -> Vec<Value> {
+fn traced_ping(
+    spec: &str,
+    tag: &str,
+    ping_extra: &[&str],
+    request: &[&str],
+    reply: &[&str],
+) -> Vec<Value> {
     let lab = Lab::up(spec, tag);
     let expand = |s: &&str| {
         let (place, dir) = s.split_once(' ').unwrap_or((s, ""));
@@ -96,11 +117,22 @@ fn traced_ping(spec: &str, tag: &str, ping_extra: &[&str], request: &[&str], rep
         }
     };
     let tracer = Tracer::start(&lab.name, &[]);
-    assert!(ping(&lab.ns("ns1"), "10.1.1.3", ping_extra), "{spec}: ping under trace");
+    assert!(
+        ping(&lab.ns("ns1"), "10.1.1.3", ping_extra),
+        "{spec}: ping under trace"
+    );
     let lines = tracer.finish();
     let icmp = path_of(&lines, "icmp");
-    assert_eq!(hops(icmp, "request"), request.iter().map(expand).collect::<Vec<_>>(), "{spec} request: {icmp}");
-    assert_eq!(hops(icmp, "reply"), reply.iter().map(expand).collect::<Vec<_>>(), "{spec} reply: {icmp}");
+    assert_eq!(
+        hops(icmp, "request"),
+        request.iter().map(expand).collect::<Vec<_>>(),
+        "{spec} request: {icmp}"
+    );
+    assert_eq!(
+        hops(icmp, "reply"),
+        reply.iter().map(expand).collect::<Vec<_>>(),
+        "{spec} reply: {icmp}"
+    );
     assert_eq!(icmp["seq"], 1);
     let summary = lines.last().expect("lines");
     assert_eq!(summary["type"], "summary");
@@ -119,7 +151,10 @@ fn direct_path() {
     );
     // A fresh lab has an empty neighbour cache: the ARP exchange comes first.
     let arp = path_of(&lines, "arp");
-    assert_eq!(hops(arp, "request").first().map(String::as_str), Some("vsttd-ns1/veth0 egress"));
+    assert_eq!(
+        hops(arp, "request").first().map(String::as_str),
+        Some("vsttd-ns1/veth0 egress")
+    );
     assert!(!hops(arp, "reply").is_empty(), "ARP reply seen: {arp}");
 }
 
@@ -129,8 +164,18 @@ fn bridge_path() {
         "bridge",
         "tb",
         &[],
-        &["ns1/veth0 egress", "br-veth0 ingress", "br-veth1 egress", "ns2/veth1 ingress"],
-        &["ns2/veth1 egress", "br-veth1 ingress", "br-veth0 egress", "ns1/veth0 ingress"],
+        &[
+            "ns1/veth0 egress",
+            "br-veth0 ingress",
+            "br-veth1 egress",
+            "ns2/veth1 ingress",
+        ],
+        &[
+            "ns2/veth1 egress",
+            "br-veth1 ingress",
+            "br-veth0 egress",
+            "ns1/veth0 ingress",
+        ],
     );
 }
 
@@ -140,8 +185,18 @@ fn ovs_path() {
         "ovs",
         "to",
         &[],
-        &["ns1/veth0 egress", "ovs-veth0 ingress", "ovs-veth1 egress", "ns2/veth1 ingress"],
-        &["ns2/veth1 egress", "ovs-veth1 ingress", "ovs-veth0 egress", "ns1/veth0 ingress"],
+        &[
+            "ns1/veth0 egress",
+            "ovs-veth0 ingress",
+            "ovs-veth1 egress",
+            "ns2/veth1 ingress",
+        ],
+        &[
+            "ns2/veth1 egress",
+            "ovs-veth1 ingress",
+            "ovs-veth0 egress",
+            "ns1/veth0 ingress",
+        ],
     );
 }
 
@@ -167,13 +222,21 @@ fn same_ns_reply_comes_back_over_lo() {
     );
     let icmp = path_of(&lines, "icmp");
     assert_eq!(icmp["reply_via_lo"], true);
-    assert!(icmp["explanation"].as_str().is_some_and(|e| e.contains("over lo")), "{icmp}");
+    assert!(
+        icmp["explanation"]
+            .as_str()
+            .is_some_and(|e| e.contains("over lo")),
+        "{icmp}"
+    );
 }
 
 #[test]
 fn json_output_matches_the_published_schema_and_pcap_reads_back() {
-    let schema_text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/trace-json-schema.json"))
-        .expect("schema file");
+    let schema_text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/trace-json-schema.json"
+    ))
+    .expect("schema file");
     let schema: Value = serde_json::from_str(&schema_text).expect("schema is JSON");
     let validator = jsonschema::options()
         .should_validate_formats(true)
@@ -184,14 +247,29 @@ fn json_output_matches_the_published_schema_and_pcap_reads_back() {
     let tracer = Tracer::start(&lab.name, &["--pcap", pcap.to_str().unwrap_or_default()]);
     assert!(ping(&lab.ns("ns1"), "10.1.1.3", &[]));
     let lines = tracer.finish();
-    assert!(lines.iter().any(|l| l["type"] == "hop" && l["proto"] == "arp"), "ARP hops present");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "hop" && l["proto"] == "arp"),
+        "ARP hops present"
+    );
     for line in &lines {
         let errors: Vec<String> = validator.iter_errors(line).map(|e| e.to_string()).collect();
-        assert!(errors.is_empty(), "{line} does not match the schema: {errors:?}");
+        assert!(
+            errors.is_empty(),
+            "{line} does not match the schema: {errors:?}"
+        );
     }
-    let out = Command::new("tcpdump").args(["-r", pcap.to_str().unwrap_or_default(), "-nn"]).output().expect("tcpdump");
+    let out = Command::new("tcpdump")
+        .args(["-r", pcap.to_str().unwrap_or_default(), "-nn"])
+        .output()
+        .expect("tcpdump");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "tcpdump -r: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tcpdump -r: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("ICMP echo request"), "{text}");
     assert!(text.contains("ARP, Request who-has 10.1.1.3"), "{text}");
     // Each hop is one packet in the capture.
@@ -222,7 +300,28 @@ mod parser {
 
     fn ipv4_icmp_echo(options: usize, id: u16, seq: u16) -> Vec<u8> {
         let ihl = 5 + options / 4;
-        let mut ip = vec![(4 << 4) | ihl as u8, 0, 0, 0, 0, 0, 0x40, 0, 64, 1, 0, 0, 10, 1, 1, 2, 10, 1, 1, 3];
+        let mut ip = vec![
+            (4 << 4) | ihl as u8,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0x40,
+            0,
+            64,
+            1,
+            0,
+            0,
+            10,
+            1,
+            1,
+            2,
+            10,
+            1,
+            1,
+            3,
+        ];
         ip.extend(std::iter::repeat_n(1u8, options)); // NOP options
         let total = ip.len() + 8 + 8;
         ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
@@ -245,7 +344,10 @@ mod parser {
     fn run(frame: &[u8]) -> Vec<PacketEvent> {
         let mut probe = Probe::load(LoadOptions::default()).expect("load the eBPF object");
         let (_, ret) = probe.test_run("trace_ingress", frame, 1).expect("test run");
-        assert_eq!(ret, -1, "an observer always returns TC_ACT_UNSPEC (next program)");
+        assert_eq!(
+            ret, -1,
+            "an observer always returns TC_ACT_UNSPEC (next program)"
+        );
         probe.drain_trace_events().expect("events")
     }
 
@@ -254,7 +356,10 @@ mod parser {
         let ev = run(&eth(0x0800, &[(0x8100, 42)], &ipv4_icmp_echo(0, 0x1234, 7)));
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].proto, proto::ICMP);
-        assert_eq!((ev[0].icmp_type, ev[0].icmp_id, ev[0].icmp_seq), (8, 0x1234, 7));
+        assert_eq!(
+            (ev[0].icmp_type, ev[0].icmp_id, ev[0].icmp_seq),
+            (8, 0x1234, 7)
+        );
         assert_eq!(ev[0].vlan_id, 42);
         assert!(ev[0].flags & event_flags::VLAN != 0);
         assert_eq!(&ev[0].src[..4], &[10, 1, 1, 2]);
@@ -262,7 +367,11 @@ mod parser {
 
     #[test]
     fn qinq_tagged_icmp_echo() {
-        let ev = run(&eth(0x0800, &[(0x88a8, 100), (0x8100, 42)], &ipv4_icmp_echo(0, 1, 2)));
+        let ev = run(&eth(
+            0x0800,
+            &[(0x88a8, 100), (0x8100, 42)],
+            &ipv4_icmp_echo(0, 1, 2),
+        ));
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].vlan_id, 100, "outermost tag");
     }
@@ -272,7 +381,11 @@ mod parser {
         let ev = run(&eth(0x0800, &[], &ipv4_icmp_echo(8, 99, 3)));
         assert_eq!(ev.len(), 1);
         assert!(ev[0].flags & event_flags::IP_OPTIONS != 0);
-        assert_eq!((ev[0].icmp_id, ev[0].icmp_seq), (99, 3), "ICMP found after the options");
+        assert_eq!(
+            (ev[0].icmp_id, ev[0].icmp_seq),
+            (99, 3),
+            "ICMP found after the options"
+        );
     }
 
     #[test]
@@ -284,7 +397,10 @@ mod parser {
         assert_eq!(&ev[0].dst[..4], &[10, 1, 1, 3]);
         let mut short = eth(0x0806, &[], &arp_request());
         short.truncate(14 + 20);
-        assert!(run(&short).is_empty(), "a truncated ARP body yields no event");
+        assert!(
+            run(&short).is_empty(),
+            "a truncated ARP body yields no event"
+        );
     }
 
     #[test]

@@ -9,24 +9,64 @@ use common::*;
 use serde_json::Value;
 
 /// Ping both ways, check `show --json` peers, then down leaves nothing.
-fn scenario(spec: &str, tag: &str, ns_a: &str, ns_b: &str, expect_peer: &[(&str, &str, &str, &str)]) {
+fn scenario(
+    spec: &str,
+    tag: &str,
+    ns_a: &str,
+    ns_b: &str,
+    expect_peer: &[(&str, &str, &str, &str)],
+) {
     let prefix = prefix(tag);
     {
         let lab = Lab::up(spec, tag);
-        assert!(ping(&lab.ns(ns_a), "10.1.1.3", &[]), "{spec}: ping 10.1.1.3 from {ns_a}");
-        assert!(ping(&lab.ns(ns_b), "10.1.1.2", &[]), "{spec}: ping 10.1.1.2 from {ns_b}");
-        let show: Value = serde_json::from_str(&ok(&["show", &lab.name, "--json"])).expect("show --json is JSON");
+        assert!(
+            ping(&lab.ns(ns_a), "10.1.1.3", &[]),
+            "{spec}: ping 10.1.1.3 from {ns_a}"
+        );
+        assert!(
+            ping(&lab.ns(ns_b), "10.1.1.2", &[]),
+            "{spec}: ping 10.1.1.2 from {ns_b}"
+        );
+        let show: Value =
+            serde_json::from_str(&ok(&["show", &lab.name, "--json"])).expect("show --json is JSON");
         for (ns, name, peer_ns, peer_name) in expect_peer {
-            let ns = if *ns == "host" { "host".to_string() } else { lab.ns(ns) };
-            let name = if ns == "host" { lab.host_if(name) } else { name.to_string() };
+            let ns = if *ns == "host" {
+                "host".to_string()
+            } else {
+                lab.ns(ns)
+            };
+            let name = if ns == "host" {
+                lab.host_if(name)
+            } else {
+                name.to_string()
+            };
             let link = show["links"]
                 .as_array()
-                .and_then(|l| l.iter().find(|l| l["netns"] == ns.as_str() && l["name"] == name.as_str()))
+                .and_then(|l| {
+                    l.iter()
+                        .find(|l| l["netns"] == ns.as_str() && l["name"] == name.as_str())
+                })
                 .unwrap_or_else(|| panic!("{spec}: show lists {ns}/{name}: {show}"));
-            let want_ns = if *peer_ns == "host" { "host".to_string() } else { lab.ns(peer_ns) };
-            let want_name = if *peer_ns == "host" { lab.host_if(peer_name) } else { peer_name.to_string() };
-            assert_eq!(link["peer"]["netns"], want_ns.as_str(), "{spec}: peer of {ns}/{name}: {link}");
-            assert_eq!(link["peer"]["name"], want_name.as_str(), "{spec}: peer of {ns}/{name}: {link}");
+            let want_ns = if *peer_ns == "host" {
+                "host".to_string()
+            } else {
+                lab.ns(peer_ns)
+            };
+            let want_name = if *peer_ns == "host" {
+                lab.host_if(peer_name)
+            } else {
+                peer_name.to_string()
+            };
+            assert_eq!(
+                link["peer"]["netns"],
+                want_ns.as_str(),
+                "{spec}: peer of {ns}/{name}: {link}"
+            );
+            assert_eq!(
+                link["peer"]["name"],
+                want_name.as_str(),
+                "{spec}: peer of {ns}/{name}: {link}"
+            );
         }
     }
     assert_clean(&prefix);
@@ -34,7 +74,16 @@ fn scenario(spec: &str, tag: &str, ns_a: &str, ns_b: &str, expect_peer: &[(&str,
 
 #[test]
 fn direct_pair_pings_and_cleans_up() {
-    scenario("direct", "wd", "ns1", "ns2", &[("ns1", "veth0", "ns2", "veth1"), ("ns2", "veth1", "ns1", "veth0")]);
+    scenario(
+        "direct",
+        "wd",
+        "ns1",
+        "ns2",
+        &[
+            ("ns1", "veth0", "ns2", "veth1"),
+            ("ns2", "veth1", "ns1", "veth0"),
+        ],
+    );
 }
 
 #[test]
@@ -44,7 +93,10 @@ fn bridge_pings_and_cleans_up() {
         "wb",
         "ns1",
         "ns2",
-        &[("ns1", "veth0", "host", "br-veth0"), ("host", "br-veth1", "ns2", "veth1")],
+        &[
+            ("ns1", "veth0", "host", "br-veth0"),
+            ("host", "br-veth1", "ns2", "veth1"),
+        ],
     );
 }
 
@@ -58,11 +110,17 @@ fn ovs_veth_ports_ping_and_carry_tcp() {
         let show: Value = serde_json::from_str(&ok(&["show", &lab.name, "--json"])).expect("JSON");
         let port = show["links"]
             .as_array()
-            .and_then(|l| l.iter().find(|l| l["name"] == lab.host_if("ovs-veth0").as_str()))
+            .and_then(|l| {
+                l.iter()
+                    .find(|l| l["name"] == lab.host_if("ovs-veth0").as_str())
+            })
             .unwrap_or_else(|| panic!("ovs-veth0 in {show}"));
         assert_eq!(port["peer"]["name"], "veth0");
         assert_eq!(port["master"]["kind"], "ovs");
-        assert!(port["master"]["ofport"].as_i64().unwrap_or(-1) > 0, "ofport: {port}");
+        assert!(
+            port["master"]["ofport"].as_i64().unwrap_or(-1) > 0,
+            "ofport: {port}"
+        );
         tcp_transfer(&lab.ns("ns2"), &lab.ns("ns1"), "10.1.1.3", 4 << 20);
     }
     assert_clean(&prefix);
@@ -78,7 +136,10 @@ fn ovs_internal_ports_ping_and_carry_tcp() {
         let show: Value = serde_json::from_str(&ok(&["show", &lab.name, "--json"])).expect("JSON");
         let tap = show["links"]
             .as_array()
-            .and_then(|l| l.iter().find(|l| l["netns"] == lab.ns("ns1").as_str() && l["kind"] == "ovs-internal"))
+            .and_then(|l| {
+                l.iter()
+                    .find(|l| l["netns"] == lab.ns("ns1").as_str() && l["kind"] == "ovs-internal")
+            })
             .unwrap_or_else(|| panic!("an ovs-internal port in ns1: {show}"));
         assert_eq!(tap["name"], lab.host_if("tap1").as_str());
         assert_eq!(tap["master"]["kind"], "ovs");
@@ -92,13 +153,20 @@ fn same_ns_pings_over_lo_with_the_classic_sysctls() {
     let prefix = prefix("ws");
     {
         let lab = Lab::up("same-ns", "ws");
-        assert!(ping(&lab.ns("ns1"), "10.1.1.3", &["-I", "veth0"]), "with accept_local=1 / rp_filter=0");
+        assert!(
+            ping(&lab.ns("ns1"), "10.1.1.3", &["-I", "veth0"]),
+            "with accept_local=1 / rp_filter=0"
+        );
         let show: Value = serde_json::from_str(&ok(&["show", &lab.name, "--json"])).expect("JSON");
         let veth0 = show["links"]
             .as_array()
             .and_then(|l| l.iter().find(|l| l["name"] == "veth0"))
             .unwrap_or_else(|| panic!("veth0 in {show}"));
-        assert_eq!(veth0["peer"]["netns"], lab.ns("ns1").as_str(), "both ends in one namespace");
+        assert_eq!(
+            veth0["peer"]["netns"],
+            lab.ns("ns1").as_str(),
+            "both ends in one namespace"
+        );
         assert_eq!(veth0["peer"]["name"], "veth1");
     }
     assert_clean(&prefix);
@@ -138,7 +206,7 @@ fn a_foreign_interface_is_reported_and_left_alone() {
     // Someone else's interface with the name the lab wants.
     let foreign = format!("{prefix}br0");
     let status = std::process::Command::new("ip")
-        .args(["link", "add", &foreign, "type", "dummy"])
+        .args(["link", "add", &foreign, "type", "bridge"])
         .status()
         .expect("ip link add");
     assert!(status.success());
@@ -150,8 +218,13 @@ fn a_foreign_interface_is_reported_and_left_alone() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "one message: {err}");
-    assert!(std::path::Path::new(&format!("/sys/class/net/{foreign}")).exists(), "foreign interface untouched");
-    let _ = std::process::Command::new("ip").args(["link", "del", &foreign]).status();
+    assert!(
+        std::path::Path::new(&format!("/sys/class/net/{foreign}")).exists(),
+        "foreign interface untouched"
+    );
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", &foreign])
+        .status();
     assert_clean(&prefix);
 }
 
@@ -161,7 +234,7 @@ fn bad_files_fail_with_one_clear_message_and_create_nothing() {
         (
             "b1",
             "name: b1\nnamespaces: [{name: vstb1-a}]\nlinks:\n  - kind: veth\n    ends:\n      - {ns: vstb1-a, name: averyveryverylongname}\n      - {ns: vstb1-a, name: b}\n",
-            ":6:9: link 1, interface averyveryverylongname in namespace vstb1-a: interface name `averyveryverylongname` is 21 bytes",
+            ":6:9: interface averyveryverylongname in namespace vstb1-a: interface name `averyveryverylongname` is 21 bytes",
         ),
         (
             "b2",
@@ -178,7 +251,11 @@ fn bad_files_fail_with_one_clear_message_and_create_nothing() {
             "name: b4\nnamespaces: [{name: vstb4-a}]\nlinks:\n  - kind: veth\n    ends:\n      - {ns: vstb4-a, name: x, addresses: [10.1.1.300/24]}\n      - {ns: vstb4-a, name: y}\n",
             "bad address: '10.1.1.300' is not an IPv4 or IPv6 address",
         ),
-        ("b5", "name: b5\nnamespaces: [{name: vstb5-a}\nlinks: []\n", "YAML syntax error"),
+        (
+            "b5",
+            "name: b5\nnamespaces: [{name: vstb5-a}\nlinks: []\n",
+            "YAML syntax error",
+        ),
     ];
     for (tag, text, want) in cases {
         let file = topology_file(tag, text);
@@ -186,9 +263,19 @@ fn bad_files_fail_with_one_clear_message_and_create_nothing() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{tag} must fail");
         assert!(err.contains(want), "{tag}: {err}");
-        assert!(err.contains(&file.display().to_string()), "{tag}: names the file: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "{tag}: one message: {err}");
-        assert!(!err.contains("panicked") && !err.contains("backtrace"), "{tag}: {err}");
+        assert!(
+            err.contains(&file.display().to_string()),
+            "{tag}: names the file: {err}"
+        );
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{tag}: one message: {err}"
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{tag}: {err}"
+        );
         assert_clean(&format!("vst{tag}-"));
     }
 }
@@ -223,7 +310,10 @@ fn down_cleans_up_after_up_was_killed_half_way() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(!leftovers(&prefix).is_empty(), "up had made something before it was killed");
+    assert!(
+        !leftovers(&prefix).is_empty(),
+        "up had made something before it was killed"
+    );
     let out = ok(&["down", &format!("{prefix}big")]);
     assert!(out.contains("removed"), "{out}");
     assert_clean(&prefix);
@@ -233,9 +323,13 @@ fn down_cleans_up_after_up_was_killed_half_way() {
 fn down_finds_a_lab_by_its_marks_when_the_state_file_is_lost() {
     let prefix = prefix("wl");
     let lab = Lab::up("bridge", "wl");
-    std::fs::remove_file(format!("/run/vethscope/labs/{}.json", lab.name)).expect("state file exists");
+    std::fs::remove_file(format!("/run/vethscope/labs/{}.json", lab.name))
+        .expect("state file exists");
     let listed = ok(&["list"]);
-    assert!(listed.contains(&lab.name), "list finds it by its marks: {listed}");
+    assert!(
+        listed.contains(&lab.name),
+        "list finds it by its marks: {listed}"
+    );
     drop(lab);
     assert_clean(&prefix);
 }
@@ -245,7 +339,10 @@ fn graph_draws_the_live_topology() {
     let lab = Lab::up("bridge", "wg");
     let dot = ok(&["graph", &lab.name]);
     assert!(dot.starts_with("graph"), "{dot}");
-    assert!(dot.contains("vstwg_ns1__veth0 -- ") || dot.contains("-- vstwg_ns1__veth0"), "veth edge: {dot}");
+    assert!(
+        dot.contains("vstwg_ns1__veth0 -- ") || dot.contains("-- vstwg_ns1__veth0"),
+        "veth edge: {dot}"
+    );
     let mermaid = ok(&["graph", &lab.name, "--format", "mermaid"]);
     assert!(mermaid.starts_with("flowchart LR"), "{mermaid}");
     assert!(mermaid.contains("|veth|"), "{mermaid}");
@@ -275,17 +372,23 @@ fn tcp_transfer(server_ns: &str, client_ns: &str, addr: &str, bytes: usize) {
         })
         .expect("enter server namespace")
     });
-    ready_rx.recv_timeout(Duration::from_secs(5)).expect("server ready");
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("server ready");
     let target = format!("{addr}:5201");
     vethscope::netns::run_in(client_ns, move || {
-        let mut conn =
-            std::net::TcpStream::connect_timeout(&target.parse().expect("addr"), Duration::from_secs(5)).expect("connect");
+        let mut conn = std::net::TcpStream::connect_timeout(
+            &target.parse().expect("addr"),
+            Duration::from_secs(5),
+        )
+        .expect("connect");
         conn.set_write_timeout(Some(Duration::from_secs(10))).ok();
         let chunk = vec![7u8; 65536];
         let mut sent = 0;
         while sent < bytes {
             let n = (bytes - sent).min(chunk.len());
-            conn.write_all(&chunk[..n]).expect("TCP send (checksum offload?)");
+            conn.write_all(&chunk[..n])
+                .expect("TCP send (checksum offload?)");
             sent += n;
         }
     })

@@ -91,6 +91,8 @@ pub struct PacketEvent {
     /// ICMPv6 neighbour solicitation / advertisement: the target address.
     pub nd_target: [u8; 16],
     pub frame: [u8; CAPTURE_LEN],
+    /// Tail padding to a multiple of 8 (the struct's alignment), made explicit.
+    pub _pad2: [u8; 2],
 }
 
 impl PacketEvent {
@@ -118,6 +120,7 @@ impl PacketEvent {
             dst: [0; 16],
             nd_target: [0; 16],
             frame: [0; CAPTURE_LEN],
+            _pad2: [0; 2],
         }
     }
 }
@@ -247,7 +250,10 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         // Sum of field sizes == struct size means the compiler inserted no hidden bytes.
-        assert_eq!(size_of::<PacketEvent>(), 8 + 8 + 4 + 4 + 2 + 2 + 6 + 2 + 2 + 2 + 2 + 12 + 48 + CAPTURE_LEN);
+        assert_eq!(
+            size_of::<PacketEvent>(),
+            8 + 8 + 4 + 4 + 2 + 2 + 6 + 2 + 2 + 2 + 2 + 12 + 48 + CAPTURE_LEN + 2
+        );
         assert_eq!(size_of::<PacketEvent>() % 8, 0);
         assert_eq!(size_of::<LinkKey>(), 16);
         assert_eq!(size_of::<DropKey>(), 16);

@@ -38,7 +38,7 @@ fn try_count(ctx: &TcContext, dir: u8) {
         _pad: [0; 2],
     };
     let len = u64::from(ctx.len());
-    match LINK_COUNTERS.get_ptr_mut(&key) {
+    match LINK_COUNTERS.get_ptr_mut(key) {
         // SAFETY: per-CPU value, no concurrent writer on this CPU.
         Some(v) => unsafe {
             (*v).packets += 1;
@@ -46,8 +46,8 @@ fn try_count(ctx: &TcContext, dir: u8) {
         },
         None => {
             let _ = LINK_COUNTERS.insert(
-                &key,
-                &LinkCounters {
+                key,
+                LinkCounters {
                     packets: 1,
                     bytes: len,
                 },

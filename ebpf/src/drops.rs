@@ -44,17 +44,17 @@ fn try_drops(ctx: &RawTracePointContext) -> Option<()> {
         _pad: [0; 4],
     };
     // SAFETY: plain lookup in a map we own.
-    unsafe { DROP_WATCH.get(&watch) }?;
+    unsafe { DROP_WATCH.get(watch) }?;
     let key = DropKey {
         netns_cookie: cookie,
         ifindex,
         reason: reason as u32,
     };
-    match DROP_COUNTERS.get_ptr_mut(&key) {
+    match DROP_COUNTERS.get_ptr_mut(key) {
         // SAFETY: per-CPU value, no concurrent writer on this CPU.
         Some(c) => unsafe { *c += 1 },
         None => {
-            let _ = DROP_COUNTERS.insert(&key, 1u64, 0);
+            let _ = DROP_COUNTERS.insert(key, 1u64, 0);
         }
     }
     Some(())

@@ -64,7 +64,7 @@ fn try_fastpath(ctx: &TcContext) -> i32 {
         _pad: [0; 2],
     };
     // SAFETY: plain lookup in a map we own; the value is copied out at once.
-    let target = unsafe { FASTPATH_FDB.get(&key) }.map(|e| e.ifindex);
+    let target = unsafe { FASTPATH_FDB.get(key) }.map(|e| e.ifindex);
     match target {
         Some(target) if target != ifindex && target != 0 => {
             count(ifindex, true);

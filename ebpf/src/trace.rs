@@ -98,15 +98,15 @@ fn try_trace(ctx: &TcContext, dir: u8) {
         (*ev).dst = p.dst;
         (*ev).nd_target = p.nd_target;
         let len = ctx.len();
-        let cap = if len as usize > CAPTURE_LEN { CAPTURE_LEN as u32 } else { len };
+        let cap = if len as usize > CAPTURE_LEN {
+            CAPTURE_LEN as u32
+        } else {
+            len
+        };
         // The size must be provably within 1..=CAPTURE_LEN for the verifier.
         if cap > 0 && cap <= CAPTURE_LEN as u32 {
-            let ret = bpf_skb_load_bytes(
-                ctx.skb.skb.cast(),
-                0,
-                (*ev).frame.as_mut_ptr().cast(),
-                cap,
-            );
+            let ret =
+                bpf_skb_load_bytes(ctx.skb.skb.cast(), 0, (*ev).frame.as_mut_ptr().cast(), cap);
             if ret == 0 {
                 (*ev).cap_len = cap as u16;
             }
@@ -114,5 +114,7 @@ fn try_trace(ctx: &TcContext, dir: u8) {
     }
     entry.submit(0);
     bump(TRACE_STAT_EMITTED);
-    debug!(ctx, "traced proto {} on ifindex {}", p.proto, unsafe { (*ctx.skb.skb).ifindex });
+    debug!(ctx, "traced proto {} on ifindex {}", p.proto, unsafe {
+        (*ctx.skb.skb).ifindex
+    });
 }

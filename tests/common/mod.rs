@@ -83,7 +83,11 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let out = vethscope(&["down", &self.name]);
         if !out.status.success() {
-            eprintln!("down {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
+            eprintln!(
+                "down {} failed: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }
@@ -140,7 +144,14 @@ pub fn leftovers(prefix: &str) -> Vec<String> {
                 }
             }
             let out = Command::new("ovs-vsctl")
-                .args([format!("--db=unix:{db}").as_str(), "--timeout=5", "--columns=name", "--bare", "list", "Port"])
+                .args([
+                    format!("--db=unix:{db}").as_str(),
+                    "--timeout=5",
+                    "--columns=name",
+                    "--bare",
+                    "list",
+                    "Port",
+                ])
                 .output();
             if let Ok(out) = out {
                 for p in String::from_utf8_lossy(&out.stdout).split_whitespace() {

@@ -21,7 +21,9 @@ impl Cap {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("vethscope {command} needs {missing}, which this process lacks (fix: run it as root, e.g. `sudo vethscope {command} ...`)")]
+#[error(
+    "vethscope {command} needs {missing}, which this process lacks (fix: run it as root, e.g. `sudo vethscope {command} ...`)"
+)]
 pub struct MissingCapability {
     pub command: String,
     pub missing: String,

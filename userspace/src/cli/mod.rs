@@ -25,7 +25,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build a lab from a YAML file or a built-in scenario.
-    #[command(after_help = "Examples:\n  vethscope up same-ns\n  vethscope up examples/bridge.yaml\n  vethscope up bridge --prefix t1-   # a second copy: lab t1-bridge, namespaces t1-ns1, t1-ns2")]
+    #[command(
+        after_help = "Examples:\n  vethscope up same-ns\n  vethscope up examples/bridge.yaml\n  vethscope up bridge --prefix t1-   # a second copy: lab t1-bridge, namespaces t1-ns1, t1-ns2"
+    )]
     Up {
         /// A topology file, or a built-in scenario name.
         topology: String,
@@ -44,21 +46,27 @@ pub enum Command {
         all: bool,
     },
     /// Show a lab from live kernel and OVS state: namespaces, links, peers, bridges.
-    #[command(after_help = "Examples:\n  vethscope show bridge\n  vethscope show bridge --json | jq '.links[] | {netns, name, peer}'\n  vethscope show           # every lab")]
+    #[command(
+        after_help = "Examples:\n  vethscope show bridge\n  vethscope show bridge --json | jq '.links[] | {netns, name, peer}'\n  vethscope show           # every lab"
+    )]
     Show {
         lab: Option<String>,
         #[arg(long)]
         json: bool,
     },
     /// Draw a lab's live topology as Graphviz dot or Mermaid.
-    #[command(after_help = "Examples:\n  vethscope graph bridge | dot -Tsvg > bridge.svg\n  vethscope graph ovs --format mermaid")]
+    #[command(
+        after_help = "Examples:\n  vethscope graph bridge | dot -Tsvg > bridge.svg\n  vethscope graph ovs --format mermaid"
+    )]
     Graph {
         lab: Option<String>,
         #[arg(long, value_enum, default_value = "dot")]
         format: Format,
     },
     /// Follow every ARP and ICMP packet of a lab hop by hop with eBPF and print its path.
-    #[command(after_help = "Examples:\n  vethscope trace bridge                       # then ping in another terminal\n  vethscope trace same-ns --count 1 --json\n  vethscope trace bridge --pcap lab.pcapng --duration 10\n  vethscope trace --proto arp                  # every veth on the host")]
+    #[command(
+        after_help = "Examples:\n  vethscope trace bridge                       # then ping in another terminal\n  vethscope trace same-ns --count 1 --json\n  vethscope trace bridge --pcap lab.pcapng --duration 10\n  vethscope trace --proto arp                  # every veth on the host"
+    )]
     Trace(TraceArgs),
     /// List the labs that are up.
     #[command(after_help = "Example:\n  vethscope list")]
@@ -67,7 +75,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  vethscope scenarios")]
     Scenarios,
     /// Print shell completions.
-    #[command(after_help = "Example:\n  vethscope completions bash > /etc/bash_completion.d/vethscope")]
+    #[command(
+        after_help = "Example:\n  vethscope completions bash > /etc/bash_completion.d/vethscope"
+    )]
     Completions { shell: clap_complete::Shell },
 }
 
@@ -124,7 +134,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "vethscope", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "vethscope",
+                &mut std::io::stdout(),
+            );
             Ok(std::process::ExitCode::SUCCESS)
         }
     }

@@ -15,7 +15,11 @@ const WIRING_CAPS: &[Cap] = &[Cap::NetAdmin, Cap::SysAdmin];
 
 pub async fn up(spec: &str, prefix: &str) -> anyhow::Result<ExitCode> {
     let topo = Topology::load(spec)?;
-    let topo = if prefix.is_empty() { topo } else { topo.with_prefix(prefix) };
+    let topo = if prefix.is_empty() {
+        topo
+    } else {
+        topo.with_prefix(prefix)
+    };
     // Validate the file before asking for privileges: file errors come first.
     crate::topology::validate(&topo)?;
     privileges::require("up", WIRING_CAPS)?;
@@ -30,7 +34,10 @@ pub async fn up(spec: &str, prefix: &str) -> anyhow::Result<ExitCode> {
                 elapsed.as_secs_f64() * 1000.0
             );
         }
-        UpOutcome::AlreadyUp => println!("lab {} is already up with this definition; nothing to do", topo.name),
+        UpOutcome::AlreadyUp => println!(
+            "lab {} is already up with this definition; nothing to do",
+            topo.name
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }

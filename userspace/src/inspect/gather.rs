@@ -36,7 +36,9 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
     let plan = state::read(lab);
     let mut namespaces = Vec::new();
     for ns in netns::list() {
-        let planned = plan.as_ref().is_some_and(|p| p.topology.netns_names().any(|n| n == ns));
+        let planned = plan
+            .as_ref()
+            .is_some_and(|p| p.topology.netns_names().any(|n| n == ns));
         if planned || wire_owner(&ns).await.as_deref() == Some(lab) {
             namespaces.push(ns);
         }
@@ -44,12 +46,19 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
     let host = Netlink::open(HOST).await?;
     let host_links: Vec<LinkInfo> = host.links().await?;
     let host_addrs = host.addresses().await?;
-    let ours_in_host: Vec<&LinkInfo> = host_links.iter().filter(|l| l.alias.as_deref() == Some(alias.as_str())).collect();
+    let ours_in_host: Vec<&LinkInfo> = host_links
+        .iter()
+        .filter(|l| l.alias.as_deref() == Some(alias.as_str()))
+        .collect();
     if namespaces.is_empty() && ours_in_host.is_empty() && plan.is_none() {
         let known: Vec<String> = wire::known_labs().await.into_iter().collect();
         return Err(InspectError::NoSuchLab {
             lab: lab.to_string(),
-            known: if known.is_empty() { "none".into() } else { known.join(", ") },
+            known: if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            },
         });
     }
 
@@ -97,11 +106,16 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
                     kind: "ovs".into(),
                     ofport: p.ofport,
                 }),
-                None if r.netns == HOST => r.link.master.and_then(|m| host_by_index.get(&m)).map(|m| MasterView {
-                    name: m.name.clone(),
-                    kind: "linux".into(),
-                    ofport: None,
-                }),
+                None if r.netns == HOST => {
+                    r.link
+                        .master
+                        .and_then(|m| host_by_index.get(&m))
+                        .map(|m| MasterView {
+                            name: m.name.clone(),
+                            kind: "linux".into(),
+                            ofport: None,
+                        })
+                }
                 None => None,
             };
             LinkView {
@@ -109,7 +123,11 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
                 name: r.link.name.clone(),
                 kind,
                 ifindex: r.link.index,
-                mac: if r.link.name == "lo" { None } else { r.link.mac_string() },
+                mac: if r.link.name == "lo" {
+                    None
+                } else {
+                    r.link.mac_string()
+                },
                 mtu: r.link.mtu,
                 state: r.link.state,
                 addresses: r.addresses.clone(),
@@ -119,11 +137,15 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
         })
         .collect();
     // Lab namespaces first, the root namespace last.
-    links.sort_by(|a, b| (a.netns == HOST, &a.netns, a.ifindex).cmp(&(b.netns == HOST, &b.netns, b.ifindex)));
+    links.sort_by(|a, b| {
+        (a.netns == HOST, &a.netns, a.ifindex).cmp(&(b.netns == HOST, &b.netns, b.ifindex))
+    });
 
     let mut bridges: Vec<BridgeView> = host_links
         .iter()
-        .filter(|l| l.alias.as_deref() == Some(alias.as_str()) && l.kind.as_deref() == Some("bridge"))
+        .filter(|l| {
+            l.alias.as_deref() == Some(alias.as_str()) && l.kind.as_deref() == Some("bridge")
+        })
         .map(|b| BridgeView {
             name: b.name.clone(),
             kind: "linux".into(),
@@ -157,7 +179,11 @@ async fn wire_owner(ns: &str) -> Option<String> {
 }
 
 fn addresses_of(addrs: &[(u32, crate::topology::Cidr)], index: u32) -> Vec<String> {
-    addrs.iter().filter(|(i, _)| *i == index).map(|(_, c)| c.to_string()).collect()
+    addrs
+        .iter()
+        .filter(|(i, _)| *i == index)
+        .map(|(_, c)| c.to_string())
+        .collect()
 }
 
 /// A veth's peer: the veth whose index is our peer index and whose peer index is ours,

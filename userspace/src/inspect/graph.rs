@@ -54,12 +54,31 @@ pub fn render(view: &LabView, format: Format) -> String {
 }
 
 fn dot(view: &LabView) -> String {
-    let mut out = format!("graph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n", view.lab);
+    let mut out = format!(
+        "graph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
+        view.lab
+    );
     for (i, ns) in groups(view).iter().enumerate() {
-        let _ = writeln!(out, "  subgraph cluster_{i} {{\n    label=\"namespace {ns}\";");
-        for l in view.links.iter().filter(|l| &l.netns == ns && l.kind != "lo") {
-            let shape = if l.kind == "bridge" || l.kind == "ovs-bridge" { ", shape=component" } else { "" };
-            let _ = writeln!(out, "    {} [label=\"{}\"{shape}];", id(&l.netns, &l.name), label(l));
+        let _ = writeln!(
+            out,
+            "  subgraph cluster_{i} {{\n    label=\"namespace {ns}\";"
+        );
+        for l in view
+            .links
+            .iter()
+            .filter(|l| &l.netns == ns && l.kind != "lo")
+        {
+            let shape = if l.kind == "bridge" || l.kind == "ovs-bridge" {
+                ", shape=component"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "    {} [label=\"{}\"{shape}];",
+                id(&l.netns, &l.name),
+                label(l)
+            );
         }
         let _ = writeln!(out, "  }}");
     }
@@ -68,7 +87,10 @@ fn dot(view: &LabView) -> String {
     }
     for b in &view.bridges {
         for p in &b.ports {
-            let port = view.links.iter().find(|l| &l.name == p && (l.netns == HOST || l.kind == "ovs-internal"));
+            let port = view
+                .links
+                .iter()
+                .find(|l| &l.name == p && (l.netns == HOST || l.kind == "ovs-internal"));
             if let Some(port) = port {
                 let _ = writeln!(
                     out,
@@ -88,7 +110,11 @@ fn mermaid(view: &LabView) -> String {
     let mut out = String::from("flowchart LR\n");
     for ns in groups(view) {
         let _ = writeln!(out, "  subgraph {}[\"namespace {ns}\"]", id("ns", &ns));
-        for l in view.links.iter().filter(|l| l.netns == ns && l.kind != "lo") {
+        for l in view
+            .links
+            .iter()
+            .filter(|l| l.netns == ns && l.kind != "lo")
+        {
             let text = label(l).replace("\\n", "<br/>");
             let _ = writeln!(out, "    {}[\"{text}\"]", id(&l.netns, &l.name));
         }
@@ -99,8 +125,18 @@ fn mermaid(view: &LabView) -> String {
     }
     for b in &view.bridges {
         for p in &b.ports {
-            if let Some(port) = view.links.iter().find(|l| &l.name == p && (l.netns == HOST || l.kind == "ovs-internal")) {
-                let _ = writeln!(out, "  {} -.-|{}| {}", id(HOST, &b.name), b.kind, id(&port.netns, &port.name));
+            if let Some(port) = view
+                .links
+                .iter()
+                .find(|l| &l.name == p && (l.netns == HOST || l.kind == "ovs-internal"))
+            {
+                let _ = writeln!(
+                    out,
+                    "  {} -.-|{}| {}",
+                    id(HOST, &b.name),
+                    b.kind,
+                    id(&port.netns, &port.name)
+                );
             }
         }
     }

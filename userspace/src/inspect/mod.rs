@@ -66,6 +66,8 @@ pub struct LabView {
 
 impl LabView {
     pub fn link(&self, netns: &str, name: &str) -> Option<&LinkView> {
-        self.links.iter().find(|l| l.netns == netns && l.name == name)
+        self.links
+            .iter()
+            .find(|l| l.netns == netns && l.name == name)
     }
 }

@@ -45,8 +45,18 @@ pub fn text(view: &LabView) -> String {
         }
     }
     for b in &view.bridges {
-        let dp = b.datapath.as_ref().map(|d| format!(", datapath {d}")).unwrap_or_default();
-        let _ = writeln!(out, "  bridge {} ({}{dp}): ports {}", b.name, b.kind, b.ports.join(", "));
+        let dp = b
+            .datapath
+            .as_ref()
+            .map(|d| format!(", datapath {d}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  bridge {} ({}{dp}): ports {}",
+            b.name,
+            b.kind,
+            b.ports.join(", ")
+        );
     }
     out
 }

@@ -2,7 +2,10 @@
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
     #[error("cannot open a netlink socket in namespace {netns}: {source}")]
-    Socket { netns: String, source: std::io::Error },
+    Socket {
+        netns: String,
+        source: std::io::Error,
+    },
     #[error("interface {name} does not exist in namespace {netns}")]
     Missing { name: String, netns: String },
     #[error("cannot {op} {object} in namespace {netns}: {reason}")]
@@ -18,7 +21,12 @@ pub enum NetlinkError {
 }
 
 impl NetlinkError {
-    pub fn from_rtnetlink(op: &'static str, object: String, netns: &str, e: rtnetlink::Error) -> Self {
+    pub fn from_rtnetlink(
+        op: &'static str,
+        object: String,
+        netns: &str,
+        e: rtnetlink::Error,
+    ) -> Self {
         let errno = errno_of(&e);
         let reason = match errno {
             Some(libc::EEXIST) => "it already exists".to_string(),

@@ -52,7 +52,12 @@ impl Netlink {
         &self.netns
     }
 
-    fn fail(&self, op: &'static str, object: impl Into<String>, e: rtnetlink::Error) -> NetlinkError {
+    fn fail(
+        &self,
+        op: &'static str,
+        object: impl Into<String>,
+        e: rtnetlink::Error,
+    ) -> NetlinkError {
         NetlinkError::from_rtnetlink(op, object.into(), &self.netns, e)
     }
 
@@ -86,18 +91,26 @@ impl Netlink {
 
     /// Like [`link_by_name`](Self::link_by_name) but a missing interface is an error.
     pub async fn require(&self, name: &str) -> Result<LinkInfo, NetlinkError> {
-        self.link_by_name(name).await?.ok_or_else(|| NetlinkError::Missing {
-            name: name.to_string(),
-            netns: self.netns.clone(),
-        })
+        self.link_by_name(name)
+            .await?
+            .ok_or_else(|| NetlinkError::Missing {
+                name: name.to_string(),
+                netns: self.netns.clone(),
+            })
     }
 
     /// Creates a veth pair `name` (here) — `peer` (in the namespace `peer_ns`, or here).
     /// Both ends are created in their final namespace in one request, so no name ever
     /// appears in a namespace it was not meant for.
-    pub async fn create_veth(&self, name: &str, peer: &str, peer_ns: Option<&OwnedFd>) -> Result<(), NetlinkError> {
+    pub async fn create_veth(
+        &self,
+        name: &str,
+        peer: &str,
+        peer_ns: Option<&OwnedFd>,
+    ) -> Result<(), NetlinkError> {
         use rtnetlink::packet_route::link::{InfoData, InfoVeth};
-        let mut peer_msg = rtnetlink::LinkMessageBuilder::<rtnetlink::LinkUnspec>::new().name(peer.to_string());
+        let mut peer_msg =
+            rtnetlink::LinkMessageBuilder::<rtnetlink::LinkUnspec>::new().name(peer.to_string());
         if let Some(fd) = peer_ns {
             peer_msg = peer_msg.setns_by_fd(fd.as_raw_fd());
         }
@@ -125,7 +138,14 @@ impl Netlink {
             .map_err(|e| self.fail("create bridge", name, e))
     }
 
-    async fn set(&self, op: &'static str, object: &str, index: u32, attrs: Vec<LinkAttribute>, up: bool) -> Result<(), NetlinkError> {
+    async fn set(
+        &self,
+        op: &'static str,
+        object: &str,
+        index: u32,
+        attrs: Vec<LinkAttribute>,
+        up: bool,
+    ) -> Result<(), NetlinkError> {
         let mut b = rtnetlink::LinkUnspec::new_with_index(index);
         for a in attrs {
             b = b.append_extra_attribute(a);
@@ -143,35 +163,71 @@ impl Netlink {
 
     /// The ownership mark: `ip link` shows it as `alias vethscope:LAB`.
     pub async fn set_alias(&self, link: &LinkInfo, alias: &str) -> Result<(), NetlinkError> {
-        self.set("mark", &link.name, link.index, vec![LinkAttribute::IfAlias(alias.to_string())], false)
-            .await
+        self.set(
+            "mark",
+            &link.name,
+            link.index,
+            vec![LinkAttribute::IfAlias(alias.to_string())],
+            false,
+        )
+        .await
     }
 
     pub async fn set_master(&self, link: &LinkInfo, master: &LinkInfo) -> Result<(), NetlinkError> {
         let object = format!("{} to bridge {}", link.name, master.name);
-        self.set("attach", &object, link.index, vec![LinkAttribute::Controller(master.index)], false)
-            .await
+        self.set(
+            "attach",
+            &object,
+            link.index,
+            vec![LinkAttribute::Controller(master.index)],
+            false,
+        )
+        .await
     }
 
     pub async fn set_up(&self, link: &LinkInfo) -> Result<(), NetlinkError> {
-        self.set("bring up", &link.name, link.index, Vec::new(), true).await
+        self.set("bring up", &link.name, link.index, Vec::new(), true)
+            .await
     }
 
     pub async fn set_mtu(&self, link: &LinkInfo, mtu: u32) -> Result<(), NetlinkError> {
-        self.set("set the mtu of", &link.name, link.index, vec![LinkAttribute::Mtu(mtu)], false)
-            .await
+        self.set(
+            "set the mtu of",
+            &link.name,
+            link.index,
+            vec![LinkAttribute::Mtu(mtu)],
+            false,
+        )
+        .await
     }
 
     pub async fn set_mac(&self, link: &LinkInfo, mac: [u8; 6]) -> Result<(), NetlinkError> {
-        self.set("set the MAC of", &link.name, link.index, vec![LinkAttribute::Address(mac.to_vec())], false)
-            .await
+        self.set(
+            "set the MAC of",
+            &link.name,
+            link.index,
+            vec![LinkAttribute::Address(mac.to_vec())],
+            false,
+        )
+        .await
     }
 
     /// Moves an interface into another namespace.
-    pub async fn set_netns(&self, link: &LinkInfo, target: &OwnedFd, target_name: &str) -> Result<(), NetlinkError> {
+    pub async fn set_netns(
+        &self,
+        link: &LinkInfo,
+        target: &OwnedFd,
+        target_name: &str,
+    ) -> Result<(), NetlinkError> {
         let object = format!("{} to namespace {target_name}", link.name);
-        self.set("move", &object, link.index, vec![LinkAttribute::NetNsFd(target.as_raw_fd())], false)
-            .await
+        self.set(
+            "move",
+            &object,
+            link.index,
+            vec![LinkAttribute::NetNsFd(target.as_raw_fd())],
+            false,
+        )
+        .await
     }
 
     pub async fn delete(&self, link: &LinkInfo) -> Result<(), NetlinkError> {
@@ -220,9 +276,17 @@ impl Netlink {
             .collect())
     }
 
-    pub async fn add_route(&self, route: &Route, dev: Option<&LinkInfo>) -> Result<(), NetlinkError> {
+    pub async fn add_route(
+        &self,
+        route: &Route,
+        dev: Option<&LinkInfo>,
+    ) -> Result<(), NetlinkError> {
         use std::net::IpAddr;
-        let family_v6 = route.to.map(|c| c.addr.is_ipv6()).or(route.via.map(|v| v.is_ipv6())).unwrap_or(false);
+        let family_v6 = route
+            .to
+            .map(|c| c.addr.is_ipv6())
+            .or(route.via.map(|v| v.is_ipv6()))
+            .unwrap_or(false);
         let object = format!(
             "{} {}",
             route.to.map_or("default".to_string(), |c| c.to_string()),
@@ -230,7 +294,11 @@ impl Netlink {
         );
         let msg = if family_v6 {
             let mut b = rtnetlink::RouteMessageBuilder::<std::net::Ipv6Addr>::new();
-            if let Some(Cidr { addr: IpAddr::V6(a), prefix }) = route.to {
+            if let Some(Cidr {
+                addr: IpAddr::V6(a),
+                prefix,
+            }) = route.to
+            {
                 b = b.destination_prefix(a, prefix);
             }
             if let Some(IpAddr::V6(g)) = route.via {
@@ -242,7 +310,11 @@ impl Netlink {
             b.build()
         } else {
             let mut b = rtnetlink::RouteMessageBuilder::<std::net::Ipv4Addr>::new();
-            if let Some(Cidr { addr: IpAddr::V4(a), prefix }) = route.to {
+            if let Some(Cidr {
+                addr: IpAddr::V4(a),
+                prefix,
+            }) = route.to
+            {
                 b = b.destination_prefix(a, prefix);
             }
             if let Some(IpAddr::V4(g)) = route.via {

@@ -10,5 +10,8 @@ pub enum NetnsError {
     #[error("cannot {what}: {errno}")]
     Sys { what: String, errno: Errno },
     #[error("cannot {what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
 }

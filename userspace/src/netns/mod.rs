@@ -47,6 +47,13 @@ pub fn list() -> Vec<String> {
     names
 }
 
+/// False for a name whose file exists but holds no namespace: what `create` leaves
+/// when it is killed between creating the file and bind-mounting the namespace on it.
+pub fn is_mounted(name: &str) -> bool {
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    nix::sys::statfs::statfs(&path(name)).is_ok_and(|s| s.filesystem_type().0 == NSFS_MAGIC)
+}
+
 /// Opens a namespace for `setns` or `IFLA_NET_NS_FD`; `host` is our own namespace.
 pub fn open(name: &str) -> Result<OwnedFd, NetnsError> {
     let p = if name == HOST {
@@ -57,7 +64,9 @@ pub fn open(name: &str) -> Result<OwnedFd, NetnsError> {
     File::open(&p)
         .map(OwnedFd::from)
         .map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => NetnsError::Missing { name: name.to_string() },
+            std::io::ErrorKind::NotFound => NetnsError::Missing {
+                name: name.to_string(),
+            },
             _ => NetnsError::Io {
                 what: format!("open namespace {name}"),
                 source,
@@ -73,10 +82,12 @@ pub fn inode(name: &str) -> Result<u64, NetnsError> {
     } else {
         path(name)
     };
-    std::fs::metadata(&p).map(|m| m.ino()).map_err(|source| NetnsError::Io {
-        what: format!("stat namespace {name}"),
-        source,
-    })
+    std::fs::metadata(&p)
+        .map(|m| m.ino())
+        .map_err(|source| NetnsError::Io {
+            what: format!("stat namespace {name}"),
+            source,
+        })
 }
 
 /// Runs `f` on a fresh OS thread that has entered namespace `name`.
@@ -110,7 +121,9 @@ pub fn create(name: &str) -> Result<(), NetnsError> {
         .create_new(true)
         .open(&target)
         .map_err(|source| match source.kind() {
-            std::io::ErrorKind::AlreadyExists => NetnsError::Exists { name: name.to_string() },
+            std::io::ErrorKind::AlreadyExists => NetnsError::Exists {
+                name: name.to_string(),
+            },
             _ => NetnsError::Io {
                 what: format!("create {}", target.display()),
                 source,
@@ -187,12 +200,18 @@ fn prepare_run_dir() -> Result<(), NetnsError> {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::EINVAL) => {
             // Not a mount point yet: bind it onto itself, then make it shared.
-            mount(Some(dir), dir, Some("none"), MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                .and_then(|()| mount(None::<&str>, dir, Some("none"), shared, None::<&str>))
-                .map_err(|e| NetnsError::Sys {
-                    what: format!("make {NETNS_RUN_DIR} a shared mount"),
-                    errno: e,
-                })
+            mount(
+                Some(dir),
+                dir,
+                Some("none"),
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .and_then(|()| mount(None::<&str>, dir, Some("none"), shared, None::<&str>))
+            .map_err(|e| NetnsError::Sys {
+                what: format!("make {NETNS_RUN_DIR} a shared mount"),
+                errno: e,
+            })
         }
         Err(e) => Err(NetnsError::Sys {
             what: format!("make {NETNS_RUN_DIR} a shared mount"),

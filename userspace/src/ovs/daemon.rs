@@ -152,15 +152,19 @@ pub fn ensure_running(run_dir: &Path) -> Result<OvsEndpoint, OvsError> {
 pub fn find_running(run_dir: &Path) -> Option<OvsEndpoint> {
     let ours = Layout::new(run_dir).ok()?;
     let vswitchds = processes(VSWITCHD);
-    candidates(&ours, &vswitchds).into_iter().find_map(|socket| {
-        Ovsdb::connect_path(&socket).and_then(|mut db| db.probe()).ok()?;
-        let is_ours = socket == ours.sock();
-        Some(OvsEndpoint {
-            run_dir: is_ours.then(|| ours.dir.clone()),
-            started_by_us: is_ours,
-            socket,
+    candidates(&ours, &vswitchds)
+        .into_iter()
+        .find_map(|socket| {
+            Ovsdb::connect_path(&socket)
+                .and_then(|mut db| db.probe())
+                .ok()?;
+            let is_ours = socket == ours.sock();
+            Some(OvsEndpoint {
+                run_dir: is_ours.then(|| ours.dir.clone()),
+                started_by_us: is_ours,
+                socket,
+            })
         })
-    })
 }
 
 /// Stop the daemons whose pidfiles are in `run_dir` and remove the files we

@@ -62,7 +62,9 @@ fn offset(btf: &Btf, st: &str, member: &str) -> Result<u32, ProbeError> {
     let s = find_struct(btf, st)?;
     member_bits(btf, &s, member)
         .map(|bits| bits / 8)
-        .ok_or_else(|| ProbeError::Btf(format!("struct {st} has no member {member} in this kernel")))
+        .ok_or_else(|| {
+            ProbeError::Btf(format!("struct {st} has no member {member} in this kernel"))
+        })
 }
 
 pub fn kernel_offsets() -> Result<KernelOffsets, ProbeError> {
@@ -89,11 +91,13 @@ pub fn drop_reasons() -> Result<HashMap<u32, String>, ProbeError> {
         if let Type::Enum(e) = t {
             for m in &e.members {
                 let name = btf.resolve_name(m).unwrap_or_default();
-                let short = name.strip_prefix("SKB_DROP_REASON_").unwrap_or(&name).to_lowercase();
+                let short = name
+                    .strip_prefix("SKB_DROP_REASON_")
+                    .unwrap_or(&name)
+                    .to_lowercase();
                 out.insert(m.val(), short);
             }
         }
     }
     Ok(out)
 }
-

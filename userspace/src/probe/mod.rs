@@ -17,12 +17,13 @@ use aya::{
 };
 
 pub use error::ProbeError;
-pub use targets::{Target, TargetFilter, lab_targets, host_targets};
+pub use targets::{Target, TargetFilter, host_targets, lab_targets};
 
 use crate::netns;
 
 /// The programs, built by build.rs from ebpf/ and embedded in the binary.
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vethscope-ebpf"));
+static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vethscope-ebpf"));
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -86,10 +87,13 @@ impl Probe {
     /// The programs find each packet's namespace through these offsets (see ebpf/src/kernel.rs).
     fn set_kernel_offsets(&mut self) -> Result<(), ProbeError> {
         let offsets = btf::kernel_offsets()?;
-        let map = self.ebpf.map_mut("KERNEL_OFFSETS").ok_or_else(|| ProbeError::Map {
-            map: "KERNEL_OFFSETS".into(),
-            message: "missing".into(),
-        })?;
+        let map = self
+            .ebpf
+            .map_mut("KERNEL_OFFSETS")
+            .ok_or_else(|| ProbeError::Map {
+                map: "KERNEL_OFFSETS".into(),
+                message: "missing".into(),
+            })?;
         let mut array: aya::maps::Array<&mut aya::maps::MapData, vethscope_common::KernelOffsets> =
             aya::maps::Array::try_from(map).map_err(|e| ProbeError::Map {
                 map: "KERNEL_OFFSETS".into(),
@@ -131,7 +135,13 @@ impl Probe {
 
     /// Attaches program `name` to `target` in `dir`. The interface name is resolved
     /// inside the target's namespace (on a thread that entered it).
-    pub fn attach(&mut self, name: &str, target: &Target, dir: Direction, pos: Position) -> Result<(), ProbeError> {
+    pub fn attach(
+        &mut self,
+        name: &str,
+        target: &Target,
+        dir: Direction,
+        pos: Position,
+    ) -> Result<(), ProbeError> {
         self.load_program(name)?;
         self.cookies.insert(target.cookie, target.netns.clone());
         let prog = self.classifier(name)?;
@@ -153,7 +163,12 @@ impl Probe {
     }
 
     /// Attaches an ingress/egress program pair to every target.
-    pub fn attach_pair(&mut self, base: &str, targets: &[Target], pos: Position) -> Result<usize, ProbeError> {
+    pub fn attach_pair(
+        &mut self,
+        base: &str,
+        targets: &[Target],
+        pos: Position,
+    ) -> Result<usize, ProbeError> {
         let mut n = 0;
         for t in targets {
             self.attach(&format!("{base}_ingress"), t, Direction::Ingress, pos)?;

@@ -27,11 +27,15 @@ pub struct TargetFilter {
 
 impl TargetFilter {
     fn keeps(&self, netns: &str, ifname: &str) -> bool {
-        self.netns.as_deref().is_none_or(|n| n == netns) && self.ifname.as_deref().is_none_or(|i| i == ifname)
+        self.netns.as_deref().is_none_or(|n| n == netns)
+            && self.ifname.as_deref().is_none_or(|i| i == ifname)
     }
 }
 
-pub async fn lab_targets(lab: &str, filter: &TargetFilter) -> Result<Vec<Target>, super::ProbeError> {
+pub async fn lab_targets(
+    lab: &str,
+    filter: &TargetFilter,
+) -> Result<Vec<Target>, super::ProbeError> {
     let view = inspect::lab_view(lab).await?;
     let mut out = Vec::new();
     for l in &view.links {

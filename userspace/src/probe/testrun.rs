@@ -14,7 +14,12 @@ use super::{Probe, ProbeError};
 impl Probe {
     /// Runs classifier `name` `repeat` times on `frame`; returns the kernel's mean
     /// time per run and the program's return value.
-    pub fn test_run(&mut self, name: &str, frame: &[u8], repeat: u32) -> Result<(Duration, i32), ProbeError> {
+    pub fn test_run(
+        &mut self,
+        name: &str,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<(Duration, i32), ProbeError> {
         self.load_program(name)?;
         let prog: &SchedClassifier = self
             .ebpf
@@ -34,14 +39,18 @@ impl Probe {
 
     /// Takes every event waiting in the trace ring buffer.
     pub fn drain_trace_events(&mut self) -> Result<Vec<PacketEvent>, ProbeError> {
-        let map = self.ebpf.map_mut("TRACE_EVENTS").ok_or_else(|| ProbeError::Map {
-            map: "TRACE_EVENTS".into(),
-            message: "missing".into(),
-        })?;
-        let mut ring: RingBuf<&mut MapData> = RingBuf::try_from(map).map_err(|e| ProbeError::Map {
-            map: "TRACE_EVENTS".into(),
-            message: e.to_string(),
-        })?;
+        let map = self
+            .ebpf
+            .map_mut("TRACE_EVENTS")
+            .ok_or_else(|| ProbeError::Map {
+                map: "TRACE_EVENTS".into(),
+                message: "missing".into(),
+            })?;
+        let mut ring: RingBuf<&mut MapData> =
+            RingBuf::try_from(map).map_err(|e| ProbeError::Map {
+                map: "TRACE_EVENTS".into(),
+                message: e.to_string(),
+            })?;
         let mut out = Vec::new();
         while let Some(item) = ring.next() {
             if let Some(ev) = crate::trace::event::parse_event(&item) {

@@ -120,9 +120,16 @@ impl End {
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Link {
-    Veth { ends: [End; 2], pos: Pos },
+    Veth {
+        ends: [End; 2],
+        pos: Pos,
+    },
     /// An OVS internal port created on `bridge`, then moved to the end's namespace.
-    OvsInternal { bridge: String, end: End, pos: Pos },
+    OvsInternal {
+        bridge: String,
+        end: End,
+        pos: Pos,
+    },
 }
 
 impl Link {

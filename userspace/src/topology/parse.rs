@@ -2,7 +2,8 @@
 //! (references, uniqueness, limits) are in `validate`.
 
 use super::{
-    Bridge, BridgeKind, Cidr, End, Link, Namespace, Place, Pos, Route, Sysctl, Topology, TopologyError,
+    Bridge, BridgeKind, Cidr, End, Link, Namespace, Place, Pos, Route, Sysctl, Topology,
+    TopologyError,
     yaml::{self, Errors, Node},
 };
 
@@ -10,7 +11,12 @@ pub fn parse(text: &str, file: &str) -> Result<Topology, TopologyError> {
     let root = yaml::load(text, file)?;
     let errs = Errors { file };
     let top = yaml::entries(&root, &errs, "lab")?;
-    yaml::check_keys(&top, &["name", "namespaces", "bridges", "links"], &errs, "lab")?;
+    yaml::check_keys(
+        &top,
+        &["name", "namespaces", "bridges", "links"],
+        &errs,
+        "lab",
+    )?;
 
     let mut name = None;
     let mut topo = Topology {
@@ -34,7 +40,10 @@ pub fn parse(text: &str, file: &str) -> Result<Topology, TopologyError> {
                 }
             }
             "links" => {
-                for (i, item) in yaml::sequence(value, &errs, "links")?.into_iter().enumerate() {
+                for (i, item) in yaml::sequence(value, &errs, "links")?
+                    .into_iter()
+                    .enumerate()
+                {
                     topo.links.push(link(item, i + 1, &errs)?);
                 }
             }
@@ -122,7 +131,12 @@ fn link(node: &Node<'_>, index: usize, errs: &Errors<'_>) -> Result<Link, Topolo
         "veth" => {
             yaml::check_keys(&fields, &["kind", "ends"], errs, &object)?;
             let ends_node = field(&fields, "ends").ok_or_else(|| {
-                errs.hint(at, &object, "a veth link needs `ends:`", "list its two ends under `ends:`")
+                errs.hint(
+                    at,
+                    &object,
+                    "a veth link needs `ends:`",
+                    "list its two ends under `ends:`",
+                )
             })?;
             let items = yaml::sequence(ends_node, errs, &object)?;
             if items.len() != 2 {
@@ -135,16 +149,28 @@ fn link(node: &Node<'_>, index: usize, errs: &Errors<'_>) -> Result<Link, Topolo
             }
             let a = end(items[0], errs, &object)?;
             let b = end(items[1], errs, &object)?;
-            Ok(Link::Veth { ends: [a, b], pos: at })
+            Ok(Link::Veth {
+                ends: [a, b],
+                pos: at,
+            })
         }
         "ovs-internal" => {
             yaml::check_keys(&fields, &["kind", "bridge", "end"], errs, &object)?;
             let bridge = required(&fields, "bridge", at, errs, &object)?;
             let end_node = field(&fields, "end").ok_or_else(|| {
-                errs.hint(at, &object, "an ovs-internal link needs `end:`", "add `end: {ns: NS, name: IFNAME}`")
+                errs.hint(
+                    at,
+                    &object,
+                    "an ovs-internal link needs `end:`",
+                    "add `end: {ns: NS, name: IFNAME}`",
+                )
             })?;
             let end = end(end_node, errs, &object)?;
-            Ok(Link::OvsInternal { bridge, end, pos: at })
+            Ok(Link::OvsInternal {
+                bridge,
+                end,
+                pos: at,
+            })
         }
         other => Err(errs.hint(
             at,
@@ -159,9 +185,16 @@ fn end(node: &Node<'_>, errs: &Errors<'_>, link: &str) -> Result<End, TopologyEr
     let at = yaml::pos(node);
     let fields = yaml::entries(node, errs, link)?;
     let name = required(&fields, "name", at, errs, link)?;
-    let ns = field(&fields, "ns").map(|v| yaml::string(v, errs, link, "ns")).transpose()?;
-    let bridge = field(&fields, "bridge").map(|v| yaml::string(v, errs, link, "bridge")).transpose()?;
-    let where_ = ns.as_deref().map(|n| format!(" in namespace {n}")).unwrap_or_default();
+    let ns = field(&fields, "ns")
+        .map(|v| yaml::string(v, errs, link, "ns"))
+        .transpose()?;
+    let bridge = field(&fields, "bridge")
+        .map(|v| yaml::string(v, errs, link, "bridge"))
+        .transpose()?;
+    let where_ = ns
+        .as_deref()
+        .map(|n| format!(" in namespace {n}"))
+        .unwrap_or_default();
     let object = format!("{link}, interface {name}{where_}");
     yaml::check_keys(
         &fields,
@@ -173,7 +206,12 @@ fn end(node: &Node<'_>, errs: &Errors<'_>, link: &str) -> Result<End, TopologyEr
         (Some(ns), None) => Place::Netns(ns),
         (None, Some(br)) => Place::Bridge(br),
         (Some(_), Some(_)) => {
-            return Err(errs.hint(at, &object, "an end has both `ns` and `bridge`", "keep one of them"));
+            return Err(errs.hint(
+                at,
+                &object,
+                "an end has both `ns` and `bridge`",
+                "keep one of them",
+            ));
         }
         (None, None) => {
             return Err(errs.hint(
@@ -198,9 +236,9 @@ fn end(node: &Node<'_>, errs: &Errors<'_>, link: &str) -> Result<End, TopologyEr
             "addresses" => {
                 for item in yaml::sequence(value, errs, &object)? {
                     let text = yaml::string(item, errs, &object, "addresses")?;
-                    let cidr: Cidr = text
-                        .parse()
-                        .map_err(|e: String| errs.at(yaml::pos(item), &object, format!("bad address: {e}")))?;
+                    let cidr: Cidr = text.parse().map_err(|e: String| {
+                        errs.at(yaml::pos(item), &object, format!("bad address: {e}"))
+                    })?;
                     end.addresses.push(cidr);
                 }
             }
@@ -238,14 +276,17 @@ fn route(node: &Node<'_>, errs: &Errors<'_>, object: &str) -> Result<Route, Topo
         match key.as_str() {
             "to" if text == "default" => route.to = None,
             "to" => {
-                route.to = Some(
-                    text.parse()
-                        .map_err(|e: String| errs.at(yaml::pos(value), object, format!("bad route `to`: {e}")))?,
-                )
+                route.to = Some(text.parse().map_err(|e: String| {
+                    errs.at(yaml::pos(value), object, format!("bad route `to`: {e}"))
+                })?)
             }
             "via" => {
                 route.via = Some(text.parse().map_err(|_| {
-                    errs.at(yaml::pos(value), object, format!("route `via` `{text}` is not an IP address"))
+                    errs.at(
+                        yaml::pos(value),
+                        object,
+                        format!("route `via` `{text}` is not an IP address"),
+                    )
                 })?)
             }
             "dev" => route.dev = Some(text),
@@ -253,10 +294,20 @@ fn route(node: &Node<'_>, errs: &Errors<'_>, object: &str) -> Result<Route, Topo
         }
     }
     if field(&fields, "to").is_none() {
-        return Err(errs.hint(at, object, "a route needs `to`", "write `to: default` or `to: 10.2.0.0/16`"));
+        return Err(errs.hint(
+            at,
+            object,
+            "a route needs `to`",
+            "write `to: default` or `to: 10.2.0.0/16`",
+        ));
     }
     if route.via.is_none() && route.dev.is_none() {
-        return Err(errs.hint(at, object, "a route needs `via` or `dev`", "add `via: GATEWAY` or `dev: IFNAME`"));
+        return Err(errs.hint(
+            at,
+            object,
+            "a route needs `via` or `dev`",
+            "add `via: GATEWAY` or `dev: IFNAME`",
+        ));
     }
     Ok(route)
 }
@@ -265,8 +316,13 @@ fn sysctls(node: &Node<'_>, errs: &Errors<'_>, object: &str) -> Result<Vec<Sysct
     yaml::entries(node, errs, object)?
         .into_iter()
         .map(|(key, value, pos)| {
-            let value = yaml::scalar_text(value)
-                .ok_or_else(|| errs.at(yaml::pos(value), object, format!("sysctl `{key}` needs a plain value")))?;
+            let value = yaml::scalar_text(value).ok_or_else(|| {
+                errs.at(
+                    yaml::pos(value),
+                    object,
+                    format!("sysctl `{key}` needs a plain value"),
+                )
+            })?;
             Ok(Sysctl { key, value, pos })
         })
         .collect()
@@ -277,7 +333,14 @@ fn mtu(node: &Node<'_>, errs: &Errors<'_>, object: &str) -> Result<u32, Topology
     u32::try_from(v)
         .ok()
         .filter(|m| (68..=65535).contains(m))
-        .ok_or_else(|| errs.hint(yaml::pos(node), object, format!("mtu {v} is out of range"), "use 68..=65535"))
+        .ok_or_else(|| {
+            errs.hint(
+                yaml::pos(node),
+                object,
+                format!("mtu {v} is out of range"),
+                "use 68..=65535",
+            )
+        })
 }
 
 fn field<'n, 'a>(fields: &[(String, &'n Node<'a>, Pos)], key: &str) -> Option<&'n Node<'a>> {
@@ -291,8 +354,14 @@ fn required(
     errs: &Errors<'_>,
     object: &str,
 ) -> Result<String, TopologyError> {
-    let node = field(fields, key)
-        .ok_or_else(|| errs.hint(at, object, format!("missing `{key}`"), format!("add `{key}: ...`")))?;
+    let node = field(fields, key).ok_or_else(|| {
+        errs.hint(
+            at,
+            object,
+            format!("missing `{key}`"),
+            format!("add `{key}: ...`"),
+        )
+    })?;
     yaml::string(node, errs, object, key)
 }
 

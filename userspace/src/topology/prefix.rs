@@ -30,7 +30,9 @@ pub fn apply(t: &Topology, prefix: &str) -> Topology {
         // ports, which were renamed above.
         for r in &mut ns.routes {
             if let Some(dev) = &mut r.dev
-                && t.links.iter().any(|l| matches!(l, Link::OvsInternal { end, .. } if &end.name == dev))
+                && t.links
+                    .iter()
+                    .any(|l| matches!(l, Link::OvsInternal { end, .. } if &end.name == dev))
             {
                 *dev = p(dev);
             }

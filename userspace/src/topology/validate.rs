@@ -3,7 +3,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use super::{BridgeKind, End, HOST, IFNAME_MAX, Link, Place, Pos, Topology, TopologyError, yaml::Errors};
+use super::{
+    BridgeKind, End, HOST, IFNAME_MAX, Link, Place, Pos, Topology, TopologyError, yaml::Errors,
+};
 
 /// Pure checks: names, references, uniqueness, addresses.
 pub fn validate(t: &Topology) -> Result<(), TopologyError> {
@@ -52,7 +54,11 @@ pub fn validate(t: &Topology) -> Result<(), TopologyError> {
                     return Err(errs.hint(
                         end.pos,
                         describe(end),
-                        format!("address {} is already used by {}", cidr.addr, describe(first)),
+                        format!(
+                            "address {} is already used by {}",
+                            cidr.addr,
+                            describe(first)
+                        ),
                         "give each interface its own address",
                     ));
                 }
@@ -93,7 +99,10 @@ fn validate_environment_at(t: &Topology, proc_sys: &Path) -> Result<(), Topology
                 Some(k) => ("ipv6", k),
                 None => ("ipv4", s.key.strip_prefix("ipv4.").unwrap_or(&s.key)),
             };
-            if !proc_sys.join(format!("net/{family}/conf/all/{key}")).exists() {
+            if !proc_sys
+                .join(format!("net/{family}/conf/all/{key}"))
+                .exists()
+            {
                 return Err(errs.hint(
                     s.pos,
                     describe(end),
@@ -116,7 +125,9 @@ fn describe(end: &End) -> String {
 fn check_lab_name(t: &Topology, errs: &Errors<'_>) -> Result<(), TopologyError> {
     let ok = !t.name.is_empty()
         && t.name.len() <= 48
-        && t.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && t.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if ok {
         return Ok(());
     }
@@ -128,7 +139,10 @@ fn check_lab_name(t: &Topology, errs: &Errors<'_>) -> Result<(), TopologyError> 
     ))
 }
 
-fn check_namespaces<'t>(t: &'t Topology, errs: &Errors<'_>) -> Result<HashSet<&'t str>, TopologyError> {
+fn check_namespaces<'t>(
+    t: &'t Topology,
+    errs: &Errors<'_>,
+) -> Result<HashSet<&'t str>, TopologyError> {
     let mut seen: HashMap<&str, Pos> = HashMap::new();
     for ns in &t.namespaces {
         let object = format!("namespace {}", ns.name);
@@ -142,7 +156,10 @@ fn check_namespaces<'t>(t: &'t Topology, errs: &Errors<'_>) -> Result<HashSet<&'
         }
         let ok = !ns.name.is_empty()
             && ns.name.len() <= 64
-            && ns.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && ns
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             && !ns.name.starts_with('.');
         if !ok {
             return Err(errs.hint(
@@ -156,7 +173,10 @@ fn check_namespaces<'t>(t: &'t Topology, errs: &Errors<'_>) -> Result<HashSet<&'
             return Err(errs.hint(
                 ns.pos,
                 object,
-                format!("namespace {} is declared twice (first at line {})", ns.name, first.line),
+                format!(
+                    "namespace {} is declared twice (first at line {})",
+                    ns.name, first.line
+                ),
                 "remove one",
             ));
         }
@@ -164,7 +184,10 @@ fn check_namespaces<'t>(t: &'t Topology, errs: &Errors<'_>) -> Result<HashSet<&'
     Ok(seen.into_keys().collect())
 }
 
-fn check_bridges<'t>(t: &'t Topology, errs: &Errors<'_>) -> Result<HashMap<&'t str, BridgeKind>, TopologyError> {
+fn check_bridges<'t>(
+    t: &'t Topology,
+    errs: &Errors<'_>,
+) -> Result<HashMap<&'t str, BridgeKind>, TopologyError> {
     let mut seen: HashMap<&str, BridgeKind> = HashMap::new();
     for b in &t.bridges {
         check_ifname(&b.name, b.pos, &format!("bridge {}", b.name), errs)?;
@@ -195,7 +218,10 @@ fn check_end(
                 end.pos,
                 describe(end),
                 format!("namespace {ns} is not declared"),
-                format!("add `- name: {ns}` under `namespaces:` (declared: {})", known.join(", ")),
+                format!(
+                    "add `- name: {ns}` under `namespaces:` (declared: {})",
+                    known.join(", ")
+                ),
             ));
         }
         Place::Bridge(b) if !bridges.contains_key(b.as_str()) => {
@@ -238,19 +264,29 @@ fn unknown_bridge(errs: &Errors<'_>, pos: Pos, name: &str, t: &Topology) -> Topo
     )
 }
 
-fn check_ifname(name: &str, pos: Pos, object: &str, errs: &Errors<'_>) -> Result<(), TopologyError> {
+fn check_ifname(
+    name: &str,
+    pos: Pos,
+    object: &str,
+    errs: &Errors<'_>,
+) -> Result<(), TopologyError> {
     if name.len() > IFNAME_MAX {
         return Err(errs.hint(
             pos,
             object,
-            format!("interface name `{name}` is {} bytes; Linux allows at most {IFNAME_MAX}", name.len()),
+            format!(
+                "interface name `{name}` is {} bytes; Linux allows at most {IFNAME_MAX}",
+                name.len()
+            ),
             "shorten it",
         ));
     }
     let bad = name.is_empty()
         || name == "."
         || name == ".."
-        || name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+        || name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace());
     if bad {
         return Err(errs.hint(
             pos,
@@ -260,7 +296,12 @@ fn check_ifname(name: &str, pos: Pos, object: &str, errs: &Errors<'_>) -> Result
         ));
     }
     if name == "lo" {
-        return Err(errs.hint(pos, object, "`lo` is the loopback device of every namespace", "pick another name"));
+        return Err(errs.hint(
+            pos,
+            object,
+            "`lo` is the loopback device of every namespace",
+            "pick another name",
+        ));
     }
     Ok(())
 }
@@ -273,7 +314,11 @@ fn claim_name<'t>(
     when: &str,
 ) -> Result<(), TopologyError> {
     if let Some(first) = names.entry(netns).or_default().insert(&end.name, end.pos) {
-        let when = if when.is_empty() { String::new() } else { format!(" {when}") };
+        let when = if when.is_empty() {
+            String::new()
+        } else {
+            format!(" {when}")
+        };
         return Err(errs.hint(
             end.pos,
             describe(end),
@@ -295,7 +340,9 @@ fn check_routes(
     for ns in &t.namespaces {
         for r in &ns.routes {
             if let Some(dev) = &r.dev
-                && !ifnames.get(ns.name.as_str()).is_some_and(|m| m.contains_key(dev.as_str()))
+                && !ifnames
+                    .get(ns.name.as_str())
+                    .is_some_and(|m| m.contains_key(dev.as_str()))
             {
                 return Err(errs.hint(
                     r.pos,
@@ -334,7 +381,10 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.starts_with("t.yaml:6:"), "{err}");
-        assert!(err.contains("namespace a") && err.contains("at most 15"), "{err}");
+        assert!(
+            err.contains("namespace a") && err.contains("at most 15"),
+            "{err}"
+        );
     }
 
     #[test]

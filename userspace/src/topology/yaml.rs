@@ -45,7 +45,12 @@ pub struct Errors<'f> {
 }
 
 impl Errors<'_> {
-    pub fn at(&self, pos: Pos, object: impl Into<String>, message: impl Into<String>) -> TopologyError {
+    pub fn at(
+        &self,
+        pos: Pos,
+        object: impl Into<String>,
+        message: impl Into<String>,
+    ) -> TopologyError {
         TopologyError::Invalid {
             at: Location {
                 file: self.file.to_string(),
@@ -98,11 +103,16 @@ pub fn entries<'n, 'a>(
         YamlData::Mapping(map) => map
             .iter()
             .map(|(k, v)| {
-                let key = scalar_text(k).ok_or_else(|| errs.at(pos(k), object, "keys must be plain words"))?;
+                let key = scalar_text(k)
+                    .ok_or_else(|| errs.at(pos(k), object, "keys must be plain words"))?;
                 Ok((key, v, pos(k)))
             })
             .collect(),
-        _ => Err(errs.at(pos(node), object, "expected a mapping (key: value, or {key: value})")),
+        _ => Err(errs.at(
+            pos(node),
+            object,
+            "expected a mapping (key: value, or {key: value})",
+        )),
     }
 }
 
@@ -118,15 +128,26 @@ pub fn sequence<'n, 'a>(
     }
 }
 
-pub fn string(node: &Node<'_>, errs: &Errors<'_>, object: &str, key: &str) -> Result<String, TopologyError> {
+pub fn string(
+    node: &Node<'_>,
+    errs: &Errors<'_>,
+    object: &str,
+    key: &str,
+) -> Result<String, TopologyError> {
     match &node.data {
         YamlData::Value(Scalar::String(s)) => Ok(s.to_string()),
         YamlData::Representation(s, _, _) => Ok(s.to_string()),
-        _ => scalar_text(node).ok_or_else(|| errs.at(pos(node), object, format!("`{key}` must be a string"))),
+        _ => scalar_text(node)
+            .ok_or_else(|| errs.at(pos(node), object, format!("`{key}` must be a string"))),
     }
 }
 
-pub fn integer(node: &Node<'_>, errs: &Errors<'_>, object: &str, key: &str) -> Result<i64, TopologyError> {
+pub fn integer(
+    node: &Node<'_>,
+    errs: &Errors<'_>,
+    object: &str,
+    key: &str,
+) -> Result<i64, TopologyError> {
     match &node.data {
         YamlData::Value(Scalar::Integer(i)) => Ok(*i),
         _ => scalar_text(node)
@@ -147,7 +168,12 @@ pub fn check_keys(
             let msg = format!("unknown key `{key}`");
             return Err(match closest(key, allowed) {
                 Some(best) => errs.hint(*at, object, msg, format!("did you mean `{best}`?")),
-                None => errs.hint(*at, object, msg, format!("allowed keys: {}", allowed.join(", "))),
+                None => errs.hint(
+                    *at,
+                    object,
+                    msg,
+                    format!("allowed keys: {}", allowed.join(", ")),
+                ),
             });
         }
     }

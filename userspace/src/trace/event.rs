@@ -90,9 +90,18 @@ impl Hop {
                 let name = icmp_type_name(*v6, *icmp_type);
                 let family = if *v6 { "ICMPv6" } else { "ICMP" };
                 match (is_echo(*v6, *icmp_type), nd_target) {
-                    (true, _) => format!("{family} {} {src} > {dst} id {id} seq {seq}", name.replace('-', " ")),
-                    (false, Some(t)) => format!("{family} {} {src} > {dst} target {t}", name.replace('-', " ")),
-                    _ => format!("{family} {} (type {icmp_type} code {code}) {src} > {dst}", name.replace('-', " ")),
+                    (true, _) => format!(
+                        "{family} {} {src} > {dst} id {id} seq {seq}",
+                        name.replace('-', " ")
+                    ),
+                    (false, Some(t)) => format!(
+                        "{family} {} {src} > {dst} target {t}",
+                        name.replace('-', " ")
+                    ),
+                    _ => format!(
+                        "{family} {} (type {icmp_type} code {code}) {src} > {dst}",
+                        name.replace('-', " ")
+                    ),
                 }
             }
         }
@@ -100,7 +109,11 @@ impl Hop {
 }
 
 pub fn is_echo(v6: bool, t: u8) -> bool {
-    if v6 { t == 128 || t == 129 } else { t == 8 || t == 0 }
+    if v6 {
+        t == 128 || t == 129
+    } else {
+        t == 8 || t == 0
+    }
 }
 
 pub fn is_echo_request(v6: bool, t: u8) -> bool {

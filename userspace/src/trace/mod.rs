@@ -6,12 +6,7 @@ pub mod output;
 pub mod paths;
 pub mod pcapng;
 
-use std::{
-    collections::HashMap,
-    io::Write,
-    path::PathBuf,
-    time::Duration,
-};
+use std::{collections::HashMap, io::Write, path::PathBuf, time::Duration};
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use tokio::io::unix::AsyncFd;
@@ -96,16 +91,29 @@ impl Resolver {
     fn hop(&self, bytes: &[u8]) -> Option<Hop> {
         let ev = event::parse_event(bytes)?;
         let Some((netns, ifname)) = self.names.get(&(ev.netns_cookie, ev.ifindex)) else {
-            tracing::debug!("event from unknown interface: cookie {} ifindex {} dir {}", ev.netns_cookie, ev.ifindex, ev.direction);
+            tracing::debug!(
+                "event from unknown interface: cookie {} ifindex {} dir {}",
+                ev.netns_cookie,
+                ev.ifindex,
+                ev.direction
+            );
             return None;
         };
-        event::to_hop(&ev, netns, self.inodes.get(netns).copied().unwrap_or(0), ifname)
+        event::to_hop(
+            &ev,
+            netns,
+            self.inodes.get(netns).copied().unwrap_or(0),
+            ifname,
+        )
     }
 }
 
 /// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`, so event times compare.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime only writes the timespec we pass.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -124,7 +132,10 @@ struct Sink<'w, W: Write> {
     json: bool,
     hops: bool,
     t0: u64,
-    pcap: Option<(pcapng::PcapngWriter<std::io::BufWriter<std::fs::File>>, i128)>,
+    pcap: Option<(
+        pcapng::PcapngWriter<std::io::BufWriter<std::fs::File>>,
+        i128,
+    )>,
 }
 
 impl<W: Write> Sink<'_, W> {
@@ -136,8 +147,18 @@ impl<W: Write> Sink<'_, W> {
         }
         if let Some((w, offset)) = &mut self.pcap {
             let id = w.interface(&h.netns, &h.ifname)?;
-            let dir = if h.egress { pcapng::Direction::Outbound } else { pcapng::Direction::Inbound };
-            w.packet(id, pcapng::monotonic_to_realtime_ns(h.ts_ns, *offset), h.len, &h.frame, dir)?;
+            let dir = if h.egress {
+                pcapng::Direction::Outbound
+            } else {
+                pcapng::Direction::Inbound
+            };
+            w.packet(
+                id,
+                pcapng::monotonic_to_realtime_ns(h.ts_ns, *offset),
+                h.len,
+                &h.frame,
+                dir,
+            )?;
         }
         Ok(())
     }
@@ -164,7 +185,9 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
             None => "no veth interfaces on this host".into(),
         }));
     }
-    let mut probe = Probe::load(LoadOptions { ebpf_log: opts.ebpf_log })?;
+    let mut probe = Probe::load(LoadOptions {
+        ebpf_log: opts.ebpf_log,
+    })?;
     configure(&mut probe, opts.proto_mask)?;
     let mut logger = if opts.ebpf_log {
         aya_log::EbpfLogger::init(probe.ebpf_mut())
@@ -183,7 +206,10 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
     eprintln!(
         "vethscope: tracing {} interfaces ({attached} TC programs){} — Ctrl-C to stop",
         targets.len(),
-        opts.lab.as_ref().map(|l| format!(" of lab {l}")).unwrap_or_default()
+        opts.lab
+            .as_ref()
+            .map(|l| format!(" of lab {l}"))
+            .unwrap_or_default()
     );
 
     let resolver = Resolver::new(&targets);
@@ -315,7 +341,10 @@ pub fn lost_events(probe: &Probe) -> Result<u64, ProbeError> {
         .ebpf()
         .map("TRACE_STATS")
         .ok_or_else(|| map_err("TRACE_STATS", "missing"))?;
-    let stats: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(|e| map_err("TRACE_STATS", e))?;
-    let values = stats.get(&TRACE_STAT_LOST, 0).map_err(|e| map_err("TRACE_STATS", e))?;
+    let stats: PerCpuArray<&MapData, u64> =
+        PerCpuArray::try_from(map).map_err(|e| map_err("TRACE_STATS", e))?;
+    let values = stats
+        .get(&TRACE_STAT_LOST, 0)
+        .map_err(|e| map_err("TRACE_STATS", e))?;
     Ok(values.iter().sum())
 }

@@ -35,7 +35,10 @@ pub fn hop_json(h: &Hop) -> Value {
             sender_mac,
             target_mac,
         } => {
-            m.insert("op".into(), json!(if *op == 1 { "request" } else { "reply" }));
+            m.insert(
+                "op".into(),
+                json!(if *op == 1 { "request" } else { "reply" }),
+            );
             m.insert("sender_ip".into(), json!(sender_ip.to_string()));
             m.insert("target_ip".into(), json!(target_ip.to_string()));
             m.insert("sender_mac".into(), json!(format_mac(sender_mac)));
@@ -91,7 +94,10 @@ pub fn path_json(p: &Path) -> Value {
         if p.verdict == Verdict::Unanswered
             && let Some(h) = p.last_seen()
         {
-            m.insert("last_seen".into(), json!({"netns": h.netns, "ifname": h.ifname, "dir": h.dir()}));
+            m.insert(
+                "last_seen".into(),
+                json!({"netns": h.netns, "ifname": h.ifname, "dir": h.dir()}),
+            );
         }
         if let Some(e) = explanation(p) {
             m.insert("explanation".into(), json!(e));
@@ -103,7 +109,12 @@ pub fn path_json(p: &Path) -> Value {
 /// Why the path looks the way it does, when that is not obvious.
 pub fn explanation(p: &Path) -> Option<String> {
     if p.reply_via_lo() {
-        let ns = p.reply.iter().find(|h| h.ifname == "lo").map(|h| h.netns.as_str()).unwrap_or("?");
+        let ns = p
+            .reply
+            .iter()
+            .find(|h| h.ifname == "lo")
+            .map(|h| h.netns.as_str())
+            .unwrap_or("?");
         return Some(format!(
             "local delivery: {} and {} are both addresses of namespace {ns}, so the kernel answers over lo, not over the veth",
             p.src, p.dst
@@ -127,7 +138,13 @@ fn route(hops: &[Hop]) -> String {
 pub fn hop_text(h: &Hop, t0_ns: u64) -> String {
     let rel = h.ts_ns.saturating_sub(t0_ns) as f64 / 1e9;
     let vlan = h.vlan.map(|v| format!(" vlan {v}")).unwrap_or_default();
-    format!("{rel:>10.6}  {:<22} {:<7} {}{vlan} len {}", h.place(), h.dir(), h.summary(), h.len)
+    format!(
+        "{rel:>10.6}  {:<22} {:<7} {}{vlan} len {}",
+        h.place(),
+        h.dir(),
+        h.summary(),
+        h.len
+    )
 }
 
 pub fn path_text(p: &Path) -> String {
@@ -139,7 +156,10 @@ pub fn path_text(p: &Path) -> String {
     let mut line = format!("path {what}: {}", route(&p.request));
     match p.verdict {
         Verdict::Answered => {
-            let rtt = p.rtt_ns().map(|n| format!(" ({:.3} ms)", n as f64 / 1e6)).unwrap_or_default();
+            let rtt = p
+                .rtt_ns()
+                .map(|n| format!(" ({:.3} ms)", n as f64 / 1e6))
+                .unwrap_or_default();
             line.push_str(&format!("; reply {}{rtt}", route(&p.reply)));
         }
         Verdict::Unanswered => {

@@ -15,9 +15,20 @@ pub const SETTLE_NS: u64 = 100_000_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
-    Echo { v6: bool, a: IpAddr, b: IpAddr, id: u16, seq: u16 },
-    Arp { asker: IpAddr, target: IpAddr },
-    Nd { target: IpAddr },
+    Echo {
+        v6: bool,
+        a: IpAddr,
+        b: IpAddr,
+        id: u16,
+        seq: u16,
+    },
+    Arp {
+        asker: IpAddr,
+        target: IpAddr,
+    },
+    Nd {
+        target: IpAddr,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,7 +110,8 @@ impl Correlator {
             .iter()
             .filter(|(_, p)| {
                 let quiet = now_ns.saturating_sub(p.last_ts());
-                (!p.reply.is_empty() && quiet >= SETTLE_NS) || (p.reply.is_empty() && quiet >= timeout)
+                (!p.reply.is_empty() && quiet >= SETTLE_NS)
+                    || (p.reply.is_empty() && quiet >= timeout)
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -117,7 +129,11 @@ impl Correlator {
             .into_iter()
             .filter_map(|k| self.open.remove(&k))
             .map(|mut p| {
-                p.verdict = if p.reply.is_empty() { Verdict::Unanswered } else { Verdict::Answered };
+                p.verdict = if p.reply.is_empty() {
+                    Verdict::Unanswered
+                } else {
+                    Verdict::Answered
+                };
                 p.request.sort_by_key(|h| h.ts_ns);
                 p.reply.sort_by_key(|h| h.ts_ns);
                 p
@@ -130,7 +146,17 @@ impl Correlator {
 
 fn new_path(hop: &Hop) -> Path {
     let (proto, src, dst, id, seq) = match &hop.proto {
-        Proto::Arp { sender_ip, target_ip, .. } => ("arp", IpAddr::V4(*sender_ip), IpAddr::V4(*target_ip), None, None),
+        Proto::Arp {
+            sender_ip,
+            target_ip,
+            ..
+        } => (
+            "arp",
+            IpAddr::V4(*sender_ip),
+            IpAddr::V4(*target_ip),
+            None,
+            None,
+        ),
         Proto::Icmp {
             v6,
             src,
@@ -212,10 +238,15 @@ fn classify(hop: &Hop) -> Option<(Key, bool)> {
                     },
                     request,
                 ))
-            } else if let Some(t) = nd_target {
-                Some((Key::Nd { target: IpAddr::V6(*t) }, *icmp_type == 135))
             } else {
-                None
+                nd_target.map(|t| {
+                    (
+                        Key::Nd {
+                            target: IpAddr::V6(t),
+                        },
+                        *icmp_type == 135,
+                    )
+                })
             }
         }
     }
@@ -227,7 +258,11 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn hop(ns: &str, ifname: &str, egress: bool, ts: u64, t: u8) -> Hop {
-        let (src, dst) = if t == 8 { ("10.1.1.2", "10.1.1.3") } else { ("10.1.1.3", "10.1.1.2") };
+        let (src, dst) = if t == 8 {
+            ("10.1.1.2", "10.1.1.3")
+        } else {
+            ("10.1.1.3", "10.1.1.2")
+        };
         Hop {
             ts_ns: ts,
             netns: ns.into(),
@@ -243,8 +278,14 @@ mod tests {
                 code: 0,
                 id: 7,
                 seq: 1,
-                src: src.parse::<Ipv4Addr>().map(IpAddr::V4).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-                dst: dst.parse::<Ipv4Addr>().map(IpAddr::V4).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                src: src
+                    .parse::<Ipv4Addr>()
+                    .map(IpAddr::V4)
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                dst: dst
+                    .parse::<Ipv4Addr>()
+                    .map(IpAddr::V4)
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
                 nd_target: None,
             },
             frame: Vec::new(),
@@ -277,7 +318,10 @@ mod tests {
         let paths = c.ready(1010);
         assert_eq!(paths.len(), 1);
         assert_eq!(paths[0].verdict, Verdict::Unanswered);
-        assert_eq!(paths[0].last_seen().map(|h| h.ifname.as_str()), Some("veth0"));
+        assert_eq!(
+            paths[0].last_seen().map(|h| h.ifname.as_str()),
+            Some("veth0")
+        );
     }
 
     #[test]

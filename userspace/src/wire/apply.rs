@@ -24,7 +24,10 @@ pub struct UpOptions {
 
 #[derive(Debug)]
 pub enum UpOutcome {
-    Created { objects: usize, elapsed: Duration },
+    Created {
+        objects: usize,
+        elapsed: Duration,
+    },
     /// The same lab was already up: nothing was done.
     AlreadyUp,
 }
@@ -35,20 +38,32 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
     let _lab_lock = state::lock(&t.name)?;
     if let Some(existing) = state::read(&t.name) {
         return match existing.status {
-            Status::Up if same_definition(&existing.topology, t) && still_up(t) => Ok(UpOutcome::AlreadyUp),
-            Status::Up => Err(WireError::DifferentDefinition { lab: t.name.clone() }),
-            Status::Creating => Err(WireError::HalfMade { lab: t.name.clone() }),
+            Status::Up if same_definition(&existing.topology, t) && still_up(t) => {
+                Ok(UpOutcome::AlreadyUp)
+            }
+            Status::Up => Err(WireError::DifferentDefinition {
+                lab: t.name.clone(),
+            }),
+            Status::Creating => Err(WireError::HalfMade {
+                lab: t.name.clone(),
+            }),
         };
     }
     let lab = t.name.clone();
-    let host = Netlink::open(HOST).await.map_err(|source| WireError::Netlink {
-        lab: lab.clone(),
-        source,
-    })?;
+    let host = Netlink::open(HOST)
+        .await
+        .map_err(|source| WireError::Netlink {
+            lab: lab.clone(),
+            source,
+        })?;
     preflight::check_free(t, &host).await?;
     // The OVS lock keeps a concurrent `down` of another lab from stopping the daemons
     // we are about to use.
-    let _ovs_lock = if t.uses_ovs() { Some(state::lock("ovs")?) } else { None };
+    let _ovs_lock = if t.uses_ovs() {
+        Some(state::lock("ovs")?)
+    } else {
+        None
+    };
 
     let started = Instant::now();
     let mut st = LabState {
@@ -145,9 +160,15 @@ impl Builder<'_> {
                     netns: netns.clone(),
                     lab: self.lab(),
                 },
-                _ => WireError::Netlink { lab: self.lab(), source },
+                _ => WireError::Netlink {
+                    lab: self.lab(),
+                    source,
+                },
             },
-            _ => WireError::Netlink { lab: self.lab(), source },
+            _ => WireError::Netlink {
+                lab: self.lab(),
+                source,
+            },
         }
     }
 
@@ -175,7 +196,8 @@ impl Builder<'_> {
         for link in &self.t.links {
             match link {
                 Link::Veth { ends, .. } => {
-                    self.progress.step(&format!("veth {} — {}", ends[0].name, ends[1].name));
+                    self.progress
+                        .step(&format!("veth {} — {}", ends[0].name, ends[1].name));
                     self.create_veth(ends).await?;
                 }
                 Link::OvsInternal { bridge, end, .. } => {
@@ -191,7 +213,9 @@ impl Builder<'_> {
                     Some(d) => Some(nl.require(d).await.map_err(|e| self.nl_err(e))?),
                     None => None,
                 };
-                nl.add_route(route, dev.as_ref()).await.map_err(|e| self.nl_err(e))?;
+                nl.add_route(route, dev.as_ref())
+                    .await
+                    .map_err(|e| self.nl_err(e))?;
             }
         }
         Ok(())
@@ -205,12 +229,17 @@ impl Builder<'_> {
                 netns: ns.name.clone(),
                 lab: lab.clone(),
             },
-            source => WireError::Netns { lab: lab.clone(), source },
+            source => WireError::Netns {
+                lab: lab.clone(),
+                source,
+            },
         })?;
         let nl = Netlink::open(&ns.name).await.map_err(|e| self.nl_err(e))?;
         // Mark first: from here on `down` recognises the namespace as ours.
         let lo = nl.require("lo").await.map_err(|e| self.nl_err(e))?;
-        nl.set_alias(&lo, &self.mark).await.map_err(|e| self.nl_err(e))?;
+        nl.set_alias(&lo, &self.mark)
+            .await
+            .map_err(|e| self.nl_err(e))?;
         nl.set_up(&lo).await.map_err(|e| self.nl_err(e))?;
         // Namespace-wide sysctls before any interface exists, so `default.*` keys apply.
         for s in &ns.sysctls {
@@ -224,17 +253,33 @@ impl Builder<'_> {
     }
 
     async fn create_linux_bridge(&mut self, br: &topology::Bridge) -> Result<(), WireError> {
-        self.host.create_bridge(&br.name).await.map_err(|e| self.nl_err(e))?;
-        let link = self.host.require(&br.name).await.map_err(|e| self.nl_err(e))?;
-        self.host.set_alias(&link, &self.mark).await.map_err(|e| self.nl_err(e))?;
+        self.host
+            .create_bridge(&br.name)
+            .await
+            .map_err(|e| self.nl_err(e))?;
+        let link = self
+            .host
+            .require(&br.name)
+            .await
+            .map_err(|e| self.nl_err(e))?;
+        self.host
+            .set_alias(&link, &self.mark)
+            .await
+            .map_err(|e| self.nl_err(e))?;
         if let Some(mtu) = br.mtu {
-            self.host.set_mtu(&link, mtu).await.map_err(|e| self.nl_err(e))?;
+            self.host
+                .set_mtu(&link, mtu)
+                .await
+                .map_err(|e| self.nl_err(e))?;
         }
         self.host.set_up(&link).await.map_err(|e| self.nl_err(e))
     }
 
     fn ovs_err(&self, source: ovs::OvsError) -> WireError {
-        WireError::Ovs { lab: self.lab(), source }
+        WireError::Ovs {
+            lab: self.lab(),
+            source,
+        }
     }
 
     fn ovs(&mut self) -> Result<&mut OvsSession, WireError> {
@@ -242,7 +287,11 @@ impl Builder<'_> {
             let ep = ovs::ensure_running(&super::ovs_run_dir()).map_err(|e| self.ovs_err(e))?;
             let db = ovs::Ovsdb::connect(&ep).map_err(|e| self.ovs_err(e))?;
             // The kernel datapath when the kernel has it; else OVS's userspace datapath.
-            let datapath = if ovs::kernel_datapath_available() { "system" } else { "netdev" };
+            let datapath = if ovs::kernel_datapath_available() {
+                "system"
+            } else {
+                "netdev"
+            };
             tracing::info!("Open vSwitch datapath: {datapath}");
             self.ovs = Some(OvsSession { db, datapath });
         }
@@ -263,17 +312,28 @@ impl Builder<'_> {
         session
             .db
             .add_bridge(&br.name, datapath, &[(mark::OVS_KEY, lab.as_str())])
-            .map_err(|source| WireError::Ovs { lab: lab.clone(), source })?;
+            .map_err(|source| WireError::Ovs {
+                lab: lab.clone(),
+                source,
+            })?;
         // The bridge's own port is a device too (a tap with netdev): mark it and bring it up.
-        let link = wait_for_link(&self.host, &br.name).await.map_err(|e| self.nl_err(e))?;
-        self.host.set_alias(&link, &self.mark).await.map_err(|e| self.nl_err(e))?;
+        let link = wait_for_link(&self.host, &br.name)
+            .await
+            .map_err(|e| self.nl_err(e))?;
+        self.host
+            .set_alias(&link, &self.mark)
+            .await
+            .map_err(|e| self.nl_err(e))?;
         self.host.set_up(&link).await.map_err(|e| self.nl_err(e))
     }
 
     async fn create_veth(&mut self, ends: &[End; 2]) -> Result<(), WireError> {
         let [a, b] = ends;
         let peer_ns = if a.netns() != b.netns() {
-            Some(netns::open(b.netns()).map_err(|source| WireError::Netns { lab: self.lab(), source })?)
+            Some(netns::open(b.netns()).map_err(|source| WireError::Netns {
+                lab: self.lab(),
+                source,
+            })?)
         } else {
             None
         };
@@ -300,10 +360,17 @@ impl Builder<'_> {
     fn tx_checksum_off(&self, end: &End) -> Result<(), WireError> {
         let name = end.name.clone();
         netns::run_in(end.netns(), || ethtool::set_tx_checksum(&name, false))
-            .map_err(|source| WireError::Netns { lab: self.lab(), source })?
+            .map_err(|source| WireError::Netns {
+                lab: self.lab(),
+                source,
+            })?
             .map_err(|source| WireError::Io {
                 lab: self.lab(),
-                what: format!("turn off TX checksum offload on {} in namespace {}", end.name, end.netns()),
+                what: format!(
+                    "turn off TX checksum offload on {} in namespace {}",
+                    end.name,
+                    end.netns()
+                ),
                 source,
             })
     }
@@ -317,10 +384,18 @@ impl Builder<'_> {
             .db
             .add_port(bridge, &end.name, "internal", &ids)
             .and_then(|()| session.db.wait_ofport(&end.name).map(|_| ()))
-            .map_err(|source| WireError::Ovs { lab: lab.clone(), source })?;
-        let link = wait_for_link(&self.host, &end.name).await.map_err(|e| self.nl_err(e))?;
+            .map_err(|source| WireError::Ovs {
+                lab: lab.clone(),
+                source,
+            })?;
+        let link = wait_for_link(&self.host, &end.name)
+            .await
+            .map_err(|e| self.nl_err(e))?;
         if end.netns() != HOST {
-            let fd = netns::open(end.netns()).map_err(|source| WireError::Netns { lab: lab.clone(), source })?;
+            let fd = netns::open(end.netns()).map_err(|source| WireError::Netns {
+                lab: lab.clone(),
+                source,
+            })?;
             self.host
                 .set_netns(&link, &fd, end.netns())
                 .await
@@ -333,9 +408,15 @@ impl Builder<'_> {
     async fn configure_end(&mut self, end: &End) -> Result<(), WireError> {
         let lab = self.lab();
         let ns = end.netns().to_string();
-        let link = self.nl(&ns).require(&end.name).await.map_err(|e| self.nl_err(e))?;
+        let link = self
+            .nl(&ns)
+            .require(&end.name)
+            .await
+            .map_err(|e| self.nl_err(e))?;
         let nl = self.nl(&ns);
-        nl.set_alias(&link, &self.mark).await.map_err(|e| self.nl_err(e))?;
+        nl.set_alias(&link, &self.mark)
+            .await
+            .map_err(|e| self.nl_err(e))?;
         if let Some(mac) = end.mac {
             nl.set_mac(&link, mac).await.map_err(|e| self.nl_err(e))?;
         }
@@ -343,7 +424,9 @@ impl Builder<'_> {
             nl.set_mtu(&link, mtu).await.map_err(|e| self.nl_err(e))?;
         }
         for cidr in &end.addresses {
-            nl.add_address(&link, cidr).await.map_err(|e| self.nl_err(e))?;
+            nl.add_address(&link, cidr)
+                .await
+                .map_err(|e| self.nl_err(e))?;
         }
         for s in &end.sysctls {
             let (family, key) = match s.key.strip_prefix("ipv6.") {
@@ -360,17 +443,24 @@ impl Builder<'_> {
             match self.t.bridge(br).map(|b| b.kind) {
                 Some(BridgeKind::Ovs) => {
                     let ids = self.ovs_ids();
-                    let ids: Vec<(&str, &str)> = ids.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    let ids: Vec<(&str, &str)> =
+                        ids.iter().map(|(k, v)| (*k, v.as_str())).collect();
                     let session = self.ovs()?;
                     session
                         .db
                         .add_port(br, &end.name, "", &ids)
                         .and_then(|()| session.db.wait_ofport(&end.name).map(|_| ()))
-                        .map_err(|source| WireError::Ovs { lab: lab.clone(), source })?;
+                        .map_err(|source| WireError::Ovs {
+                            lab: lab.clone(),
+                            source,
+                        })?;
                 }
                 _ => {
                     let master = self.host.require(br).await.map_err(|e| self.nl_err(e))?;
-                    self.host.set_master(&link, &master).await.map_err(|e| self.nl_err(e))?;
+                    self.host
+                        .set_master(&link, &master)
+                        .await
+                        .map_err(|e| self.nl_err(e))?;
                 }
             }
         }

@@ -4,8 +4,7 @@
 use super::{WireError, mark};
 use crate::{
     netlink::Netlink,
-    netns,
-    ovs,
+    netns, ovs,
     topology::{HOST, Link, Topology},
 };
 
@@ -14,7 +13,11 @@ pub fn host_names(t: &Topology) -> Vec<String> {
     let mut names: Vec<String> = t.bridges.iter().map(|b| b.name.clone()).collect();
     for link in &t.links {
         match link {
-            Link::Veth { ends, .. } => names.extend(ends.iter().filter(|e| e.netns() == HOST).map(|e| e.name.clone())),
+            Link::Veth { ends, .. } => names.extend(
+                ends.iter()
+                    .filter(|e| e.netns() == HOST)
+                    .map(|e| e.name.clone()),
+            ),
             Link::OvsInternal { end, .. } => names.push(end.name.clone()),
         }
     }
@@ -41,10 +44,13 @@ pub async fn check_free(t: &Topology, host: &Netlink) -> Result<(), WireError> {
         }
     }
     for name in host_names(t) {
-        let found = host.link_by_name(&name).await.map_err(|source| WireError::Netlink {
-            lab: lab.clone(),
-            source,
-        })?;
+        let found = host
+            .link_by_name(&name)
+            .await
+            .map_err(|source| WireError::Netlink {
+                lab: lab.clone(),
+                source,
+            })?;
         if let Some(link) = found {
             return Err(match mark::lab_of(link.alias.as_deref()) {
                 Some(owner) if owner != lab => WireError::OwnedByOther {
@@ -63,9 +69,16 @@ pub async fn check_free(t: &Topology, host: &Netlink) -> Result<(), WireError> {
     if t.uses_ovs()
         && let Some(ep) = ovs::find_running(&super::ovs_run_dir())
     {
-        let ovs_err = |source| WireError::Ovs { lab: lab.clone(), source };
+        let ovs_err = |source| WireError::Ovs {
+            lab: lab.clone(),
+            source,
+        };
         let mut db = ovs::Ovsdb::connect(&ep).map_err(ovs_err)?;
-        for b in t.bridges.iter().filter(|b| b.kind == crate::topology::BridgeKind::Ovs) {
+        for b in t
+            .bridges
+            .iter()
+            .filter(|b| b.kind == crate::topology::BridgeKind::Ovs)
+        {
             if db.bridge_exists(&b.name).map_err(ovs_err)? {
                 return Err(WireError::Conflict {
                     object: format!("OVS bridge {}", b.name),

@@ -94,7 +94,8 @@ pub fn lock(name: &str) -> Result<Lock, WireError> {
         source,
     };
     std::fs::create_dir_all(&dir).map_err(|e| io("create the lock directory", e))?;
-    let file = File::create(dir.join(format!("{name}.lock"))).map_err(|e| io("open the lock file", e))?;
+    let file =
+        File::create(dir.join(format!("{name}.lock"))).map_err(|e| io("open the lock file", e))?;
     Flock::lock(file, FlockArg::LockExclusive)
         .map(Lock)
         .map_err(|(_, e)| io("take the lock", std::io::Error::from(e)))

@@ -40,7 +40,11 @@ pub async fn known_labs() -> BTreeSet<String> {
     if let Ok(host) = Netlink::open(HOST).await
         && let Ok(links) = host.links().await
     {
-        labs.extend(links.iter().filter_map(|l| mark::lab_of(l.alias.as_deref()).map(str::to_string)));
+        labs.extend(
+            links
+                .iter()
+                .filter_map(|l| mark::lab_of(l.alias.as_deref()).map(str::to_string)),
+        );
     }
     if let Some(ep) = ovs::find_running(&super::ovs_run_dir())
         && let Ok(mut db) = ovs::Ovsdb::connect(&ep)
@@ -113,7 +117,9 @@ pub(super) async fn remove_lab(lab: &str, undoing: bool) -> Result<DownReport, W
                     .unwrap_or_default();
                 for link in &links {
                     let ours = link.alias.as_deref() == Some(alias.as_str())
-                        || (link.alias.is_none() && planned.contains(&link.name) && link.kind.as_deref() == Some("bridge"));
+                        || (link.alias.is_none()
+                            && planned.contains(&link.name)
+                            && link.kind.as_deref() == Some("bridge"));
                     if ours {
                         match host.delete(link).await {
                             Ok(()) => report.interfaces += 1,
@@ -136,7 +142,9 @@ pub(super) async fn remove_lab(lab: &str, undoing: bool) -> Result<DownReport, W
     for ns in netns::list() {
         let ours = match super::preflight::owner_of_netns(&ns).await {
             Some(owner) => owner == lab,
-            None => planned_ns.contains(&ns) && is_bare(&ns).await,
+            // An unmarked planned namespace is ours only if `up` died before marking
+            // it: it is still empty, or its file was never mounted.
+            None => planned_ns.contains(&ns) && (!netns::is_mounted(&ns) || is_bare(&ns).await),
         };
         if ours {
             match netns::delete(&ns) {
@@ -153,7 +161,8 @@ pub(super) async fn remove_lab(lab: &str, undoing: bool) -> Result<DownReport, W
 
     if errors.is_empty() {
         state::remove(lab);
-        report.was_absent = report.namespaces + report.interfaces + report.ovs_objects == 0 && plan.is_none();
+        report.was_absent =
+            report.namespaces + report.interfaces + report.ovs_objects == 0 && plan.is_none();
         Ok(report)
     } else {
         Err(WireError::Teardown {
@@ -166,7 +175,10 @@ pub(super) async fn remove_lab(lab: &str, undoing: bool) -> Result<DownReport, W
 /// A namespace holding nothing but `lo`: what `up` leaves if killed right after creating it.
 async fn is_bare(ns: &str) -> bool {
     match Netlink::open(ns).await {
-        Ok(nl) => nl.links().await.is_ok_and(|l| l.iter().all(|l| l.name == "lo")),
+        Ok(nl) => nl
+            .links()
+            .await
+            .is_ok_and(|l| l.iter().all(|l| l.name == "lo")),
         Err(_) => false,
     }
 }
