@@ -238,6 +238,10 @@ fn classify(hop: &Hop) -> Option<(Key, bool)> {
                     },
                     request,
                 ))
+            } else if src.is_unspecified() {
+                // Duplicate address detection: a solicitation from :: expects no answer,
+                // so it is a hop but never an (unanswered) path.
+                None
             } else {
                 nd_target.map(|t| {
                     (

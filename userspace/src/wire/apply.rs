@@ -35,7 +35,7 @@ pub enum UpOutcome {
 pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> {
     topology::validate(t)?;
     topology::validate_environment(t)?;
-    let _lab_lock = state::lock(&t.name)?;
+    let _lab_lock = state::lab_lock(&t.name)?;
     if let Some(existing) = state::read(&t.name) {
         return match existing.status {
             Status::Up if same_definition(&existing.topology, t) && still_up(t) => {
@@ -60,7 +60,7 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
     // The OVS lock keeps a concurrent `down` of another lab from stopping the daemons
     // we are about to use.
     let _ovs_lock = if t.uses_ovs() {
-        Some(state::lock("ovs")?)
+        Some(state::ovs_lock()?)
     } else {
         None
     };

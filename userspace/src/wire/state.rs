@@ -84,9 +84,19 @@ pub fn labs() -> Vec<String> {
 /// An exclusive lock, released on drop.
 pub struct Lock(#[allow(dead_code)] Flock<File>);
 
-/// Takes the lock named `name` (a lab name, or `ovs` for the shared daemons), waiting
-/// for another vethscope process that holds it.
-pub fn lock(name: &str) -> Result<Lock, WireError> {
+/// The lock of one lab.
+pub fn lab_lock(lab: &str) -> Result<Lock, WireError> {
+    lock(&format!("lab-{lab}"))
+}
+
+/// The lock around starting, using and stopping the shared Open vSwitch daemons.
+/// (Its name cannot collide with a lab's: those start with `lab-`.)
+pub fn ovs_lock() -> Result<Lock, WireError> {
+    lock("ovs-daemons")
+}
+
+/// Takes the lock named `name`, waiting for another vethscope process that holds it.
+fn lock(name: &str) -> Result<Lock, WireError> {
     let dir = Path::new(RUN_DIR).join("locks");
     let io = |what: &str, source| WireError::Io {
         lab: name.to_string(),

@@ -25,7 +25,7 @@ pub struct DownReport {
 }
 
 pub async fn down(lab: &str) -> Result<DownReport, WireError> {
-    let _lock = state::lock(lab)?;
+    let _lock = state::lab_lock(lab)?;
     remove_lab(lab, false).await
 }
 
@@ -192,7 +192,7 @@ async fn remove_ovs(lab: &str, undoing: bool) -> Result<usize, String> {
     let _lock = if undoing {
         None
     } else {
-        Some(state::lock("ovs").map_err(|e| e.to_string())?)
+        Some(state::ovs_lock().map_err(|e| e.to_string())?)
     };
     let mut db = ovs::Ovsdb::connect(&ep).map_err(|e| e.to_string())?;
     let owned = db.owned(mark::OVS_KEY, lab).map_err(|e| e.to_string())?;
@@ -216,7 +216,7 @@ fn stop_ovs_if_unused() {
     if !ep.started_by_us {
         return;
     }
-    let Ok(_lock) = state::lock("ovs") else {
+    let Ok(_lock) = state::ovs_lock() else {
         return;
     };
     let in_use = ovs::Ovsdb::connect(&ep)
