@@ -4,8 +4,11 @@
 //! Data flows: `topology` (parse + validate) → `wire` (plan, apply, record ownership,
 //! undo) → kernel objects → `inspect` (live state) / `probe` (eBPF) → `trace`, `metrics`.
 
+pub mod bench;
 pub mod cli;
+pub mod fastpath;
 pub mod inspect;
+pub mod metrics;
 pub mod netlink;
 pub mod netns;
 pub mod ovs;

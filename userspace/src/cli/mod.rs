@@ -1,6 +1,9 @@
 //! Command-line interface: argument definitions and dispatch. Handlers return
 //! `anyhow::Result`; `main` prints the error chain as one message.
 
+mod bench_cmd;
+mod fastpath_cmd;
+mod serve_cmd;
 mod tracing_cmd;
 mod wiring;
 
@@ -34,6 +37,9 @@ pub enum Command {
         /// Prefix the lab name, namespaces and root-namespace objects (run copies side by side).
         #[arg(long, default_value = "")]
         prefix: String,
+        /// Enable the eBPF fast path (bpf_redirect_peer between bridge ports) right away.
+        #[arg(long)]
+        fast_path: bool,
     },
     /// Remove exactly what vethscope made for a lab (also after a crash). Absent labs are fine.
     #[command(after_help = "Examples:\n  vethscope down bridge\n  vethscope down --all")]
@@ -68,6 +74,24 @@ pub enum Command {
         after_help = "Examples:\n  vethscope trace bridge                       # then ping in another terminal\n  vethscope trace same-ns --count 1 --json\n  vethscope trace bridge --pcap lab.pcapng --duration 10\n  vethscope trace --proto arp                  # every veth on the host"
     )]
     Trace(TraceArgs),
+    /// Export per-link packet, byte and drop counters for Prometheus (in-kernel counting).
+    #[command(
+        after_help = "Examples:\n  vethscope serve bridge                      # http://127.0.0.1:9464/metrics\n  vethscope serve --all --listen 127.0.0.1:9100"
+    )]
+    Serve(ServeArgs),
+    /// The eBPF fast path: bpf_redirect_peer between the veths of a bridged lab.
+    #[command(
+        after_help = "Examples:\n  vethscope fastpath enable bridge\n  vethscope fastpath status bridge --json\n  vethscope fastpath disable bridge"
+    )]
+    Fastpath {
+        #[command(subcommand)]
+        action: FastpathAction,
+    },
+    /// Measure throughput, latency and CPU of each wiring, side by side.
+    #[command(
+        after_help = "Examples:\n  vethscope bench --duration 5 --svg bench.svg --json bench.json\n  vethscope bench --wirings direct,bridge,fast-path --streams 4"
+    )]
+    Bench(BenchArgs),
     /// List the labs that are up.
     #[command(after_help = "Example:\n  vethscope list")]
     List,
@@ -117,14 +141,78 @@ pub struct TraceArgs {
     pub paths_only: bool,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Labs to watch (labs brought up later are picked up when named here).
+    pub labs: Vec<String>,
+    /// Watch every veth on the host (and lo of every named namespace) instead.
+    #[arg(long, conflicts_with = "labs")]
+    pub all: bool,
+    /// Address of the /metrics and /healthz endpoints.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub listen: std::net::SocketAddr,
+    /// Seconds between looks for links that appeared or vanished.
+    #[arg(long, default_value_t = 2.0)]
+    pub refresh: f64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FastpathAction {
+    /// Attach the redirect programs and fill the forwarding table from live state.
+    Enable { lab: String },
+    /// Detach them and remove the pinned programs and maps.
+    Disable { lab: String },
+    /// Per port: attached or not, frames redirected, frames passed to the bridge.
+    Status {
+        lab: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Wirings to compare, comma separated: direct, bridge, ovs, ovs-internal, fast-path, ovs-fast-path.
+    #[arg(long, default_value = "direct,bridge,ovs,ovs-internal,fast-path")]
+    pub wirings: String,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Parallel TCP streams for the multi-stream run.
+    #[arg(long, default_value_t = 4)]
+    pub streams: u32,
+    /// Rounds: the wirings run interleaved (A B C A B C ...) this many times.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// Also measure UDP small-packet rate.
+    #[arg(long)]
+    pub udp: bool,
+    /// Also measure tracing and counting overhead on the bridge wiring.
+    #[arg(long)]
+    pub overhead: bool,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+    /// Write a bar chart (throughput and CPU per wiring) as SVG to this file.
+    #[arg(long)]
+    pub svg: Option<std::path::PathBuf>,
+}
+
 /// Runs one command; the returned code is the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
-        Command::Up { topology, prefix } => wiring::up(&topology, &prefix).await,
+        Command::Up {
+            topology,
+            prefix,
+            fast_path,
+        } => wiring::up(&topology, &prefix, fast_path).await,
         Command::Down { labs, all } => wiring::down(&labs, all).await,
         Command::Show { lab, json } => wiring::show(lab.as_deref(), json).await,
         Command::Graph { lab, format } => wiring::graph(lab.as_deref(), format).await,
         Command::Trace(args) => tracing_cmd::trace(args).await,
+        Command::Serve(args) => serve_cmd::serve(args).await,
+        Command::Fastpath { action } => fastpath_cmd::fastpath(action).await,
+        Command::Bench(args) => bench_cmd::bench(args).await,
         Command::List => wiring::list().await,
         Command::Scenarios => {
             for name in crate::topology::scenarios::NAMES {

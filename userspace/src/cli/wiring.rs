@@ -13,7 +13,7 @@ use crate::{
 
 const WIRING_CAPS: &[Cap] = &[Cap::NetAdmin, Cap::SysAdmin];
 
-pub async fn up(spec: &str, prefix: &str) -> anyhow::Result<ExitCode> {
+pub async fn up(spec: &str, prefix: &str, fast_path: bool) -> anyhow::Result<ExitCode> {
     let topo = Topology::load(spec)?;
     let topo = if prefix.is_empty() {
         topo

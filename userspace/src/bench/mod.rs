@@ -1,0 +1,1 @@
+//! `vethscope bench`: throughput, latency and CPU of each wiring, side by side.

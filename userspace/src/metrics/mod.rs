@@ -1,0 +1,1 @@
+//! Prometheus exporter of per-link counters (`vethscope serve`).
