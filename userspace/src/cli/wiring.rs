@@ -39,6 +39,9 @@ pub async fn up(spec: &str, prefix: &str, fast_path: bool) -> anyhow::Result<Exi
             topo.name
         ),
     }
+    if fast_path {
+        super::fastpath_cmd::enable(&topo.name).await?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
