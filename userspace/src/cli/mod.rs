@@ -139,6 +139,9 @@ pub struct TraceArgs {
     /// Print only paths, not a line per hop.
     #[arg(long)]
     pub paths_only: bool,
+    /// Also serve the per-link counters on this address while tracing (as `vethscope serve`).
+    #[arg(long)]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -9,3 +9,18 @@
 pub fn pin_dir(lab: &str) -> std::path::PathBuf {
     std::path::Path::new("/sys/fs/bpf/vethscope").join(lab)
 }
+
+mod error;
+
+pub use error::FastpathError;
+
+/// Attaches the redirect programs to every host-side veth end of `lab`'s bridges and
+/// fills the forwarding table; pinned, so it stays after the command exits.
+pub async fn enable(lab: &str) -> Result<(), FastpathError> {
+    Err(FastpathError::NotReady(lab.to_string()))
+}
+
+/// Detaches the programs and removes everything pinned for `lab`. Absent is success.
+pub async fn disable(lab: &str) -> Result<(), FastpathError> {
+    Err(FastpathError::NotReady(lab.to_string()))
+}

@@ -1,0 +1,3 @@
+//! Integration tests of `vethscope bench` (being written).
+
+mod common;

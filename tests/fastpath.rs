@@ -1,0 +1,3 @@
+//! Integration tests of `vethscope fastpath` (being written).
+
+mod common;

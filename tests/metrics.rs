@@ -1,0 +1,3 @@
+//! Integration tests of `vethscope metrics` (being written).
+
+mod common;
