@@ -55,10 +55,12 @@ pub enum Position {
     Last,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct LoadOptions {
     /// Let the programs' aya-log statements through (`--ebpf-log`).
     pub ebpf_log: bool,
+    /// Maps to pin (or reuse when already pinned): (map name, bpffs path).
+    pub map_pins: Vec<(&'static str, std::path::PathBuf)>,
 }
 
 pub struct Probe {
@@ -72,10 +74,12 @@ impl Probe {
         // aya-log level 0 disables every log statement in the kernel (one global load
         // per statement); 5 (trace) lets them all through.
         let level: u8 = if opts.ebpf_log { 5 } else { 0 };
-        let ebpf = EbpfLoader::new()
-            .override_global("AYA_LOG_LEVEL", &level, true)
-            .load(EBPF_OBJECT)
-            .map_err(|e| ProbeError::Load(e.to_string()))?;
+        let mut loader = EbpfLoader::new();
+        loader.override_global("AYA_LOG_LEVEL", &level, true);
+        for (map, path) in &opts.map_pins {
+            loader.map_pin_path(map, path.as_path());
+        }
+        let ebpf = loader.load(EBPF_OBJECT).map_err(|e| ProbeError::Load(e.to_string()))?;
         let mut probe = Self {
             ebpf,
             cookies: HashMap::new(),
@@ -160,6 +164,41 @@ impl Probe {
             netns: target.netns.clone(),
             message: e.to_string(),
         })
+    }
+
+    /// Attaches program `name` to `target` and pins the TCX link at `pin`, so the
+    /// attachment outlives this process (removing the pin file detaches it).
+    pub fn attach_pinned(
+        &mut self,
+        name: &str,
+        target: &Target,
+        dir: Direction,
+        pos: Position,
+        pin: &std::path::Path,
+    ) -> Result<(), ProbeError> {
+        self.load_program(name)?;
+        let prog = self.classifier(name)?;
+        let order = match pos {
+            Position::First => LinkOrder::first(),
+            Position::Last => LinkOrder::last(),
+        };
+        let attach_err = |message: String| ProbeError::Attach {
+            program: name.to_string(),
+            ifname: target.ifname.clone(),
+            netns: target.netns.clone(),
+            message,
+        };
+        let ifname = target.ifname.clone();
+        let id = netns::run_in(&target.netns, || {
+            prog.attach_with_options(&ifname, dir.attach_type(), TcAttachOptions::TcxOrder(order))
+        })?
+        .map_err(|e| attach_err(e.to_string()))?;
+        let link = prog.take_link(id).map_err(|e| attach_err(e.to_string()))?;
+        let fd_link = aya::programs::links::FdLink::try_from(link).map_err(|e| attach_err(e.to_string()))?;
+        fd_link
+            .pin(pin)
+            .map(|_| ())
+            .map_err(|e| attach_err(format!("pin at {}: {e}", pin.display())))
     }
 
     /// Attaches an ingress/egress program pair to every target.

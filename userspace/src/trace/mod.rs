@@ -187,6 +187,7 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
     }
     let mut probe = Probe::load(LoadOptions {
         ebpf_log: opts.ebpf_log,
+        ..Default::default()
     })?;
     configure(&mut probe, opts.proto_mask)?;
     let mut logger = if opts.ebpf_log {
