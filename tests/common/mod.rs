@@ -60,12 +60,19 @@ pub struct Lab {
 
 impl Lab {
     pub fn up(spec: &str, tag: &str) -> Self {
+        Self::up_with(spec, tag, &[])
+    }
+
+    /// `up` with extra arguments (e.g. `--fast-path`).
+    pub fn up_with(spec: &str, tag: &str, extra: &[&str]) -> Self {
         let prefix = prefix(tag);
         let lab = Lab {
             name: format!("{prefix}{}", lab_name_of(spec)),
             prefix: prefix.clone(),
         };
-        ok(&["up", spec, "--prefix", &prefix]);
+        let mut args = vec!["up", spec, "--prefix", &prefix];
+        args.extend_from_slice(extra);
+        ok(&args);
         lab
     }
 

@@ -1,6 +1,54 @@
-/// Errors of the fast path, each naming the lab and the port.
+/// Errors of the fast path, each naming the lab and, where it applies, the port.
 #[derive(Debug, thiserror::Error)]
 pub enum FastpathError {
-    #[error("lab {0}: the fast path is not built yet")]
-    NotReady(String),
+    #[error("lab {lab}: {reason}")]
+    NotApplicable { lab: String, reason: String },
+    #[error(transparent)]
+    Inspect(#[from] crate::inspect::InspectError),
+    #[error("lab {lab}: {source}")]
+    Probe {
+        lab: String,
+        source: crate::probe::ProbeError,
+    },
+    #[error("lab {lab}: eBPF map {map}: {message}")]
+    Map {
+        lab: String,
+        map: String,
+        message: String,
+    },
+    #[error("lab {lab}: Open vSwitch: {message}")]
+    Ovs { lab: String, message: String },
+    #[error("lab {lab}: cannot {what}: {source}")]
+    Io {
+        lab: String,
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("lab {lab}: the fast path was not removed completely:\n  - {}", errors.join("\n  - "))]
+    Teardown { lab: String, errors: Vec<String> },
+}
+
+impl FastpathError {
+    pub fn probe(lab: &str, source: crate::probe::ProbeError) -> Self {
+        Self::Probe {
+            lab: lab.to_string(),
+            source,
+        }
+    }
+
+    pub fn map(lab: &str, map: &str, e: impl std::fmt::Display) -> Self {
+        Self::Map {
+            lab: lab.to_string(),
+            map: map.to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    pub fn io(lab: &str, what: String, source: std::io::Error) -> Self {
+        Self::Io {
+            lab: lab.to_string(),
+            what,
+            source,
+        }
+    }
 }

@@ -30,7 +30,20 @@ pub fn ofctl_add_flows(ep: &OvsEndpoint, bridge: &str, flows: &[String]) -> Resu
     }
     let mut input = flows.join("\n");
     input.push('\n');
-    run_ofctl(ep, bridge, &["add-flows"], &["-"], Some(input.as_bytes()))?;
+    // Through a file, not stdin: vethscope restores the default SIGPIPE action (so
+    // `| head` ends it quietly), and an ovs-ofctl that exits before reading its stdin
+    // would then kill us.
+    let file =
+        std::env::temp_dir().join(format!("vethscope-flows-{}-{bridge}", std::process::id()));
+    std::fs::write(&file, input.as_bytes()).map_err(|e| OvsError::Command {
+        command: format!("ovs-ofctl add-flows {bridge}"),
+        status: "not run".into(),
+        stderr: format!("cannot write {}: {e}", file.display()),
+    })?;
+    let file_arg = file.display().to_string();
+    let result = run_ofctl(ep, bridge, &["add-flows"], &[file_arg.as_str()], None);
+    let _ = std::fs::remove_file(&file);
+    result?;
     info!(bridge, count = flows.len(), "added OpenFlow rules");
     Ok(())
 }

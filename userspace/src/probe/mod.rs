@@ -79,7 +79,9 @@ impl Probe {
         for (map, path) in &opts.map_pins {
             loader.map_pin_path(map, path.as_path());
         }
-        let ebpf = loader.load(EBPF_OBJECT).map_err(|e| ProbeError::Load(e.to_string()))?;
+        let ebpf = loader
+            .load(EBPF_OBJECT)
+            .map_err(|e| ProbeError::Load(e.to_string()))?;
         let mut probe = Self {
             ebpf,
             cookies: HashMap::new(),
@@ -194,7 +196,8 @@ impl Probe {
         })?
         .map_err(|e| attach_err(e.to_string()))?;
         let link = prog.take_link(id).map_err(|e| attach_err(e.to_string()))?;
-        let fd_link = aya::programs::links::FdLink::try_from(link).map_err(|e| attach_err(e.to_string()))?;
+        let fd_link =
+            aya::programs::links::FdLink::try_from(link).map_err(|e| attach_err(e.to_string()))?;
         fd_link
             .pin(pin)
             .map(|_| ())

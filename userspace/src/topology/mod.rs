@@ -16,6 +16,7 @@ use std::path::Path;
 
 pub use cidr::Cidr;
 pub use error::{Location, TopologyError};
+pub use parse::parse_mac;
 pub use validate::{validate, validate_environment};
 
 /// The reserved namespace name for the root namespace.

@@ -12,6 +12,7 @@ mod teardown;
 
 pub use apply::{UpOptions, UpOutcome, up};
 pub use error::WireError;
+pub use ethtool::set_tx_checksum;
 pub use teardown::{DownReport, down, down_all, known_labs};
 
 /// Where vethscope keeps its run-time state (tmpfs: labs do not survive a reboot either).

@@ -88,6 +88,11 @@ pub(super) async fn remove_lab(lab: &str, undoing: bool) -> Result<DownReport, W
     };
     let mut errors: Vec<String> = Vec::new();
 
+    // 0. The fast path: its pinned programs and maps, OVS flows and offload changes.
+    if let Err(e) = crate::fastpath::disable(lab).await {
+        errors.push(e.to_string());
+    }
+
     // 1. OVS first: deleting a port closes vswitchd's tap of an internal port, which
     //    would otherwise be recreated; and OVS must let go of the veth ends.
     let uses_ovs = plan.as_ref().is_none_or(|p| p.topology.uses_ovs());
