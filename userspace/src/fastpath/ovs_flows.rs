@@ -87,9 +87,9 @@ pub fn remove(lab: &str, record: &Record) -> Result<(), FastpathError> {
         return Ok(());
     };
     for bridge in &record.ovs_flow_bridges {
-        match ovs::Ovsdb::connect(&ep).and_then(|mut db| db.bridge_exists(bridge)) {
-            Ok(false) => continue,
-            _ => {}
+        // The bridge went with its lab already: nothing to remove.
+        if let Ok(false) = ovs::Ovsdb::connect(&ep).and_then(|mut db| db.bridge_exists(bridge)) {
+            continue;
         }
         ovs::ofctl_del_flows_cookie(&ep, bridge, COOKIE).map_err(|e| FastpathError::Ovs {
             lab: lab.to_string(),
