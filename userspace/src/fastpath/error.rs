@@ -4,11 +4,11 @@ pub enum FastpathError {
     #[error("lab {lab}: {reason}")]
     NotApplicable { lab: String, reason: String },
     #[error(transparent)]
-    Inspect(#[from] crate::inspect::InspectError),
+    Inspect(Box<crate::inspect::InspectError>),
     #[error("lab {lab}: {source}")]
     Probe {
         lab: String,
-        source: crate::probe::ProbeError,
+        source: Box<crate::probe::ProbeError>,
     },
     #[error("lab {lab}: eBPF map {map}: {message}")]
     Map {
@@ -28,11 +28,17 @@ pub enum FastpathError {
     Teardown { lab: String, errors: Vec<String> },
 }
 
+impl From<crate::inspect::InspectError> for FastpathError {
+    fn from(e: crate::inspect::InspectError) -> Self {
+        Self::Inspect(Box::new(e))
+    }
+}
+
 impl FastpathError {
     pub fn probe(lab: &str, source: crate::probe::ProbeError) -> Self {
         Self::Probe {
             lab: lab.to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 
