@@ -131,8 +131,9 @@ impl PacketEvent {
 pub struct TraceConfig {
     /// [`proto_mask`] bits; 0 means everything.
     pub proto_mask: u32,
-    /// Non-zero: also log parse decisions through aya-log.
-    pub log_enabled: u32,
+    /// Non-zero: copy the first [`CAPTURE_LEN`] bytes of each frame into the event
+    /// (only `--pcap` needs them; skipping the copy makes tracing cheaper).
+    pub capture: u32,
 }
 
 /// Index of the "events lost" slot in the per-CPU stats array of the tracer.

@@ -67,7 +67,12 @@ pub struct L3 {
 /// Walks the Ethernet header and up to [`MAX_VLAN_TAGS`] tags.
 #[inline(always)]
 pub fn l3(ctx: &TcContext) -> Option<L3> {
-    let mut ethertype = read_be16(ctx, 12)?;
+    l3_after(ctx, read_be16(ctx, 12)?)
+}
+
+#[inline(always)]
+fn l3_after(ctx: &TcContext, first_ethertype: u16) -> Option<L3> {
+    let mut ethertype = first_ethertype;
     let mut offset = ETH_HLEN;
     let mut vlan_id = 0u16;
     let mut tagged = false;
@@ -75,13 +80,13 @@ pub fn l3(ctx: &TcContext) -> Option<L3> {
         if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
             break;
         }
-        // Tag: TCI (2 bytes) then the inner ethertype (2 bytes).
-        let tci = read_be16(ctx, offset)?;
+        // Tag: TCI (2 bytes) then the inner ethertype (2 bytes), in one read.
+        let tag = read::<[u8; 4]>(ctx, offset)?;
         if !tagged {
-            vlan_id = tci & 0x0fff;
+            vlan_id = u16::from_be_bytes([tag[0], tag[1]]) & 0x0fff;
             tagged = true;
         }
-        ethertype = read_be16(ctx, offset + 2)?;
+        ethertype = u16::from_be_bytes([tag[2], tag[3]]);
         offset += 4;
     }
     Some(L3 {
@@ -92,9 +97,39 @@ pub fn l3(ctx: &TcContext) -> Option<L3> {
     })
 }
 
+/// What the first bytes of an untagged frame say, read with direct packet access at
+/// constant offsets (no helper call): most traffic (TCP, UDP) is decided here.
+pub enum Quick {
+    /// IPv4 or IPv6 that is not ICMP: (class).
+    NotOurs(u8),
+    /// Needs the full parse (ARP, ICMP, VLAN tags, short frames, anything else).
+    Parse,
+}
+
+#[inline(always)]
+pub fn quick(ctx: &TcContext) -> Quick {
+    let data = ctx.data();
+    // 14 (Ethernet) + 10 reaches both the IPv4 protocol byte (23) and the IPv6 next
+    // header (20). Constant offsets after one bounds check keep the verifier happy.
+    if data + 24 > ctx.data_end() {
+        return Quick::Parse;
+    }
+    let p = data as *const u8;
+    // SAFETY: the 24 bytes from `data` were just checked against `data_end`.
+    let (et0, et1, v4proto, v6next) = unsafe { (*p.add(12), *p.add(13), *p.add(23), *p.add(20)) };
+    match u16::from_be_bytes([et0, et1]) {
+        ETH_P_IP if v4proto != IPPROTO_ICMP => Quick::NotOurs(class::IPV4),
+        ETH_P_IPV6 if v6next != IPPROTO_ICMPV6 => Quick::NotOurs(class::IPV6),
+        _ => Quick::Parse,
+    }
+}
+
 /// Cheap classification for the counters: no event, just a [`class`] value.
 #[inline(always)]
 pub fn classify(ctx: &TcContext) -> u8 {
+    if let Quick::NotOurs(c) = quick(ctx) {
+        return c;
+    }
     let Some(l3) = l3(ctx) else {
         return class::OTHER;
     };
@@ -116,10 +151,14 @@ pub fn classify(ctx: &TcContext) -> u8 {
 /// we trace, or is truncated.
 #[inline(always)]
 pub fn parse(ctx: &TcContext) -> Option<Parsed> {
-    let l3 = l3(ctx)?;
+    if let Quick::NotOurs(_) = quick(ctx) {
+        return None;
+    }
+    let eth = read::<[u8; ETH_HLEN]>(ctx, 0)?;
+    let l3 = l3_after(ctx, u16::from_be_bytes([eth[12], eth[13]]))?;
     let mut out = Parsed::new();
-    out.dst_mac = read::<[u8; 6]>(ctx, 0)?;
-    out.src_mac = read::<[u8; 6]>(ctx, 6)?;
+    out.dst_mac.copy_from_slice(&eth[0..6]);
+    out.src_mac.copy_from_slice(&eth[6..12]);
     if l3.tagged {
         out.flags |= event_flags::VLAN;
         out.vlan_id = l3.vlan_id;
@@ -136,27 +175,25 @@ pub fn parse(ctx: &TcContext) -> Option<Parsed> {
 /// ARP for IPv4 over Ethernet: the whole 28-byte body must be present.
 #[inline(always)]
 fn parse_arp(ctx: &TcContext, off: usize, out: &mut Parsed) -> Option<()> {
+    // The whole 28-byte body in one read: a truncated body fails here, before we fill anything.
+    let a = read::<[u8; 28]>(ctx, off)?;
     // htype 1 (Ethernet), ptype 0x0800, hlen 6, plen 4.
-    let fixed = read::<[u8; 6]>(ctx, off)?;
-    if fixed != [0, 1, 0x08, 0x00, 6, 4] {
+    if a[0..6] != [0, 1, 0x08, 0x00, 6, 4] {
         return None;
     }
-    // Reading the last byte first proves the body is complete before we fill anything.
-    read::<[u8; 4]>(ctx, off + 24)?;
-    out.arp_op = read_be16(ctx, off + 6)?;
-    out.src_mac = read::<[u8; 6]>(ctx, off + 8)?;
-    let spa = read::<[u8; 4]>(ctx, off + 14)?;
-    out.dst_mac = read::<[u8; 6]>(ctx, off + 18)?;
-    let tpa = read::<[u8; 4]>(ctx, off + 24)?;
-    out.src[..4].copy_from_slice(&spa);
-    out.dst[..4].copy_from_slice(&tpa);
+    out.arp_op = u16::from_be_bytes([a[6], a[7]]);
+    out.src_mac.copy_from_slice(&a[8..14]);
+    out.src[..4].copy_from_slice(&a[14..18]);
+    out.dst_mac.copy_from_slice(&a[18..24]);
+    out.dst[..4].copy_from_slice(&a[24..28]);
     out.proto = proto::ARP;
     Some(())
 }
 
 #[inline(always)]
 fn parse_ipv4(ctx: &TcContext, off: usize, out: &mut Parsed) -> Option<()> {
-    let ver_ihl = read::<u8>(ctx, off)?;
+    let h = read::<[u8; 20]>(ctx, off)?;
+    let ver_ihl = h[0];
     if ver_ihl >> 4 != 4 {
         return None;
     }
@@ -168,54 +205,53 @@ fn parse_ipv4(ctx: &TcContext, off: usize, out: &mut Parsed) -> Option<()> {
     if ihl > 20 {
         out.flags |= event_flags::IP_OPTIONS;
     }
-    if read::<u8>(ctx, off + 9)? != IPPROTO_ICMP {
+    if h[9] != IPPROTO_ICMP {
         return None;
     }
     // A non-first fragment carries no ICMP header.
-    if read_be16(ctx, off + 6)? & 0x1fff != 0 {
+    if u16::from_be_bytes([h[6], h[7]]) & 0x1fff != 0 {
         return None;
     }
-    let src = read::<[u8; 4]>(ctx, off + 12)?;
-    let dst = read::<[u8; 4]>(ctx, off + 16)?;
-    let l4 = off + ihl;
-    out.icmp_type = read::<u8>(ctx, l4)?;
-    out.icmp_code = read::<u8>(ctx, l4 + 1)?;
+    let icmp = read::<[u8; 8]>(ctx, off + ihl)?;
+    out.icmp_type = icmp[0];
+    out.icmp_code = icmp[1];
     // Echo request (8) / reply (0): identifier and sequence follow the checksum.
     if out.icmp_type == 8 || out.icmp_type == 0 {
-        out.icmp_id = read_be16(ctx, l4 + 4)?;
-        out.icmp_seq = read_be16(ctx, l4 + 6)?;
+        out.icmp_id = u16::from_be_bytes([icmp[4], icmp[5]]);
+        out.icmp_seq = u16::from_be_bytes([icmp[6], icmp[7]]);
     }
-    out.src[..4].copy_from_slice(&src);
-    out.dst[..4].copy_from_slice(&dst);
+    out.src[..4].copy_from_slice(&h[12..16]);
+    out.dst[..4].copy_from_slice(&h[16..20]);
     out.proto = proto::ICMP;
     Some(())
 }
 
 #[inline(always)]
 fn parse_ipv6(ctx: &TcContext, off: usize, out: &mut Parsed) -> Option<()> {
-    if read::<u8>(ctx, off)? >> 4 != 6 {
+    let h = read::<[u8; 40]>(ctx, off)?;
+    if h[0] >> 4 != 6 {
         return None;
     }
     // Only ICMPv6 directly after the fixed header; extension headers are not followed.
-    if read::<u8>(ctx, off + 6)? != IPPROTO_ICMPV6 {
+    if h[6] != IPPROTO_ICMPV6 {
         return None;
     }
     let l4 = off + 40;
-    let icmp_type = read::<u8>(ctx, l4)?;
-    match icmp_type {
+    let icmp = read::<[u8; 8]>(ctx, l4)?;
+    match icmp[0] {
         // Echo request / reply.
         128 | 129 => {
-            out.icmp_id = read_be16(ctx, l4 + 4)?;
-            out.icmp_seq = read_be16(ctx, l4 + 6)?;
+            out.icmp_id = u16::from_be_bytes([icmp[4], icmp[5]]);
+            out.icmp_seq = u16::from_be_bytes([icmp[6], icmp[7]]);
         }
         // Neighbour solicitation / advertisement: the target follows 4 reserved bytes.
         135 | 136 => out.nd_target = read::<[u8; 16]>(ctx, l4 + 8)?,
         _ => return None,
     }
-    out.icmp_type = icmp_type;
-    out.icmp_code = read::<u8>(ctx, l4 + 1)?;
-    out.src = read::<[u8; 16]>(ctx, off + 8)?;
-    out.dst = read::<[u8; 16]>(ctx, off + 24)?;
+    out.icmp_type = icmp[0];
+    out.icmp_code = icmp[1];
+    out.src.copy_from_slice(&h[8..24]);
+    out.dst.copy_from_slice(&h[24..40]);
     out.proto = proto::ICMPV6;
     Some(())
 }

@@ -1,6 +1,7 @@
 //! Decoding ring-buffer events into hops: one packet seen on one interface in one direction.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use vethscope_common::{CAPTURE_LEN, PacketEvent, direction, proto};
 
@@ -30,14 +31,16 @@ pub enum Proto {
 #[derive(Clone, Debug)]
 pub struct Hop {
     pub ts_ns: u64,
-    pub netns: String,
+    /// Shared with the resolver: a flood of events must not allocate names per hop.
+    pub netns: Arc<str>,
     pub netns_inode: u64,
-    pub ifname: String,
+    pub ifname: Arc<str>,
     pub ifindex: u32,
     pub egress: bool,
     pub len: u32,
     pub vlan: Option<u16>,
     pub proto: Proto,
+    /// The captured bytes; empty unless the trace writes a pcap file.
     pub frame: Vec<u8>,
 }
 
@@ -48,8 +51,8 @@ impl Hop {
 
     /// `ns1/veth0`, or just `br-veth0` for the root namespace.
     pub fn place(&self) -> String {
-        if self.netns == crate::topology::HOST {
-            self.ifname.clone()
+        if &*self.netns == crate::topology::HOST {
+            self.ifname.to_string()
         } else {
             format!("{}/{}", self.netns, self.ifname)
         }
@@ -142,8 +145,13 @@ pub fn parse_event(bytes: &[u8]) -> Option<PacketEvent> {
     Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<PacketEvent>()) })
 }
 
-/// Names the interface through the namespace resolver and turns the event into a hop.
-pub fn to_hop(ev: &PacketEvent, netns: &str, netns_inode: u64, ifname: &str) -> Option<Hop> {
+/// Turns an event into a hop, with names from the resolver.
+pub fn to_hop(
+    ev: &PacketEvent,
+    netns: &Arc<str>,
+    netns_inode: u64,
+    ifname: &Arc<str>,
+) -> Option<Hop> {
     let ip = |b: &[u8; 16], v6: bool| -> IpAddr {
         if v6 {
             IpAddr::V6(Ipv6Addr::from(*b))
@@ -180,14 +188,18 @@ pub fn to_hop(ev: &PacketEvent, netns: &str, netns_inode: u64, ifname: &str) -> 
     let cap = usize::from(ev.cap_len).min(CAPTURE_LEN);
     Some(Hop {
         ts_ns: ev.ts_ns,
-        netns: netns.to_string(),
+        netns: Arc::clone(netns),
         netns_inode,
-        ifname: ifname.to_string(),
+        ifname: Arc::clone(ifname),
         ifindex: ev.ifindex,
         egress: ev.direction == direction::EGRESS,
         len: ev.pkt_len,
         vlan: (ev.flags & vethscope_common::event_flags::VLAN != 0).then_some(ev.vlan_id),
         proto,
-        frame: ev.frame[..cap].to_vec(),
+        frame: if cap > 0 {
+            ev.frame[..cap].to_vec()
+        } else {
+            Vec::new()
+        },
     })
 }

@@ -6,7 +6,14 @@ pub mod output;
 pub mod paths;
 pub mod pcapng;
 
-use std::{collections::HashMap, io::Write, path::PathBuf, time::Duration};
+use std::{
+    collections::HashMap,
+    io::{BufWriter, Write},
+    path::PathBuf,
+    time::Duration,
+};
+
+use std::sync::Arc;
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use tokio::io::unix::AsyncFd;
@@ -67,25 +74,26 @@ pub fn parse_protos(list: &str) -> Result<u32, TraceError> {
 
 /// Interface names by (namespace cookie, ifindex), plus namespace inodes.
 struct Resolver {
-    names: HashMap<(u64, u32), (String, String)>,
-    inodes: HashMap<String, u64>,
+    names: HashMap<(u64, u32), (Arc<str>, Arc<str>)>,
+    inodes: HashMap<Arc<str>, u64>,
 }
 
 impl Resolver {
     fn new(targets: &[Target]) -> Self {
-        let mut inodes = HashMap::new();
+        let mut inodes: HashMap<Arc<str>, u64> = HashMap::new();
+        let mut names = HashMap::new();
         for t in targets {
-            if !inodes.contains_key(&t.netns) {
-                inodes.insert(t.netns.clone(), crate::netns::inode(&t.netns).unwrap_or(0));
-            }
+            let netns: Arc<str> = match inodes.get_key_value(t.netns.as_str()) {
+                Some((k, _)) => Arc::clone(k),
+                None => {
+                    let k: Arc<str> = Arc::from(t.netns.as_str());
+                    inodes.insert(Arc::clone(&k), crate::netns::inode(&t.netns).unwrap_or(0));
+                    k
+                }
+            };
+            names.insert((t.cookie, t.ifindex), (netns, Arc::from(t.ifname.as_str())));
         }
-        Self {
-            names: targets
-                .iter()
-                .map(|t| ((t.cookie, t.ifindex), (t.netns.clone(), t.ifname.clone())))
-                .collect(),
-            inodes,
-        }
+        Self { names, inodes }
     }
 
     fn hop(&self, bytes: &[u8]) -> Option<Hop> {
@@ -128,7 +136,8 @@ fn readable<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
 
 /// Where output goes: text or NDJSON on `out`, and optionally a pcapng file.
 struct Sink<'w, W: Write> {
-    out: &'w mut W,
+    /// Buffered: a flood of hops must not cost a write(2) per line; flushed every tick.
+    out: BufWriter<&'w mut W>,
     json: bool,
     hops: bool,
     t0: u64,
@@ -141,7 +150,7 @@ struct Sink<'w, W: Write> {
 impl<W: Write> Sink<'_, W> {
     fn hop(&mut self, h: &Hop) -> std::io::Result<()> {
         if self.json {
-            writeln!(self.out, "{}", output::hop_json(h))?;
+            output::write_hop_json(&mut self.out, h)?;
         } else if self.hops {
             writeln!(self.out, "{}", output::hop_text(h, self.t0))?;
         }
@@ -165,11 +174,11 @@ impl<W: Write> Sink<'_, W> {
 
     fn path(&mut self, p: &Path) -> std::io::Result<()> {
         if self.json {
-            writeln!(self.out, "{}", output::path_json(p))?;
+            output::write_path_json(&mut self.out, p)?;
         } else {
             writeln!(self.out, "{}", output::path_text(p))?;
         }
-        self.out.flush()
+        Ok(())
     }
 }
 
@@ -189,7 +198,7 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
         ebpf_log: opts.ebpf_log,
         ..Default::default()
     })?;
-    configure(&mut probe, opts.proto_mask)?;
+    configure(&mut probe, opts.proto_mask, opts.pcap.is_some())?;
     let mut logger = if opts.ebpf_log {
         aya_log::EbpfLogger::init(probe.ebpf_mut())
             .ok()
@@ -226,7 +235,7 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
         None => None,
     };
     let mut sink = Sink {
-        out,
+        out: BufWriter::with_capacity(1 << 16, out),
         json: opts.json,
         hops: opts.hops,
         t0: monotonic_ns(),
@@ -257,6 +266,7 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
                 guard.clear_ready();
             }
             _ = tick.tick() => {
+                sink.out.flush()?;
                 for p in correlator.ready(monotonic_ns()) {
                     sink.path(&p)?;
                     summary.paths += 1;
@@ -317,7 +327,7 @@ fn map_err(map: &str, e: impl std::fmt::Display) -> ProbeError {
     }
 }
 
-fn configure(probe: &mut Probe, mask: u32) -> Result<(), ProbeError> {
+pub fn configure(probe: &mut Probe, mask: u32, capture: bool) -> Result<(), ProbeError> {
     let map = probe
         .ebpf_mut()
         .map_mut("TRACE_CONFIG")
@@ -329,7 +339,7 @@ fn configure(probe: &mut Probe, mask: u32) -> Result<(), ProbeError> {
             0,
             TraceConfig {
                 proto_mask: mask,
-                log_enabled: 0,
+                capture: u32::from(capture),
             },
             0,
         )

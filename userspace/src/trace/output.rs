@@ -1,32 +1,79 @@
 //! Rendering hops and paths: a live text line per hop and a summary per path, or
 //! NDJSON (schema in docs/trace-json-schema.json).
 
-use serde_json::{Value, json};
-
 use super::{
     event::{Hop, Proto, icmp_type_name, is_echo},
     paths::{Path, Verdict},
 };
 use crate::netlink::link::format_mac;
 
-pub fn hop_json(h: &Hop) -> Value {
-    let mut v = json!({
-        "type": "hop",
-        "ts_ns": h.ts_ns,
-        "netns": h.netns,
-        "netns_inode": h.netns_inode,
-        "ifname": h.ifname,
-        "ifindex": h.ifindex,
-        "dir": h.dir(),
-        "proto": h.proto_name(),
-        "len": h.len,
-    });
-    let Some(m) = v.as_object_mut() else {
-        return v;
+/// One hop line, serialised from a struct (no intermediate JSON tree: a flood of
+/// events has to be cheap).
+#[derive(serde::Serialize)]
+struct HopLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    ts_ns: u64,
+    netns: &'a str,
+    netns_inode: u64,
+    ifname: &'a str,
+    ifindex: u32,
+    dir: &'static str,
+    proto: &'static str,
+    len: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vlan: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_code: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src: Option<std::net::IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dst: Option<std::net::IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<std::net::Ipv6Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    op: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sender_ip: Option<std::net::Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_ip: Option<std::net::Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sender_mac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_mac: Option<String>,
+}
+
+pub fn write_hop_json<W: std::io::Write>(out: &mut W, h: &Hop) -> std::io::Result<()> {
+    let mut line = HopLine {
+        kind: "hop",
+        ts_ns: h.ts_ns,
+        netns: &h.netns,
+        netns_inode: h.netns_inode,
+        ifname: &h.ifname,
+        ifindex: h.ifindex,
+        dir: h.dir(),
+        proto: h.proto_name(),
+        len: h.len,
+        vlan: h.vlan,
+        icmp_type: None,
+        icmp_code: None,
+        id: None,
+        seq: None,
+        src: None,
+        dst: None,
+        target: None,
+        op: None,
+        sender_ip: None,
+        target_ip: None,
+        sender_mac: None,
+        target_mac: None,
     };
-    if let Some(vlan) = h.vlan {
-        m.insert("vlan".into(), json!(vlan));
-    }
     match &h.proto {
         Proto::Arp {
             op,
@@ -35,14 +82,11 @@ pub fn hop_json(h: &Hop) -> Value {
             sender_mac,
             target_mac,
         } => {
-            m.insert(
-                "op".into(),
-                json!(if *op == 1 { "request" } else { "reply" }),
-            );
-            m.insert("sender_ip".into(), json!(sender_ip.to_string()));
-            m.insert("target_ip".into(), json!(target_ip.to_string()));
-            m.insert("sender_mac".into(), json!(format_mac(sender_mac)));
-            m.insert("target_mac".into(), json!(format_mac(target_mac)));
+            line.op = Some(if *op == 1 { "request" } else { "reply" });
+            line.sender_ip = Some(*sender_ip);
+            line.target_ip = Some(*target_ip);
+            line.sender_mac = Some(format_mac(sender_mac));
+            line.target_mac = Some(format_mac(target_mac));
         }
         Proto::Icmp {
             v6,
@@ -54,56 +98,88 @@ pub fn hop_json(h: &Hop) -> Value {
             dst,
             nd_target,
         } => {
-            m.insert("icmp_type".into(), json!(icmp_type_name(*v6, *icmp_type)));
-            m.insert("icmp_code".into(), json!(code));
+            line.icmp_type = Some(icmp_type_name(*v6, *icmp_type));
+            line.icmp_code = Some(*code);
             if is_echo(*v6, *icmp_type) {
-                m.insert("id".into(), json!(id));
-                m.insert("seq".into(), json!(seq));
+                line.id = Some(*id);
+                line.seq = Some(*seq);
             }
-            m.insert("src".into(), json!(src.to_string()));
-            m.insert("dst".into(), json!(dst.to_string()));
-            if let Some(t) = nd_target {
-                m.insert("target".into(), json!(t.to_string()));
-            }
+            line.src = Some(*src);
+            line.dst = Some(*dst);
+            line.target = *nd_target;
         }
     }
-    v
+    serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
 }
 
-fn hop_ref(h: &Hop) -> Value {
-    json!({"netns": h.netns, "ifname": h.ifname, "dir": h.dir(), "ts_ns": h.ts_ns})
+#[derive(serde::Serialize)]
+struct HopRef<'a> {
+    netns: &'a str,
+    ifname: &'a str,
+    dir: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ts_ns: Option<u64>,
 }
 
-pub fn path_json(p: &Path) -> Value {
-    let mut v = json!({
-        "type": "path",
-        "proto": p.proto,
-        "src": p.src.to_string(),
-        "dst": p.dst.to_string(),
-        "request": p.request.iter().map(hop_ref).collect::<Vec<_>>(),
-        "reply": p.reply.iter().map(hop_ref).collect::<Vec<_>>(),
-        "reply_via_lo": p.reply_via_lo(),
-        "verdict": if p.verdict == Verdict::Answered { "answered" } else { "unanswered" },
-        "rtt_ns": p.rtt_ns(),
-    });
-    if let Some(m) = v.as_object_mut() {
-        if let (Some(id), Some(seq)) = (p.id, p.seq) {
-            m.insert("id".into(), json!(id));
-            m.insert("seq".into(), json!(seq));
-        }
-        if p.verdict == Verdict::Unanswered
-            && let Some(h) = p.last_seen()
-        {
-            m.insert(
-                "last_seen".into(),
-                json!({"netns": h.netns, "ifname": h.ifname, "dir": h.dir()}),
-            );
-        }
-        if let Some(e) = explanation(p) {
-            m.insert("explanation".into(), json!(e));
+impl<'a> HopRef<'a> {
+    fn of(h: &'a Hop, with_ts: bool) -> Self {
+        HopRef {
+            netns: &h.netns,
+            ifname: &h.ifname,
+            dir: h.dir(),
+            ts_ns: with_ts.then_some(h.ts_ns),
         }
     }
-    v
+}
+
+/// One path line (struct-serialised, like hops: cheap under a flood).
+#[derive(serde::Serialize)]
+struct PathLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    proto: &'static str,
+    src: std::net::IpAddr,
+    dst: std::net::IpAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u16>,
+    request: Vec<HopRef<'a>>,
+    reply: Vec<HopRef<'a>>,
+    reply_via_lo: bool,
+    verdict: &'static str,
+    rtt_ns: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_seen: Option<HopRef<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explanation: Option<String>,
+}
+
+pub fn write_path_json<W: std::io::Write>(out: &mut W, p: &Path) -> std::io::Result<()> {
+    let echo = p.id.zip(p.seq);
+    let unanswered = p.verdict == Verdict::Unanswered;
+    let line = PathLine {
+        kind: "path",
+        proto: p.proto,
+        src: p.src,
+        dst: p.dst,
+        id: echo.map(|(id, _)| id),
+        seq: echo.map(|(_, seq)| seq),
+        request: p.request.iter().map(|h| HopRef::of(h, true)).collect(),
+        reply: p.reply.iter().map(|h| HopRef::of(h, true)).collect(),
+        reply_via_lo: p.reply_via_lo(),
+        verdict: if unanswered { "unanswered" } else { "answered" },
+        rtt_ns: p.rtt_ns(),
+        last_seen: if unanswered {
+            p.last_seen().map(|h| HopRef::of(h, false))
+        } else {
+            None
+        },
+        explanation: explanation(p),
+    };
+    serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
 }
 
 /// Why the path looks the way it does, when that is not obvious.
@@ -112,8 +188,8 @@ pub fn explanation(p: &Path) -> Option<String> {
         let ns = p
             .reply
             .iter()
-            .find(|h| h.ifname == "lo")
-            .map(|h| h.netns.as_str())
+            .find(|h| &*h.ifname == "lo")
+            .map(|h| &*h.netns)
             .unwrap_or("?");
         return Some(format!(
             "local delivery: {} and {} are both addresses of namespace {ns}, so the kernel answers over lo, not over the veth",

@@ -54,7 +54,7 @@ impl Path {
     /// The reply travelled over a loopback device: the destination address is local to
     /// the sender's namespace (both veth ends in one namespace).
     pub fn reply_via_lo(&self) -> bool {
-        self.reply.iter().any(|h| h.ifname == "lo")
+        self.reply.iter().any(|h| &*h.ifname == "lo")
     }
 
     pub fn rtt_ns(&self) -> Option<u64> {
@@ -322,10 +322,7 @@ mod tests {
         let paths = c.ready(1010);
         assert_eq!(paths.len(), 1);
         assert_eq!(paths[0].verdict, Verdict::Unanswered);
-        assert_eq!(
-            paths[0].last_seen().map(|h| h.ifname.as_str()),
-            Some("veth0")
-        );
+        assert_eq!(paths[0].last_seen().map(|h| &*h.ifname), Some("veth0"));
     }
 
     #[test]
