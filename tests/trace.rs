@@ -4,7 +4,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -12,6 +12,9 @@ use serde_json::Value;
 /// A running `vethscope trace --json`, started and attached.
 struct Tracer {
     child: Child,
+    /// Everything the tracer wrote to stderr, collected by a thread (a closed pipe
+    /// would kill it with SIGPIPE).
+    stderr: Option<std::thread::JoinHandle<Vec<String>>>,
 }
 
 impl Tracer {
@@ -34,24 +37,35 @@ impl Tracer {
             .expect("spawn trace");
         // The tracer says "tracing N interfaces" on stderr once its programs are attached.
         let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            match lines.next() {
-                Some(Ok(l)) if l.contains("tracing") => break,
-                Some(Ok(l)) => eprintln!("trace: {l}"),
-                _ => {
-                    let _ = child.kill();
-                    panic!("trace did not start");
+        let (attached_tx, attached_rx) = std::sync::mpsc::channel();
+        let stderr = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("tracing") {
+                    let _ = attached_tx.send(());
                 }
+                seen.push(line);
             }
-            assert!(Instant::now() < deadline, "trace did not attach in time");
+            seen
+        });
+        if attached_rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let lines = stderr.join().unwrap_or_default();
+            panic!("trace did not attach: {lines:?}");
         }
-        Tracer { child }
+        Tracer {
+            child,
+            stderr: Some(stderr),
+        }
     }
 
     /// Waits for the trace to end (its --duration) and returns its NDJSON lines.
-    fn finish(mut self) -> Vec<Value> {
+    fn finish(self) -> Vec<Value> {
+        self.finish_with_stderr().0
+    }
+
+    fn finish_with_stderr(mut self) -> (Vec<Value>, Vec<String>) {
         let stdout = self.child.stdout.take().expect("stdout");
         let lines: Vec<Value> = BufReader::new(stdout)
             .lines()
@@ -60,7 +74,12 @@ impl Tracer {
             .collect();
         let status = self.child.wait().expect("wait");
         assert!(status.success(), "trace exited with {status}");
-        lines
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
+        (lines, stderr)
     }
 }
 
@@ -69,6 +88,24 @@ impl Drop for Tracer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+#[test]
+fn ebpf_log_forwards_the_programs_messages() {
+    let lab = Lab::up("direct", "te");
+    let tracer = Tracer::start(&lab.name, &["--ebpf-log"]);
+    assert!(ping(&lab.ns("ns1"), "10.1.1.3", &[]));
+    let (lines, stderr) = tracer.finish_with_stderr();
+    assert!(
+        lines.iter().any(|l| l["type"] == "path"),
+        "tracing still works"
+    );
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains("vethscope_ebpf") && l.contains("traced proto")),
+        "the eBPF programs' log lines reach the terminal: {stderr:?}"
+    );
 }
 
 fn hops(path: &Value, leg: &str) -> Vec<String> {

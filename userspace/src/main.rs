@@ -20,7 +20,11 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("VETHSCOPE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // The eBPF programs' own messages (target vethscope_ebpf::…) reach userspace
+                // only with `trace --ebpf-log`; when they do, show them.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("warn,vethscope_ebpf=trace")
+                }),
         )
         .with_writer(std::io::stderr)
         .without_time()
