@@ -3,6 +3,7 @@
 mod common;
 
 use std::io::{Read, Write};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -395,4 +396,28 @@ fn tcp_transfer(server_ns: &str, client_ns: &str, addr: &str, bytes: usize) {
     .expect("enter client namespace");
     let got = server.join().expect("server thread");
     assert_eq!(got, bytes, "all bytes arrived over TCP");
+}
+
+#[test]
+fn without_capabilities_one_sentence_names_what_is_missing() {
+    // An empty bounding set: even root runs the binary without capabilities.
+    let out = Command::new("setpriv")
+        .args([
+            "--bounding-set=-all",
+            bin(),
+            "up",
+            "direct",
+            "--prefix",
+            &prefix("wc"),
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("setpriv");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(
+        err.trim_end(),
+        "vethscope: `up` needs CAP_NET_ADMIN and CAP_SYS_ADMIN, which this process lacks (fix: run vethscope as root, e.g. `sudo vethscope up ...`)"
+    );
+    assert_clean(&prefix("wc"));
 }

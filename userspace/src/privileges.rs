@@ -22,7 +22,7 @@ impl Cap {
 
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "vethscope {command} needs {missing}, which this process lacks (fix: run it as root, e.g. `sudo vethscope {command} ...`)"
+    "`{command}` needs {missing}, which this process lacks (fix: run vethscope as root, e.g. `sudo vethscope {command} ...`)"
 )]
 pub struct MissingCapability {
     pub command: String,
@@ -53,7 +53,11 @@ pub fn require(command: &str, caps: &[Cap]) -> Result<(), MissingCapability> {
     } else {
         Err(MissingCapability {
             command: command.to_string(),
-            missing: missing.join(" and "),
+            missing: match missing.split_last() {
+                Some((last, [])) => last.to_string(),
+                Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                None => String::new(),
+            },
         })
     }
 }
