@@ -111,7 +111,7 @@ fn try_trace(ctx: &TcContext, dir: u8) {
             len
         };
         // The size must be provably within 1..=CAPTURE_LEN for the verifier.
-        if cap > 0 && cap <= CAPTURE_LEN as u32 {
+        if capture && cap > 0 && cap <= CAPTURE_LEN as u32 {
             let ret =
                 bpf_skb_load_bytes(ctx.skb.skb.cast(), 0, (*ev).frame.as_mut_ptr().cast(), cap);
             if ret == 0 {
