@@ -5,21 +5,15 @@
 
 use anyhow::{Result, anyhow};
 
-use crate::{leftovers, setup, util};
+use crate::{leftovers, lint, setup, util};
 
 pub fn run() -> Result<()> {
     setup::run_for("test")?;
     let before = leftovers::scan()?;
     leftovers::warn_preexisting(&before);
-    util::run(util::cargo().args(["fmt", "--all", "--", "--check"]))?;
-    util::run(util::cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    for (_, mut cmd) in lint::steps() {
+        util::run(&mut cmd)?;
+    }
     // The integration tests need root; they run in parallel with unique names.
     let tests = util::run(util::cargo().args(["test", "--workspace", "--", "--test-threads=4"]));
     // Check for leftovers even (especially) when tests failed.
