@@ -25,6 +25,7 @@ pub async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
         ebpf_log: args.ebpf_log,
         reply_timeout: Duration::from_secs_f64(args.reply_timeout.max(0.01)),
         hops: !args.paths_only,
+        metrics: args.metrics,
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

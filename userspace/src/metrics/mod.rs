@@ -1,1 +1,180 @@
-//! Prometheus exporter of per-link counters (`vethscope serve`).
+//! Prometheus exporter of per-link counters (`vethscope serve`, `trace --metrics`).
+//!
+//! The TC programs `count_ingress`/`count_egress` count packets and bytes per link,
+//! direction and traffic class in a per-CPU map, and `drops_kfree_skb` counts drops
+//! per link and reason; userspace only reads those maps when Prometheus scrapes.
+//! - `watch`: keeps the programs attached to exactly the links that exist;
+//! - `collector`: maps → metric families, at scrape time;
+//! - `http` + `openmetrics`: `/metrics` (Prometheus text or OpenMetrics) and `/healthz`.
+
+mod collector;
+mod error;
+mod http;
+mod links;
+mod maps;
+mod openmetrics;
+mod watch;
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use prometheus::Registry;
+use tokio::task::JoinHandle;
+
+pub use collector::{CLASS_NAMES, LinkCollector};
+pub use error::MetricsError;
+pub use links::{LinkId, LinkLabels, LinkTable};
+pub use openmetrics::Format;
+pub use watch::{Counting, Listing, Scope, SyncReport};
+
+use crate::probe::{LoadOptions, Probe, Target};
+
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub scope: Scope,
+    pub listen: SocketAddr,
+    /// Time between looks for links that appeared or vanished.
+    pub refresh: Duration,
+}
+
+/// The registry every endpoint serves: one collector over the counting maps.
+fn registry(
+    probe: &Probe,
+    table: Arc<RwLock<LinkTable>>,
+    with_trace: bool,
+) -> Result<Registry, MetricsError> {
+    let reasons = crate::probe::btf::drop_reasons().unwrap_or_else(|e| {
+        // Drops are still counted; they are just labelled by number.
+        tracing::warn!("drop reasons will be numbers: {e}");
+        Default::default()
+    });
+    let trace = if with_trace {
+        Some(maps::TraceStats::open(probe.ebpf())?)
+    } else {
+        None
+    };
+    let collector = LinkCollector::new(
+        table,
+        maps::CounterMaps::open(probe.ebpf())?,
+        reasons,
+        trace,
+    )?;
+    let registry = Registry::new();
+    registry
+        .register(Box::new(collector))
+        .map_err(|e| MetricsError::map("registry", e))?;
+    Ok(registry)
+}
+
+/// Aborts the HTTP server when dropped, on every exit path.
+struct ServerTask(JoinHandle<()>);
+
+impl Drop for ServerTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Sets `stop` on SIGINT or SIGTERM, and wakes the waiter.
+fn on_signal(stop: Arc<AtomicBool>, wake: Arc<tokio::sync::Notify>) -> Result<(), MetricsError> {
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = sigterm.recv() => {}
+            _ = sigint.recv() => {}
+        }
+        stop.store(true, Ordering::Relaxed);
+        wake.notify_one();
+    });
+    Ok(())
+}
+
+/// `vethscope serve`: counts on the links of `opts.scope` and serves them until
+/// SIGINT/SIGTERM. Every attachment is a fd of this process, so all detach on return.
+pub async fn serve(opts: &ServeOptions) -> Result<(), MetricsError> {
+    let listener = http::bind(opts.listen, "--listen").await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    on_signal(stop.clone(), wake.clone())?;
+
+    let mut probe = Probe::load(LoadOptions::default())?;
+    let named = match &opts.scope {
+        Scope::Labs(labs) => labs.clone(),
+        Scope::All => Vec::new(),
+    };
+    let table = Arc::new(RwLock::new(LinkTable::new(named)));
+    let mut counting = Counting::new(&mut probe, table.clone())?;
+    let _server = ServerTask(http::spawn(listener, registry(&probe, table, false)?));
+    eprintln!(
+        "vethscope: serving http://{}/metrics for {} (links re-listed every {:.1} s) — Ctrl-C to stop",
+        opts.listen,
+        match &opts.scope {
+            Scope::Labs(labs) => format!("lab {}", labs.join(", lab ")),
+            Scope::All => "every veth of this host".to_string(),
+        },
+        opts.refresh.as_secs_f64()
+    );
+
+    let mut tick = tokio::time::interval(opts.refresh.max(Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !stop.load(Ordering::Relaxed) {
+        tokio::select! {
+            _ = tick.tick() => {
+                let listing = watch::list(&opts.scope).await;
+                let r = counting.sync(&mut probe, listing, &stop);
+                if r.added + r.removed > 0 {
+                    tracing::info!(
+                        "counting on {} links (+{} -{}, {} failed)",
+                        counting.len(), r.added, r.removed, r.failed
+                    );
+                }
+            }
+            _ = wake.notified() => {}
+        }
+    }
+    // Detach before the process goes (it would happen at exit anyway; this keeps the
+    // order explicit: programs first, then the probe and its maps).
+    drop(counting);
+    drop(probe);
+    Ok(())
+}
+
+/// The exporter inside another command (`trace --metrics`): counts on a fixed set of
+/// targets in the caller's probe, serving until dropped.
+pub struct Exporter {
+    _counting: Counting,
+    _server: ServerTask,
+}
+
+impl Exporter {
+    pub async fn start(
+        probe: &mut Probe,
+        targets: &[Target],
+        lab: Option<&str>,
+        addr: SocketAddr,
+    ) -> Result<Self, MetricsError> {
+        let listener = http::bind(addr, "--metrics").await?;
+        let table = Arc::new(RwLock::new(LinkTable::new(lab.map(str::to_string))));
+        let mut counting = Counting::new(probe, table.clone())?;
+        let listing = Listing {
+            targets: targets.to_vec(),
+            unsure: Default::default(),
+        };
+        let r = counting.sync(probe, listing, &AtomicBool::new(false));
+        if r.failed > 0 {
+            tracing::warn!("counting on {} of {} links", r.added, targets.len());
+        }
+        let server = ServerTask(http::spawn(listener, registry(probe, table, true)?));
+        Ok(Self {
+            _counting: counting,
+            _server: server,
+        })
+    }
+}

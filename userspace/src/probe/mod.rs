@@ -13,7 +13,10 @@ use std::collections::HashMap;
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{LinkOrder, SchedClassifier, TcAttachType, tc::TcAttachOptions},
+    programs::{
+        LinkOrder, SchedClassifier, TcAttachType,
+        tc::{SchedClassifierLink, SchedClassifierLinkId, TcAttachOptions},
+    },
 };
 
 pub use error::ProbeError;
@@ -140,7 +143,8 @@ impl Probe {
     }
 
     /// Attaches program `name` to `target` in `dir`. The interface name is resolved
-    /// inside the target's namespace (on a thread that entered it).
+    /// inside the target's namespace (on a thread that entered it). The link stays with
+    /// the program (detached when the probe is dropped).
     pub fn attach(
         &mut self,
         name: &str,
@@ -148,6 +152,38 @@ impl Probe {
         dir: Direction,
         pos: Position,
     ) -> Result<(), ProbeError> {
+        self.attach_id(name, target, dir, pos).map(|_| ())
+    }
+
+    /// Attaches like [`Probe::attach`] but hands the TCX link to the caller, for
+    /// observers whose set of interfaces changes while they run (`serve`): dropping the
+    /// link detaches the program, or, when the interface is already gone (the kernel
+    /// then detached it itself), releases the kernel's link object and our fd.
+    pub fn attach_owned(
+        &mut self,
+        name: &str,
+        target: &Target,
+        dir: Direction,
+        pos: Position,
+    ) -> Result<SchedClassifierLink, ProbeError> {
+        let id = self.attach_id(name, target, dir, pos)?;
+        self.classifier(name)?
+            .take_link(id)
+            .map_err(|e| ProbeError::Attach {
+                program: name.to_string(),
+                ifname: target.ifname.clone(),
+                netns: target.netns.clone(),
+                message: e.to_string(),
+            })
+    }
+
+    fn attach_id(
+        &mut self,
+        name: &str,
+        target: &Target,
+        dir: Direction,
+        pos: Position,
+    ) -> Result<SchedClassifierLinkId, ProbeError> {
         self.load_program(name)?;
         self.cookies.insert(target.cookie, target.netns.clone());
         let prog = self.classifier(name)?;
@@ -158,7 +194,6 @@ impl Probe {
         let ifname = target.ifname.clone();
         netns::run_in(&target.netns, move || {
             prog.attach_with_options(&ifname, dir.attach_type(), TcAttachOptions::TcxOrder(order))
-                .map(|_| ())
         })?
         .map_err(|e| ProbeError::Attach {
             program: name.to_string(),

@@ -38,6 +38,9 @@ pub async fn lab_targets(
 ) -> Result<Vec<Target>, super::ProbeError> {
     let view = inspect::lab_view(lab).await?;
     let mut out = Vec::new();
+    // One cookie read per namespace, not per link: each read enters the namespace on a
+    // fresh thread, and `serve` re-lists labs of hundreds of links every few seconds.
+    let mut cookies: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     for l in &view.links {
         let kind = match (l.kind.as_str(), &l.master) {
             ("lo", _) if l.netns != HOST => "lo",
@@ -58,7 +61,14 @@ pub async fn lab_targets(
             kind: kind.to_string(),
             peer_netns: l.peer.as_ref().map(|p| p.netns.clone()).unwrap_or_default(),
             peer_ifname: l.peer.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
-            cookie: netns::cookie(&l.netns)?,
+            cookie: match cookies.get(&l.netns) {
+                Some(c) => *c,
+                None => {
+                    let c = netns::cookie(&l.netns)?;
+                    cookies.insert(l.netns.clone(), c);
+                    c
+                }
+            },
         });
     }
     Ok(out)

@@ -33,6 +33,8 @@ pub enum TraceError {
     Output(#[from] std::io::Error),
     #[error("unknown protocol `{0}` (use arp, icmp, icmpv6)")]
     UnknownProto(String),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +52,8 @@ pub struct TraceOptions {
     pub reply_timeout: Duration,
     /// Print a line per hop (text mode); paths are always printed.
     pub hops: bool,
+    /// Also count on the traced links and serve the counters here (as `serve` does).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -213,12 +217,23 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
         .ok_or_else(|| map_err("TRACE_EVENTS", "missing"))?;
     let ring = RingBuf::try_from(ring).map_err(|e| map_err("TRACE_EVENTS", e))?;
     let mut ring = readable(ring).map_err(|e| map_err("TRACE_EVENTS", e))?;
+    // Counting programs and the HTTP server live as long as the trace (dropped on return).
+    let _exporter = match opts.metrics {
+        Some(addr) => Some(
+            crate::metrics::Exporter::start(&mut probe, &targets, opts.lab.as_deref(), addr)
+                .await?,
+        ),
+        None => None,
+    };
     eprintln!(
-        "vethscope: tracing {} interfaces ({attached} TC programs){} — Ctrl-C to stop",
+        "vethscope: tracing {} interfaces ({attached} TC programs){}{} — Ctrl-C to stop",
         targets.len(),
         opts.lab
             .as_ref()
             .map(|l| format!(" of lab {l}"))
+            .unwrap_or_default(),
+        opts.metrics
+            .map(|a| format!(", counters on http://{a}/metrics"))
             .unwrap_or_default()
     );
 

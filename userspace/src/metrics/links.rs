@@ -1,0 +1,102 @@
+//! The links being counted and the labels their series carry.
+//!
+//! Counter keys from the kernel name an interface by (namespace cookie, ifindex); this
+//! table turns that into the bounded label set of the exported series. Only links in
+//! the table are exported, so a link the watcher forgot drops out of /metrics at once.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::{probe::Target, topology::HOST};
+
+/// An interface as the kernel names it in counter keys: (namespace cookie, ifindex).
+pub type LinkId = (u64, u32);
+
+/// The labels of one link's series (never addresses: every value here is bounded by
+/// the number of interfaces).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkLabels {
+    /// Empty for interfaces outside any lab (`serve --all`).
+    pub lab: String,
+    /// `host` for the root namespace.
+    pub netns: String,
+    pub ifname: String,
+    pub peer_netns: String,
+    pub peer_ifname: String,
+    /// veth, bridge-port, ovs-port, ovs-internal, lo.
+    pub kind: String,
+}
+
+impl LinkLabels {
+    pub fn of(target: &Target) -> Self {
+        Self {
+            lab: target.lab.clone(),
+            netns: target.netns.clone(),
+            ifname: target.ifname.clone(),
+            peer_netns: target.peer_netns.clone(),
+            peer_ifname: target.peer_ifname.clone(),
+            kind: target.kind.clone(),
+        }
+    }
+
+    /// A host-side port of a bridge: where the fast path (if enabled) counts frames.
+    pub fn is_fastpath_port(&self) -> bool {
+        !self.lab.is_empty()
+            && self.netns == HOST
+            && (self.kind == "bridge-port" || self.kind == "ovs-port")
+    }
+}
+
+pub fn id_of(target: &Target) -> LinkId {
+    (target.cookie, target.ifindex)
+}
+
+#[derive(Debug, Default)]
+pub struct LinkTable {
+    links: HashMap<LinkId, LinkLabels>,
+    /// Labs named on the command line: `vethscope_links{lab}` is exported for them even
+    /// while they are down (0), so "not up yet" is visible rather than absent.
+    named_labs: BTreeSet<String>,
+}
+
+impl LinkTable {
+    pub fn new(named_labs: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            links: HashMap::new(),
+            named_labs: named_labs.into_iter().collect(),
+        }
+    }
+
+    pub fn insert(&mut self, id: LinkId, labels: LinkLabels) {
+        self.links.insert(id, labels);
+    }
+
+    pub fn remove(&mut self, id: &LinkId) -> Option<LinkLabels> {
+        self.links.remove(id)
+    }
+
+    pub fn get(&self, id: &LinkId) -> Option<&LinkLabels> {
+        self.links.get(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&LinkId, &LinkLabels)> {
+        self.links.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.links.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+
+    /// Attached links per lab, with 0 for named labs that have none.
+    pub fn per_lab(&self) -> Vec<(String, usize)> {
+        let mut counts: std::collections::BTreeMap<String, usize> =
+            self.named_labs.iter().map(|l| (l.clone(), 0)).collect();
+        for l in self.links.values() {
+            *counts.entry(l.lab.clone()).or_default() += 1;
+        }
+        counts.into_iter().collect()
+    }
+}
