@@ -30,6 +30,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use error::BenchError;
+pub use pingpong::probe_cpu;
 pub use plan::{BenchConfig, Wiring};
 pub use report::{BenchReport, Status, table};
 
@@ -328,6 +329,7 @@ async fn latency(
         round_trips: cfg.round_trips,
         warmup: WARMUP,
         message_bytes: cfg.message_bytes,
+        cpu: cfg.latency_cpu,
     };
     blocking("latency probe", move |cancel| {
         pingpong::measure(&spec, cancel)

@@ -64,6 +64,10 @@ pub struct PingSpec {
     pub warmup: u32,
     /// Bytes per message (at least 8: the sequence number).
     pub message_bytes: usize,
+    /// Run client and server threads on this one CPU. Unpinned, a round trip costs
+    /// either a same-CPU switch or a cross-CPU wake-up (an IPI, slow in a VM), and the
+    /// median jumps between the two from run to run.
+    pub cpu: Option<usize>,
 }
 
 /// Round-trip times in microseconds.
@@ -103,9 +107,11 @@ const MAX_LOST_IN_A_ROW: u32 = 25;
 /// Hard limit for one probe; the server thread also gives up after it.
 const PROBE_LIMIT: Duration = Duration::from_secs(60);
 
-/// Spawns `f` on a new OS thread that first enters namespace `ns`.
+/// Spawns `f` on a new OS thread that first enters namespace `ns` and, with `cpu`,
+/// binds itself to that CPU.
 fn spawn_in<R: Send + 'static>(
     ns: &str,
+    cpu: Option<usize>,
     f: impl FnOnce() -> R + Send + 'static,
 ) -> Result<std::thread::JoinHandle<Result<R, BenchError>>, BenchError> {
     // Our own namespace needs no setns (and so no privileges).
@@ -124,9 +130,31 @@ fn spawn_in<R: Send + 'static>(
                     detail: e.to_string(),
                 })?;
             }
+            if let Some(cpu) = cpu {
+                pin_to(cpu).map_err(|e| BenchError::Probe {
+                    what: format!("bind a thread to CPU {cpu}"),
+                    detail: e.to_string(),
+                })?;
+            }
             Ok(f())
         })
         .map_err(|e| BenchError::io("start a thread", e))
+}
+
+/// Binds the calling thread to one CPU.
+fn pin_to(cpu: usize) -> nix::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+}
+
+/// The CPU both ends of the latency probe run on: the last one this process may use
+/// (CPU 0 tends to take more interrupts). `None` when the affinity cannot be read.
+pub fn probe_cpu() -> Option<usize> {
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()?;
+    (0..nix::sched::CpuSet::count())
+        .rev()
+        .find(|c| set.is_set(*c).unwrap_or(false))
 }
 
 fn join<R>(h: std::thread::JoinHandle<Result<R, BenchError>>, what: &str) -> Result<R, BenchError> {
@@ -158,7 +186,7 @@ pub fn measure(spec: &PingSpec, cancel: &Cancel) -> Result<Rtt, BenchError> {
             stop.clone(),
             cancel.clone(),
         );
-        spawn_in(&spec.server_ns, move || {
+        spawn_in(&spec.server_ns, spec.cpu, move || {
             let is_stopped = || stop.is_cancelled() || outer.is_cancelled();
             match proto {
                 Proto::Udp => udp_echo(ip, size, &ready_tx, &is_stopped),
@@ -181,7 +209,7 @@ pub fn measure(spec: &PingSpec, cancel: &Cancel) -> Result<Rtt, BenchError> {
     };
     let client = {
         let (ip, spec2, cancel2) = (spec.server_ip, spec.clone(), cancel.clone());
-        spawn_in(&spec.client_ns, move || match spec2.proto {
+        spawn_in(&spec.client_ns, spec.cpu, move || match spec2.proto {
             Proto::Udp => udp_client(SocketAddrV4::new(ip, port), &spec2, &cancel2),
             Proto::Tcp => tcp_client(SocketAddrV4::new(ip, port), &spec2, &cancel2),
         })?
@@ -210,6 +238,7 @@ pub fn wait_reachable(
         round_trips: 1,
         warmup: 0,
         message_bytes: 8,
+        cpu: None,
     };
     loop {
         match measure(&spec, cancel) {
@@ -438,6 +467,7 @@ mod tests {
                 round_trips: 200,
                 warmup: 10,
                 message_bytes: 64,
+                cpu: probe_cpu(),
             };
             let r = measure(&spec, &Cancel::default()).expect("loopback echo");
             assert_eq!(r.round_trips + r.lost, 200, "{proto}: {r:?}");

@@ -101,6 +101,8 @@ pub struct BenchConfig {
     pub round_trips: u32,
     /// Payload of each latency probe message, bytes.
     pub message_bytes: usize,
+    /// The CPU both latency probe threads are bound to (`None`: not bound).
+    pub latency_cpu: Option<usize>,
 }
 
 impl BenchConfig {
@@ -170,6 +172,7 @@ mod tests {
             prefix: "vsb-".into(),
             round_trips: 100,
             message_bytes: 64,
+            latency_cpu: None,
         }
     }
 

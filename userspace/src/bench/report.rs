@@ -464,12 +464,16 @@ pub fn table(r: &BenchReport) -> String {
     let _ = writeln!(
         out,
         "Medians of {} round(s), (min–max) of throughput; TCP via iperf3, {} s per run, wirings interleaved.\n\
-         RTT: UDP ping-pong of {}-byte messages, {} round trips. CPU: whole machine ({} CPUs, 100 % = all busy) during the 1-stream run.\n\
+         RTT: UDP ping-pong of {}-byte messages, {} round trips{}. CPU: whole machine ({} CPUs, 100 % = all busy) during the 1-stream run.\n\
          Linux {} — {}; before the start: {} % CPU busy, load {}",
         c.bench.rounds,
         c.iperf_seconds,
         c.bench.message_bytes,
         c.bench.round_trips,
+        c.bench
+            .latency_cpu
+            .map(|n| format!(", both ends on CPU {n}"))
+            .unwrap_or_default(),
         c.environment.cpus,
         c.environment.kernel,
         c.environment.date,

@@ -512,6 +512,7 @@ mod tests {
                     prefix: "vsb-".into(),
                     round_trips: 100,
                     message_bytes: 64,
+                    latency_cpu: Some(1),
                 },
                 iperf_seconds: 1,
                 order: "interleaved",

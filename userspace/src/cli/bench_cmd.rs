@@ -23,6 +23,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         prefix: args.prefix.clone(),
         round_trips: bench::ROUND_TRIPS,
         message_bytes: bench::MESSAGE_BYTES,
+        latency_cpu: bench::probe_cpu(),
     };
     cfg.check()?;
     let mut caps = vec![Cap::NetAdmin, Cap::SysAdmin];
