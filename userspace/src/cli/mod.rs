@@ -199,6 +199,10 @@ pub struct BenchArgs {
     /// Write a bar chart (throughput and CPU per wiring) as SVG to this file.
     #[arg(long)]
     pub svg: Option<std::path::PathBuf>,
+    /// Prefix of the labs the bench makes (at most 6 characters; labs with it are
+    /// removed first, as leftovers of an earlier run).
+    #[arg(long, default_value = "vsb-")]
+    pub prefix: String,
 }
 
 /// Runs one command; the returned code is the process exit code.
