@@ -3,13 +3,17 @@
 //! connection count, and a timeout on idle connections. Hand-written because the
 //! exporter needs two fixed routes, not a web framework.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, mpsc},
+    time::Duration,
+};
 
 use prometheus::Registry;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
-    sync::Semaphore,
+    sync::{Semaphore, oneshot},
     task::JoinHandle,
 };
 
@@ -31,10 +35,14 @@ pub async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, M
 }
 
 /// Serves `registry` on `listener` until the returned task is aborted.
-pub fn spawn(listener: TcpListener, registry: Registry) -> JoinHandle<()> {
+pub fn spawn(listener: TcpListener, registry: Registry) -> std::io::Result<JoinHandle<()>> {
+    let scraper = Arc::new(Scraper::start(registry)?);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
+        // Connections live in this set, so aborting the server ends them too.
+        let mut connections = tokio::task::JoinSet::new();
         loop {
+            while connections.try_join_next().is_some() {}
             let (stream, peer) = match listener.accept().await {
                 Ok(c) => c,
                 Err(e) => {
@@ -44,24 +52,71 @@ pub fn spawn(listener: TcpListener, registry: Registry) -> JoinHandle<()> {
                     continue;
                 }
             };
-            let registry = registry.clone();
+            let scraper = scraper.clone();
             match slots.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    tokio::spawn(async move {
-                        connection(stream, &registry).await;
+                    connections.spawn(async move {
+                        connection(stream, &scraper).await;
                         drop(permit);
                     });
                 }
                 Err(_) => {
                     tracing::debug!("metrics server: too many connections, refusing {peer}");
-                    tokio::spawn(async move {
+                    connections.spawn(async move {
                         let mut stream = stream;
                         let _ = respond(&mut stream, &Response::text(503, "busy\n"), true).await;
                     });
                 }
             }
         }
-    })
+    }))
+}
+
+type Job = (Format, oneshot::Sender<Result<String, String>>);
+
+/// Scrapes run one at a time on one long-lived thread: each holds every series in
+/// memory at once, so concurrent scrapes would multiply the peak, and on changing
+/// threads (the blocking pool) each would leave its own malloc arena holding a
+/// scrape's worth of freed memory. Reading the maps is thousands of syscalls, so it
+/// stays off the async workers too.
+struct Scraper {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Scraper {
+    fn start(registry: Registry) -> std::io::Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("vethscope-scrape".into())
+            .spawn(move || {
+                // Ends when the server (every sender) is gone.
+                for (format, reply) in queue {
+                    let t0 = std::time::Instant::now();
+                    let families = registry.gather();
+                    let t1 = std::time::Instant::now();
+                    let body = format.encode(&families);
+                    tracing::debug!(
+                        "scrape: {} series gathered in {:?}, {} bytes of {format:?} in {:?}",
+                        families.iter().map(|f| f.get_metric().len()).sum::<usize>(),
+                        t1 - t0,
+                        body.as_ref().map_or(0, String::len),
+                        t1.elapsed()
+                    );
+                    let _ = reply.send(body);
+                }
+            })?;
+        Ok(Self { jobs })
+    }
+
+    async fn scrape(&self, format: Format) -> Result<String, String> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send((format, reply))
+            .map_err(|_| "the scrape thread has stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the scrape thread has stopped".to_string())?
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -102,7 +157,7 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-async fn connection(mut stream: TcpStream, registry: &Registry) {
+async fn connection(mut stream: TcpStream, scraper: &Scraper) {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     loop {
         let head = match tokio::time::timeout(IDLE_TIMEOUT, read_head(&mut stream, &mut buf)).await
@@ -115,7 +170,7 @@ async fn connection(mut stream: TcpStream, registry: &Registry) {
             }
         };
         let (response, close) = match parse(&head) {
-            Ok(req) => (route(&req, registry).await, req.close),
+            Ok(req) => (route(&req, scraper).await, req.close),
             Err(status) => (Response::text(status, "bad request\n"), true),
         };
         if respond(&mut stream, &response, close).await.is_err() || close {
@@ -204,29 +259,22 @@ fn parse(head: &[u8]) -> Result<Request, u16> {
     })
 }
 
-async fn route(req: &Request, registry: &Registry) -> Response {
+async fn route(req: &Request, scraper: &Scraper) -> Response {
     if req.method != "GET" {
         return Response::text(405, "only GET is supported\n");
     }
     match req.path.as_str() {
         "/metrics" => {
             let format = Format::negotiate(req.accept.as_deref());
-            let registry = registry.clone();
-            // Reading the maps is a few thousand syscalls: keep it off the async workers.
-            let body = tokio::task::spawn_blocking(move || format.encode(&registry.gather())).await;
-            match body {
-                Ok(Ok(body)) => Response {
+            match scraper.scrape(format).await {
+                Ok(body) => Response {
                     status: 200,
                     content_type: format.content_type(),
                     body,
                 },
-                Ok(Err(e)) => {
-                    tracing::warn!("cannot encode the metrics: {e}");
-                    Response::text(500, "cannot encode the metrics\n")
-                }
                 Err(e) => {
-                    tracing::warn!("metrics collection failed: {e}");
-                    Response::text(500, "metrics collection failed\n")
+                    tracing::warn!("cannot produce the metrics: {e}");
+                    Response::text(500, "cannot produce the metrics\n")
                 }
             }
         }
