@@ -230,15 +230,18 @@ pub fn render(report: &BenchReport) -> String {
                 let _ = writeln!(
                     s,
                     r##"<text class="failed" x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="12" fill="#b22222">failed<title>{}</title></text>"##,
-                    p.axis.bottom() - 24.0,
+                    p.axis.bottom() - 38.0,
                     esc(&format!("{name}: {why}"))
                 );
-                let _ = writeln!(
-                    s,
-                    r##"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="10" fill="#b22222">{}</text>"##,
-                    p.axis.bottom() - 10.0,
-                    esc(&clip(reason(why), (slot / 5.8) as usize))
-                );
+                let lines = wrap(reason(why), (slot / 5.8) as usize, 2);
+                for (k, line) in lines.iter().enumerate() {
+                    let _ = writeln!(
+                        s,
+                        r##"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="10" fill="#b22222">{}</text>"##,
+                        p.axis.bottom() - 10.0 - 12.0 * (lines.len() - 1 - k) as f64,
+                        esc(line)
+                    );
+                }
                 continue;
             }
             if std::ptr::eq(p, &thr)
@@ -247,7 +250,7 @@ pub fn render(report: &BenchReport) -> String {
             {
                 let _ = writeln!(
                     s,
-                    r##"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="10" fill="#666">×{ratio:.2} of direct (1 stream)</text>"##,
+                    r##"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="10" fill="#666">×{ratio:.2} vs direct</text>"##,
                     p.axis.bottom() + 31.0
                 );
             }
@@ -289,13 +292,37 @@ fn reason(e: &str) -> &str {
     }
 }
 
-fn clip(s: &str, max: usize) -> String {
-    let max = max.max(8);
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(max - 1).collect::<String>())
+/// Word-wraps `s` into at most `lines` lines of at most `width` characters; the last
+/// line ends in "…" when text was cut.
+fn wrap(s: &str, width: usize, lines: usize) -> Vec<String> {
+    let width = width.max(8);
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in s.split_whitespace() {
+        let need = cur.chars().count() + usize::from(!cur.is_empty()) + word.chars().count();
+        if !cur.is_empty() && need > width {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
     }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    let cut = out.len() > lines;
+    out.truncate(lines.max(1));
+    for l in out.iter_mut() {
+        if l.chars().count() > width {
+            *l = format!("{}…", l.chars().take(width - 1).collect::<String>());
+        }
+    }
+    if cut && let Some(last) = out.last_mut() {
+        let keep = width.saturating_sub(1).min(last.chars().count());
+        *last = format!("{}…", last.chars().take(keep).collect::<String>());
+    }
+    out
 }
 
 fn legend(s: &mut String, width: f64, streams: u32) {
@@ -553,8 +580,24 @@ mod tests {
             svg.contains(&format!(r#"y="{top:.1}""#)),
             "bar top {top:.1}"
         );
-        assert!(svg.contains("×0.61 of direct"), "ratio label");
+        assert!(svg.contains("×0.61 vs direct"), "ratio label");
         assert!(svg.contains("2026-01-02"));
+    }
+
+    #[test]
+    fn wraps_failure_reasons() {
+        assert_eq!(
+            wrap("the fast path is not built yet", 20, 2),
+            ["the fast path is not", "built yet"]
+        );
+        assert_eq!(wrap("short", 20, 2), ["short"]);
+        let cut = wrap("one two three four five six seven eight nine ten", 10, 2);
+        assert_eq!(cut.len(), 2);
+        assert!(
+            cut[1].ends_with('…') && cut[1].chars().count() <= 10,
+            "{cut:?}"
+        );
+        assert_eq!(wrap("abcdefghijklmnop", 8, 2), ["abcdefg…"]);
     }
 
     #[test]
