@@ -275,8 +275,13 @@ pub fn render(report: &BenchReport) -> String {
         width - RIGHT,
         height - 12.0,
         esc(&format!(
-            "vethscope {} · CPU from /proc/stat during each iperf3 run · {}",
-            env.vethscope, env.date
+            "vethscope {} · CPU from /proc/stat during each iperf3 run · {}{}",
+            env.vethscope,
+            env.date,
+            env.baseline_cpu_percent
+                .filter(|b| *b > 10.0)
+                .map(|b| format!(" · machine {b:.0} % busy before the start: noisy"))
+                .unwrap_or_default()
         ))
     );
     s.push_str("</svg>\n");
