@@ -9,7 +9,7 @@
 //!    every link vs. without, in alternating rounds; the ratio is the cost of counting.
 //!
 //! Knobs (environment): VETHSCOPE_BENCH_PAIRS (500), VETHSCOPE_BENCH_SCRAPES (100),
-//! VETHSCOPE_BENCH_ROUNDS (6), VETHSCOPE_BENCH_SECONDS (8).
+//! VETHSCOPE_BENCH_ROUNDS (10), VETHSCOPE_BENCH_SECONDS (6).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -277,8 +277,8 @@ fn iperf(lab: &Lab, seconds: u64) -> f64 {
 }
 
 fn throughput() {
-    let rounds = knob("VETHSCOPE_BENCH_ROUNDS", 6);
-    let seconds = knob("VETHSCOPE_BENCH_SECONDS", 8);
+    let rounds = knob("VETHSCOPE_BENCH_ROUNDS", 10);
+    let seconds = knob("VETHSCOPE_BENCH_SECONDS", 6);
     let lab = Lab::up("bridge", "my");
     let mut server = Command::new("ip")
         .args([
@@ -307,11 +307,14 @@ fn throughput() {
         } else {
             [true, false]
         } {
+            // Both sides settle for a second first (serve has just attached).
             if counting {
                 let (serve, _) = Serve::start(&lab.name, 6);
+                std::thread::sleep(Duration::from_secs(1));
                 with = iperf(&lab, seconds);
                 serve.stop();
             } else {
+                std::thread::sleep(Duration::from_secs(1));
                 without = iperf(&lab, seconds);
             }
         }
