@@ -335,6 +335,16 @@ fn throughput() {
         let m = mean(v);
         (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len().max(1) as f64).sqrt() / m
     };
+    // Standard error of the mean per-round ratio: how far the run-to-run noise of this
+    // machine lets the measurement pin the cost down.
+    let r_mean = mean(&ratios);
+    let r_se = (ratios
+        .iter()
+        .map(|x| (x - r_mean) * (x - r_mean))
+        .sum::<f64>()
+        / (ratios.len().max(2) - 1) as f64)
+        .sqrt()
+        / (ratios.len().max(1) as f64).sqrt();
     ratios.sort_by(f64::total_cmp);
     println!(
         "iperf3 TCP ns1 → ns2 through the bridge, {rounds} alternating rounds × {seconds} s: \
@@ -345,9 +355,11 @@ fn throughput() {
         100.0 * spread(&counted)
     );
     println!(
-        "  throughput ratio with/without: {:.1} % of the means, median of per-round ratios {:.1} %",
+        "  throughput ratio with/without: {:.1} % of the means; per-round ratios: median {:.1} %, mean {:.1} % ± {:.1} % (standard error)",
         100.0 * mean(&counted) / mean(&plain),
-        100.0 * percentile(&ratios, 0.5)
+        100.0 * percentile(&ratios, 0.5),
+        100.0 * r_mean,
+        100.0 * r_se
     );
 }
 
