@@ -9,7 +9,7 @@
 //!    every link vs. without, in alternating rounds; the ratio is the cost of counting.
 //!
 //! Knobs (environment): VETHSCOPE_BENCH_PAIRS (500), VETHSCOPE_BENCH_SCRAPES (100),
-//! VETHSCOPE_BENCH_ROUNDS (6), VETHSCOPE_BENCH_SECONDS (8).
+//! VETHSCOPE_BENCH_ROUNDS (10), VETHSCOPE_BENCH_SECONDS (6).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -277,8 +277,8 @@ fn iperf(lab: &Lab, seconds: u64) -> f64 {
 }
 
 fn throughput() {
-    let rounds = knob("VETHSCOPE_BENCH_ROUNDS", 6);
-    let seconds = knob("VETHSCOPE_BENCH_SECONDS", 8);
+    let rounds = knob("VETHSCOPE_BENCH_ROUNDS", 10);
+    let seconds = knob("VETHSCOPE_BENCH_SECONDS", 6);
     let lab = Lab::up("bridge", "my");
     let mut server = Command::new("ip")
         .args([
@@ -307,11 +307,14 @@ fn throughput() {
         } else {
             [true, false]
         } {
+            // Both sides settle for a second first (serve has just attached).
             if counting {
                 let (serve, _) = Serve::start(&lab.name, 6);
+                std::thread::sleep(Duration::from_secs(1));
                 with = iperf(&lab, seconds);
                 serve.stop();
             } else {
+                std::thread::sleep(Duration::from_secs(1));
                 without = iperf(&lab, seconds);
             }
         }
@@ -332,6 +335,16 @@ fn throughput() {
         let m = mean(v);
         (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len().max(1) as f64).sqrt() / m
     };
+    // Standard error of the mean per-round ratio: how far the run-to-run noise of this
+    // machine lets the measurement pin the cost down.
+    let r_mean = mean(&ratios);
+    let r_se = (ratios
+        .iter()
+        .map(|x| (x - r_mean) * (x - r_mean))
+        .sum::<f64>()
+        / (ratios.len().max(2) - 1) as f64)
+        .sqrt()
+        / (ratios.len().max(1) as f64).sqrt();
     ratios.sort_by(f64::total_cmp);
     println!(
         "iperf3 TCP ns1 → ns2 through the bridge, {rounds} alternating rounds × {seconds} s: \
@@ -342,9 +355,11 @@ fn throughput() {
         100.0 * spread(&counted)
     );
     println!(
-        "  throughput ratio with/without: {:.1} % of the means, median of per-round ratios {:.1} %",
+        "  throughput ratio with/without: {:.1} % of the means; per-round ratios: median {:.1} %, mean {:.1} % ± {:.1} % (standard error)",
         100.0 * mean(&counted) / mean(&plain),
-        100.0 * percentile(&ratios, 0.5)
+        100.0 * percentile(&ratios, 0.5),
+        100.0 * r_mean,
+        100.0 * r_se
     );
 }
 

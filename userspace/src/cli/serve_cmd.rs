@@ -15,12 +15,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "name the labs to watch (e.g. `vethscope serve bridge`) or pass --all for every veth of this host"
         );
     }
-    if !(args.refresh.is_finite() && args.refresh > 0.0) {
-        anyhow::bail!(
+    let refresh = match Duration::try_from_secs_f64(args.refresh) {
+        Ok(d) if !d.is_zero() => d,
+        _ => anyhow::bail!(
             "--refresh must be a positive number of seconds (got {})",
             args.refresh
-        );
-    }
+        ),
+    };
     let opts = ServeOptions {
         scope: if args.all {
             Scope::All
@@ -28,7 +29,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Scope::Labs(args.labs)
         },
         listen: args.listen,
-        refresh: Duration::from_secs_f64(args.refresh),
+        refresh,
     };
     metrics::serve(&opts).await?;
     Ok(ExitCode::SUCCESS)

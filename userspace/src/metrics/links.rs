@@ -100,3 +100,38 @@ impl LinkTable {
         counts.into_iter().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(lab: &str, netns: &str, kind: &str) -> LinkLabels {
+        LinkLabels {
+            lab: lab.into(),
+            netns: netns.into(),
+            ifname: "x".into(),
+            peer_netns: String::new(),
+            peer_ifname: String::new(),
+            kind: kind.into(),
+        }
+    }
+
+    #[test]
+    fn named_labs_count_zero_until_their_links_appear() {
+        let mut t = LinkTable::new(["a".to_string(), "b".to_string()]);
+        t.insert((1, 2), labels("a", "ns", "veth"));
+        t.insert((1, 3), labels("a", "ns", "lo"));
+        assert_eq!(t.per_lab(), vec![("a".into(), 2), ("b".into(), 0)]);
+        t.remove(&(1, 2));
+        t.remove(&(1, 3));
+        assert_eq!(t.per_lab(), vec![("a".into(), 0), ("b".into(), 0)]);
+    }
+
+    #[test]
+    fn only_host_side_bridge_ports_of_a_lab_have_fast_path_series() {
+        assert!(labels("a", HOST, "bridge-port").is_fastpath_port());
+        assert!(labels("a", HOST, "ovs-port").is_fastpath_port());
+        assert!(!labels("a", "ns1", "veth").is_fastpath_port());
+        assert!(!labels("", HOST, "bridge-port").is_fastpath_port());
+    }
+}

@@ -177,9 +177,17 @@ impl Counting {
             if self.attached.contains_key(&id) {
                 // Same interface; its name or peer may have changed (a peer is only
                 // known once both ends exist).
-                let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
-                if table.get(&id) != Some(&labels) {
-                    table.insert(id, labels);
+                let changed = self
+                    .table
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&id)
+                    != Some(&labels);
+                if changed {
+                    self.table
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id, labels);
                 }
                 continue;
             }
