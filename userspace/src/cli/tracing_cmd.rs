@@ -15,7 +15,10 @@ pub async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
         lab: args.lab,
         json: args.json,
         pcap: args.pcap,
-        duration: args.duration.map(Duration::from_secs_f64),
+        duration: args
+            .duration
+            .map(|d| seconds("--duration", d))
+            .transpose()?,
         count: args.count,
         proto_mask: trace::parse_protos(&args.proto)?,
         filter: TargetFilter {
@@ -23,7 +26,7 @@ pub async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
             ifname: args.iface,
         },
         ebpf_log: args.ebpf_log,
-        reply_timeout: Duration::from_secs_f64(args.reply_timeout.max(0.01)),
+        reply_timeout: seconds("--reply-timeout", args.reply_timeout.max(0.01))?,
         hops: !args.paths_only,
         metrics: args.metrics,
     };
@@ -31,4 +34,11 @@ pub async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
     let mut out = stdout.lock();
     trace::run(&opts, &mut out).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A number of seconds from the command line, or one clear error (never a panic).
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        anyhow::anyhow!("{flag} {value}: give a number of seconds from 0 to about 10^19")
+    })
 }
