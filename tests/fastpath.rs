@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -54,52 +54,6 @@ fn ping_count(ns: &str, dst: &str, count: u32, interval: &str) -> (u32, u32) {
     (received, dups)
 }
 
-fn tcp_ok(server_ns: &str, client_ns: &str, bytes: usize) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sns = server_ns.to_string();
-    let server = std::thread::spawn(move || {
-        vethscope::netns::run_in(&sns, move || {
-            let l = std::net::TcpListener::bind("10.1.1.3:5301").expect("bind");
-            let _ = tx.send(());
-            let (mut c, _) = l.accept().expect("accept");
-            c.set_read_timeout(Some(Duration::from_secs(10))).ok();
-            let mut total = 0;
-            let mut buf = vec![0u8; 65536];
-            loop {
-                match c.read(&mut buf) {
-                    Ok(0) => break total,
-                    Ok(n) => total += n,
-                    Err(e) => panic!("read: {e}"),
-                }
-            }
-        })
-        .expect("server namespace")
-    });
-    rx.recv_timeout(Duration::from_secs(5))
-        .expect("server ready");
-    vethscope::netns::run_in(client_ns, move || {
-        let mut c = std::net::TcpStream::connect_timeout(
-            &"10.1.1.3:5301".parse().expect("addr"),
-            Duration::from_secs(5),
-        )
-        .expect("connect");
-        c.set_write_timeout(Some(Duration::from_secs(10))).ok();
-        let chunk = vec![1u8; 65536];
-        let mut sent = 0;
-        while sent < bytes {
-            let n = (bytes - sent).min(chunk.len());
-            c.write_all(&chunk[..n]).expect("send");
-            sent += n;
-        }
-    })
-    .expect("client namespace");
-    assert_eq!(
-        server.join().expect("server"),
-        bytes,
-        "all TCP bytes arrived"
-    );
-}
-
 #[test]
 fn bridge_fast_path_on_off_and_traced() {
     let prefix = prefix("fb");
@@ -112,7 +66,7 @@ fn bridge_fast_path_on_off_and_traced() {
         let before = redirected(&status(&lab.name));
         let (got, dups) = ping_count(&ns1, "10.1.1.3", 5, "0.2");
         assert_eq!((got, dups), (5, 0), "on: every ping answered once");
-        tcp_ok(&ns2, &ns1, 8 << 20);
+        tcp_transfer(&ns2, &ns1, "10.1.1.3", 8 << 20);
         let after = redirected(&status(&lab.name));
         assert!(
             after >= before + 10,
@@ -174,7 +128,7 @@ fn bridge_fast_path_on_off_and_traced() {
         ok(&["fastpath", "disable", &lab.name]);
         assert!(!pins(&lab.name), "disable leaves nothing pinned");
         assert!(ping(&ns1, "10.1.1.3", &[]), "off again: ping");
-        tcp_ok(&ns2, &ns1, 1 << 20);
+        tcp_transfer(&ns2, &ns1, "10.1.1.3", 1 << 20);
         // Enabled at `up`, removed by `down`.
     }
     assert_clean(&prefix);
@@ -214,7 +168,7 @@ fn ovs_fast_path_has_no_duplicates_and_carries_tcp() {
         ok(&["fastpath", "enable", &lab.name]);
         let (got, dups) = ping_count(&ns1, "10.1.1.3", 5, "0.2");
         assert_eq!((got, dups), (5, 0), "no DUP! with the OVS drop flows");
-        tcp_ok(&ns2, &ns1, 8 << 20);
+        tcp_transfer(&ns2, &ns1, "10.1.1.3", 8 << 20);
         assert!(redirected(&status(&lab.name)) > 0);
     }
     // down removed the fast path with the lab

@@ -297,50 +297,6 @@ fn closed_port_traffic(ns: &str, dst: &str, n: usize) {
     .expect("enter namespace");
 }
 
-/// Sends `bytes` over TCP from `client_ns` to a listener in `server_ns`.
-fn tcp_transfer(server_ns: &str, client_ns: &str, addr: &str, bytes: usize) {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let server_ns = server_ns.to_string();
-    let bind = format!("{addr}:5201");
-    let server = std::thread::spawn(move || {
-        vethscope::netns::run_in(&server_ns, move || {
-            let listener = TcpListener::bind(&bind).expect("bind");
-            let _ = ready_tx.send(());
-            let (mut conn, _) = listener.accept().expect("accept");
-            conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
-            let mut total = 0usize;
-            let mut buf = vec![0u8; 65536];
-            loop {
-                match conn.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => total += n,
-                    Err(e) => panic!("server read: {e}"),
-                }
-            }
-            total
-        })
-        .expect("enter server namespace")
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("server ready");
-    let target = format!("{addr}:5201");
-    vethscope::netns::run_in(client_ns, move || {
-        let mut conn =
-            TcpStream::connect_timeout(&target.parse().expect("addr"), Duration::from_secs(5))
-                .expect("connect");
-        let chunk = vec![7u8; 65536];
-        let mut sent = 0;
-        while sent < bytes {
-            let n = (bytes - sent).min(chunk.len());
-            conn.write_all(&chunk[..n]).expect("TCP send");
-            sent += n;
-        }
-    })
-    .expect("enter client namespace");
-    assert_eq!(server.join().expect("server thread"), bytes);
-}
-
 // ---------------------------------------------------------------------------------
 // 1. A real Prometheus scrapes `serve`; every dashboard query returns data.
 

@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::process::Command;
 use std::time::Duration;
 
@@ -347,55 +346,6 @@ fn graph_draws_the_live_topology() {
     let mermaid = ok(&["graph", &lab.name, "--format", "mermaid"]);
     assert!(mermaid.starts_with("flowchart LR"), "{mermaid}");
     assert!(mermaid.contains("|veth|"), "{mermaid}");
-}
-
-/// Sends `bytes` over TCP from `client_ns` to `server_ns` at `addr`:5201 and checks all arrived.
-fn tcp_transfer(server_ns: &str, client_ns: &str, addr: &str, bytes: usize) {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let server_ns = server_ns.to_string();
-    let bind = format!("{addr}:5201");
-    let server = std::thread::spawn(move || {
-        vethscope::netns::run_in(&server_ns, move || {
-            let listener = std::net::TcpListener::bind(&bind).expect("bind");
-            let _ = ready_tx.send(());
-            let (mut conn, _) = listener.accept().expect("accept");
-            conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
-            let mut total = 0usize;
-            let mut buf = vec![0u8; 65536];
-            loop {
-                match conn.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => total += n,
-                    Err(e) => panic!("server read: {e}"),
-                }
-            }
-            total
-        })
-        .expect("enter server namespace")
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("server ready");
-    let target = format!("{addr}:5201");
-    vethscope::netns::run_in(client_ns, move || {
-        let mut conn = std::net::TcpStream::connect_timeout(
-            &target.parse().expect("addr"),
-            Duration::from_secs(5),
-        )
-        .expect("connect");
-        conn.set_write_timeout(Some(Duration::from_secs(10))).ok();
-        let chunk = vec![7u8; 65536];
-        let mut sent = 0;
-        while sent < bytes {
-            let n = (bytes - sent).min(chunk.len());
-            conn.write_all(&chunk[..n])
-                .expect("TCP send (checksum offload?)");
-            sent += n;
-        }
-    })
-    .expect("enter client namespace");
-    let got = server.join().expect("server thread");
-    assert_eq!(got, bytes, "all bytes arrived over TCP");
 }
 
 #[test]

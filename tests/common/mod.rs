@@ -3,7 +3,9 @@
 //! never collide between tests running in parallel (`vst` + tag + `-`).
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_vethscope")
@@ -183,4 +185,55 @@ pub fn topology_file(tag: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(format!("topology-{tag}.yaml"));
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     path
+}
+
+/// Sends `bytes` over TCP from `client_ns` to a listener in `server_ns` at `addr`:5201 and
+/// checks that all of them arrived (TCP across OVS's userspace datapath needs the
+/// checksum-offload fix, so this is the test that proves it).
+pub fn tcp_transfer(server_ns: &str, client_ns: &str, addr: &str, bytes: usize) {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server_ns = server_ns.to_string();
+    let bind = format!("{addr}:5201");
+    let server = std::thread::spawn(move || {
+        vethscope::netns::run_in(&server_ns, move || {
+            let listener = std::net::TcpListener::bind(&bind).expect("bind");
+            let _ = ready_tx.send(());
+            let (mut conn, _) = listener.accept().expect("accept");
+            conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
+            let mut total = 0usize;
+            let mut buf = vec![0u8; 65536];
+            loop {
+                match conn.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => total += n,
+                    Err(e) => panic!("server read: {e}"),
+                }
+            }
+            total
+        })
+        .expect("enter server namespace")
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("server ready");
+    let target = format!("{addr}:5201");
+    vethscope::netns::run_in(client_ns, move || {
+        let mut conn = std::net::TcpStream::connect_timeout(
+            &target.parse().expect("addr"),
+            Duration::from_secs(5),
+        )
+        .expect("connect");
+        conn.set_write_timeout(Some(Duration::from_secs(10))).ok();
+        let chunk = vec![7u8; 65536];
+        let mut sent = 0;
+        while sent < bytes {
+            let n = (bytes - sent).min(chunk.len());
+            conn.write_all(&chunk[..n])
+                .expect("TCP send (checksum offload?)");
+            sent += n;
+        }
+    })
+    .expect("enter client namespace");
+    let got = server.join().expect("server thread");
+    assert_eq!(got, bytes, "all bytes arrived over TCP");
 }
