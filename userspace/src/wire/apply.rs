@@ -172,13 +172,17 @@ impl Builder<'_> {
         }
     }
 
-    fn nl(&self, ns: &str) -> &Netlink {
+    /// The socket of a namespace. Lab namespaces are opened by create_namespace before
+    /// any link uses them; a missing one is a bug, reported rather than silently
+    /// falling back to another namespace.
+    fn nl(&self, ns: &str) -> Result<&Netlink, WireError> {
         if ns == HOST {
-            &self.host
-        } else {
-            // Every lab namespace is opened in create_namespace before links use it.
-            self.nls.get(ns).unwrap_or(&self.host)
+            return Ok(&self.host);
         }
+        self.nls.get(ns).ok_or_else(|| WireError::Other {
+            lab: self.lab(),
+            message: format!("namespace {ns} was not opened before use"),
+        })
     }
 
     async fn build(&mut self) -> Result<(), WireError> {
@@ -208,7 +212,7 @@ impl Builder<'_> {
         }
         for ns in &self.t.namespaces {
             for route in &ns.routes {
-                let nl = self.nl(&ns.name);
+                let nl = self.nl(&ns.name)?;
                 let dev = match &route.dev {
                     Some(d) => Some(nl.require(d).await.map_err(|e| self.nl_err(e))?),
                     None => None,
@@ -337,7 +341,7 @@ impl Builder<'_> {
         } else {
             None
         };
-        self.nl(a.netns())
+        self.nl(a.netns())?
             .create_veth(&a.name, &b.name, peer_ns.as_ref())
             .await
             .map_err(|e| self.nl_err(e))?;
@@ -409,11 +413,11 @@ impl Builder<'_> {
         let lab = self.lab();
         let ns = end.netns().to_string();
         let link = self
-            .nl(&ns)
+            .nl(&ns)?
             .require(&end.name)
             .await
             .map_err(|e| self.nl_err(e))?;
-        let nl = self.nl(&ns);
+        let nl = self.nl(&ns)?;
         nl.set_alias(&link, &self.mark)
             .await
             .map_err(|e| self.nl_err(e))?;
@@ -464,7 +468,10 @@ impl Builder<'_> {
                 }
             }
         }
-        self.nl(&ns).set_up(&link).await.map_err(|e| self.nl_err(e))
+        self.nl(&ns)?
+            .set_up(&link)
+            .await
+            .map_err(|e| self.nl_err(e))
     }
 }
 
