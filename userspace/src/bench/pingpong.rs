@@ -258,20 +258,28 @@ pub fn wait_reachable(
 
 type Ready = std::sync::mpsc::Sender<Result<u16, String>>;
 
-fn udp_echo(ip: Ipv4Addr, size: usize, ready: &Ready, stopped: &dyn Fn() -> bool) {
-    let sock = match UdpSocket::bind(SocketAddrV4::new(ip, 0)).and_then(|s| {
-        s.set_read_timeout(Some(Duration::from_millis(100)))?;
-        let port = s.local_addr()?.port();
-        Ok((s, port))
-    }) {
-        Ok((s, port)) => {
+/// Binds the echo server's socket and tells the client its port (or why it failed).
+fn bind_reporting<T>(ready: &Ready, bind: impl FnOnce() -> std::io::Result<(T, u16)>) -> Option<T> {
+    match bind() {
+        Ok((sock, port)) => {
             let _ = ready.send(Ok(port));
-            s
+            Some(sock)
         }
         Err(e) => {
             let _ = ready.send(Err(e.to_string()));
-            return;
+            None
         }
+    }
+}
+
+fn udp_echo(ip: Ipv4Addr, size: usize, ready: &Ready, stopped: &dyn Fn() -> bool) {
+    let Some(sock) = bind_reporting(ready, || {
+        let s = UdpSocket::bind(SocketAddrV4::new(ip, 0))?;
+        s.set_read_timeout(Some(Duration::from_millis(100)))?;
+        let port = s.local_addr()?.port();
+        Ok((s, port))
+    }) else {
+        return;
     };
     let started = Instant::now();
     let mut buf = vec![0u8; size.max(64)];
@@ -283,19 +291,13 @@ fn udp_echo(ip: Ipv4Addr, size: usize, ready: &Ready, stopped: &dyn Fn() -> bool
 }
 
 fn tcp_echo(ip: Ipv4Addr, size: usize, ready: &Ready, stopped: &dyn Fn() -> bool) {
-    let listener = match TcpListener::bind(SocketAddrV4::new(ip, 0)).and_then(|l| {
+    let Some(listener) = bind_reporting(ready, || {
+        let l = TcpListener::bind(SocketAddrV4::new(ip, 0))?;
         l.set_nonblocking(true)?;
         let port = l.local_addr()?.port();
         Ok((l, port))
-    }) {
-        Ok((l, port)) => {
-            let _ = ready.send(Ok(port));
-            l
-        }
-        Err(e) => {
-            let _ = ready.send(Err(e.to_string()));
-            return;
-        }
+    }) else {
+        return;
     };
     let started = Instant::now();
     let mut conn = None;

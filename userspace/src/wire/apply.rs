@@ -305,8 +305,21 @@ impl Builder<'_> {
         })
     }
 
-    fn ovs_ids(&self) -> [(&'static str, String); 1] {
-        [(mark::OVS_KEY, self.lab())]
+    /// Adds a port (marked with the lab) to an OVS bridge and waits until OVS has
+    /// opened it; iface_type "" for a veth end, "internal" for an internal port.
+    fn add_ovs_port(
+        &mut self,
+        bridge: &str,
+        port: &str,
+        iface_type: &str,
+    ) -> Result<(), WireError> {
+        let lab = self.lab();
+        let session = self.ovs()?;
+        session
+            .db
+            .add_port(bridge, port, iface_type, &[(mark::OVS_KEY, lab.as_str())])
+            .and_then(|()| session.db.wait_ofport(port).map(|_| ()))
+            .map_err(|source| WireError::Ovs { lab, source })
     }
 
     async fn create_ovs_bridge(&mut self, br: &topology::Bridge) -> Result<(), WireError> {
@@ -381,17 +394,7 @@ impl Builder<'_> {
 
     async fn create_ovs_internal(&mut self, bridge: &str, end: &End) -> Result<(), WireError> {
         let lab = self.lab();
-        let ids = self.ovs_ids();
-        let ids: Vec<(&str, &str)> = ids.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let session = self.ovs()?;
-        session
-            .db
-            .add_port(bridge, &end.name, "internal", &ids)
-            .and_then(|()| session.db.wait_ofport(&end.name).map(|_| ()))
-            .map_err(|source| WireError::Ovs {
-                lab: lab.clone(),
-                source,
-            })?;
+        self.add_ovs_port(bridge, &end.name, "internal")?;
         let link = wait_for_link(&self.host, &end.name)
             .await
             .map_err(|e| self.nl_err(e))?;
@@ -445,20 +448,7 @@ impl Builder<'_> {
         }
         if let Place::Bridge(br) = &end.place {
             match self.t.bridge(br).map(|b| b.kind) {
-                Some(BridgeKind::Ovs) => {
-                    let ids = self.ovs_ids();
-                    let ids: Vec<(&str, &str)> =
-                        ids.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                    let session = self.ovs()?;
-                    session
-                        .db
-                        .add_port(br, &end.name, "", &ids)
-                        .and_then(|()| session.db.wait_ofport(&end.name).map(|_| ()))
-                        .map_err(|source| WireError::Ovs {
-                            lab: lab.clone(),
-                            source,
-                        })?;
-                }
+                Some(BridgeKind::Ovs) => self.add_ovs_port(br, &end.name, "")?,
                 _ => {
                     let master = self.host.require(br).await.map_err(|e| self.nl_err(e))?;
                     self.host
