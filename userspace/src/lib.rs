@@ -15,6 +15,7 @@ pub mod ovs;
 pub mod privileges;
 pub mod probe;
 pub mod progress;
+pub mod safefs;
 pub mod topology;
 pub mod trace;
 pub mod wire;

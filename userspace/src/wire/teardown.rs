@@ -11,7 +11,10 @@ use super::{
 use crate::{
     netlink::Netlink,
     netns, ovs,
-    topology::{BridgeKind, HOST},
+    topology::{
+        BridgeKind, HOST,
+        names::{self, NameKind},
+    },
 };
 
 #[derive(Debug, Default)]
@@ -56,6 +59,15 @@ pub async fn known_labs() -> BTreeSet<String> {
             }
         }
     }
+    // Marks are kernel aliases anyone with CAP_NET_ADMIN can set: a "lab" whose name is
+    // not a valid lab name is not ours and never reaches a path.
+    labs.retain(|l| {
+        let ok = names::check(NameKind::Lab, l).is_ok();
+        if !ok {
+            tracing::warn!("ignoring a vethscope mark with an invalid lab name {:?}", l);
+        }
+        ok
+    });
     labs
 }
 
