@@ -301,3 +301,80 @@ fn a_planted_state_symlink_is_not_followed() {
         }
     }
 }
+
+#[test]
+fn serve_warns_when_a_named_lab_is_not_up() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(common::bin())
+        .args(["serve", "vsthsv-nolab", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let found = loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(line) if line.contains("lab vsthsv-nolab is not up") => break true,
+            Ok(line) => seen.push(line),
+            Err(_) => break false,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(found, "no warning; stderr: {seen:?}");
+}
+
+#[test]
+fn a_planted_bpffs_symlink_is_refused_and_its_target_kept() {
+    let _serial = serial();
+    // Issue 8: `vethscope/LAB -> /etc` in bpffs made `down LAB` remove files there.
+    let lab = "vsthbp-lab";
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile-bpf-target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("link-e0"), "keep").unwrap();
+    std::fs::write(target.join("FASTPATH_FDB"), "keep").unwrap();
+    let root = Path::new("/sys/fs/bpf/vethscope");
+    let made_root = !root.exists();
+    if made_root {
+        std::fs::create_dir(root).unwrap();
+    }
+    let link = root.join(lab);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = vethscope(&["down", lab]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_file(&link);
+    if made_root {
+        let _ = std::fs::remove_dir(root);
+    }
+    assert_eq!(
+        std::fs::read_to_string(target.join("link-e0")).unwrap(),
+        "keep"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("FASTPATH_FDB")).unwrap(),
+        "keep"
+    );
+    // Refused with a message that says what and why, not silently.
+    assert!(
+        !out.status.success(),
+        "down followed or ignored the symlink"
+    );
+    assert!(
+        stderr.contains("refusing") && stderr.contains("symlink"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
