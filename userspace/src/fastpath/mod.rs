@@ -57,8 +57,13 @@ pub async fn enable(lab: &str) -> Result<Enabled, FastpathError> {
     let plan = plan::build(lab).await?;
     let refreshed = is_enabled(lab);
     let dir = pin_dir(lab);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| FastpathError::io(lab, format!("create {}", dir.display()), e))?;
+    make_pin_dir(&dir).map_err(|e| {
+        FastpathError::io(
+            lab,
+            format!("create {}", dir.display()),
+            std::io::Error::other(e),
+        )
+    })?;
     let mut probe = Probe::load(LoadOptions {
         ebpf_log: false,
         map_pins: vec![(FDB, dir.join(FDB)), (STATS, dir.join(STATS))],
@@ -172,6 +177,23 @@ pub async fn disable(lab: &str) -> Result<bool, FastpathError> {
             errors,
         })
     }
+}
+
+/// Creates `/sys/fs/bpf/vethscope/LAB` with mode 0700 through safefs: no symlink on the
+/// way is followed, and an existing directory must be ours.
+fn make_pin_dir(dir: &Path) -> Result<(), String> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("{} has no lab directory name", dir.display()))?;
+    crate::safefs::Dir::bpf(true)
+        .and_then(|root| match root {
+            Some(root) => root.subdir(name, true),
+            None => Ok(None),
+        })
+        .map_err(|e| e.to_string())?
+        .map(|_| ())
+        .ok_or_else(|| format!("cannot create {}", dir.display()))
 }
 
 /// Removes the pins in `dir` (links first: that detaches the programs, then the maps),
