@@ -378,3 +378,72 @@ fn a_planted_bpffs_symlink_is_refused_and_its_target_kept() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn check_reports_every_error_of_a_file_in_one_run() {
+    let file = common::topology_file(
+        "hc",
+        "name: vsthc-lab\nnamespaces: [{name: vsthc-a}]\nlinks:\n  - kind: veth\n    ends:\n      - {ns: vsthc-a, name: averyveryverylongname}\n      - {ns: vsthc-b, name: y}\n  - kind: veth\n    ends:\n      - {ns: vsthc-a, name: \"x/y\", sysctls: {acept_local: 1}}\n      - {ns: vsthc-a, name: z}\n",
+    );
+    let out = vethscope(&["check", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let shown = file.display().to_string();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    for (line, at) in lines.iter().zip([":6:", ":7:", ":10:"]) {
+        assert!(line.contains(&format!("{shown}{at}")), "{stderr}");
+    }
+    // Every example is valid.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for e in std::fs::read_dir(examples).unwrap().flatten() {
+        let out = vethscope(&["check", e.path().to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            e.path().display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A misspelt sysctl in an otherwise valid file: did you mean.
+    let file = common::topology_file(
+        "hd",
+        "name: vsthd-lab\nnamespaces: [{name: vsthd-a, sysctls: {net.ipv4.ip_forwrd: 1}}]\n",
+    );
+    let out = vethscope(&["check", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("did you mean `net.ipv4.ip_forward`?"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_failed_up_removes_everything_and_stops_the_ovs_daemons_it_started() {
+    let _serial = serial();
+    // Valid in every check, refused by the kernel half-way: a sysctl value that is
+    // not a number, on an end whose peer sits on an OVS bridge made just before.
+    let file = common::topology_file(
+        "hf",
+        "name: vsthf-lab\nbridges: [{name: vsthf-br, kind: ovs}]\nnamespaces: [{name: vsthf-a}]\nlinks:\n  - kind: veth\n    ends:\n      - {ns: vsthf-a, name: e0, sysctls: {accept_local: notanumber}}\n      - {bridge: vsthf-br, name: vsthf-p0}\n",
+    );
+    let pidfile = Path::new("/run/vethscope/ovs/ovs-vswitchd.pid");
+    let ours_before = pidfile.exists();
+    let out = vethscope(&["up", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "up succeeded");
+    assert!(stderr.contains("accept_local"), "{stderr}");
+    common::assert_clean("vsthf");
+    if !ours_before {
+        // Whether this run started daemons (no system OVS) or used the system's: none
+        // of ours is left running.
+        assert!(
+            !pidfile.exists(),
+            "the OVS daemons this up started still run"
+        );
+    }
+    assert!(
+        !Path::new("/run/vethscope/locks/lab-vsthf-lab.lock").exists(),
+        "lock file left behind"
+    );
+}
