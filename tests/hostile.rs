@@ -447,3 +447,24 @@ fn a_failed_up_removes_everything_and_stops_the_ovs_daemons_it_started() {
         "lock file left behind"
     );
 }
+
+#[test]
+fn a_symlink_in_run_netns_is_removed_never_followed() {
+    let _serial = serial();
+    // Unmounting through a planted /run/netns/NAME -> /some/mount would detach a host
+    // mount; deleting must remove the link only.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile-netns-target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("keep"), "keep").unwrap();
+    std::fs::create_dir_all("/run/netns").unwrap();
+    let link = Path::new("/run/netns/vsthn-link");
+    let _ = std::fs::remove_file(link);
+    std::os::unix::fs::symlink(&target, link).unwrap();
+    assert!(!vethscope::netns::is_mounted("vsthn-link"));
+    vethscope::netns::delete("vsthn-link").unwrap();
+    assert!(std::fs::symlink_metadata(link).is_err(), "link still there");
+    assert_eq!(
+        std::fs::read_to_string(target.join("keep")).unwrap(),
+        "keep"
+    );
+}
