@@ -68,6 +68,9 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
         ns_views.push(NamespaceView {
             name: ns.clone(),
             inode: netns::inode(ns)?,
+            sysctls: Default::default(),
+            routes: Vec::new(),
+            neighbours: Vec::new(),
         });
         let nl = Netlink::open(ns).await?;
         let addrs = nl.addresses().await?;
@@ -133,6 +136,7 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
                 addresses: r.addresses.clone(),
                 peer: resolve_peer(r, &raws),
                 master,
+                sysctls: Default::default(),
             }
         })
         .collect();
@@ -155,11 +159,14 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
                 .filter(|p| p.master == Some(b.index))
                 .map(|p| p.name.clone())
                 .collect(),
+            netns: HOST.to_string(),
+            fdb: Vec::new(),
         })
         .collect();
     bridges.extend(ovs_bridges);
 
-    Ok(LabView {
+    let mut view = LabView {
+        schema_version: super::SCHEMA_VERSION,
         lab: lab.to_string(),
         status: match plan.map(|p| p.status) {
             Some(state::Status::Up) => "up".into(),
@@ -169,7 +176,9 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
         namespaces: ns_views,
         bridges,
         links,
-    })
+    };
+    super::tables::fill(&mut view).await?;
+    Ok(view)
 }
 
 async fn wire_owner(ns: &str) -> Option<String> {
@@ -248,6 +257,8 @@ fn ovs_facts(lab: &str) -> (HashMap<String, OvsPort>, Vec<BridgeView>) {
             kind: "ovs".into(),
             datapath: Some(b.datapath_type.clone()),
             ports: names,
+            netns: HOST.to_string(),
+            fdb: Vec::new(),
         });
     }
     (ports, bridges)
