@@ -281,6 +281,7 @@ fn start_both(ours: &Layout, deadline: Instant) -> Result<(), OvsError> {
         stop_daemon(ours, OVSDB_SERVER)?;
         start_ovsdb(ours, deadline)?;
     }
+    crate::fault::point("ovsdb-server started");
     let mut db = Ovsdb::connect_path(&ours.sock())?;
     db.probe()?;
     db.init_root()?;
@@ -295,6 +296,7 @@ fn start_both(ours: &Layout, deadline: Instant) -> Result<(), OvsError> {
         });
     }
     start_vswitchd(ours, deadline)?;
+    crate::fault::point("ovs-vswitchd started");
     wait_vswitchd(ours, &mut db, deadline)
 }
 
