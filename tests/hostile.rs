@@ -301,3 +301,170 @@ fn a_planted_state_symlink_is_not_followed() {
         }
     }
 }
+
+#[test]
+fn serve_warns_when_a_named_lab_is_not_up() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(common::bin())
+        .args(["serve", "vsthsv-nolab", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let found = loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(line) if line.contains("lab vsthsv-nolab is not up") => break true,
+            Ok(line) => seen.push(line),
+            Err(_) => break false,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(found, "no warning; stderr: {seen:?}");
+}
+
+#[test]
+fn a_planted_bpffs_symlink_is_refused_and_its_target_kept() {
+    let _serial = serial();
+    // Issue 8: `vethscope/LAB -> /etc` in bpffs made `down LAB` remove files there.
+    let lab = "vsthbp-lab";
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile-bpf-target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("link-e0"), "keep").unwrap();
+    std::fs::write(target.join("FASTPATH_FDB"), "keep").unwrap();
+    let root = Path::new("/sys/fs/bpf/vethscope");
+    let made_root = !root.exists();
+    if made_root {
+        std::fs::create_dir(root).unwrap();
+    }
+    let link = root.join(lab);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = vethscope(&["down", lab]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_file(&link);
+    if made_root {
+        let _ = std::fs::remove_dir(root);
+    }
+    assert_eq!(
+        std::fs::read_to_string(target.join("link-e0")).unwrap(),
+        "keep"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("FASTPATH_FDB")).unwrap(),
+        "keep"
+    );
+    // Refused with a message that says what and why, not silently.
+    assert!(
+        !out.status.success(),
+        "down followed or ignored the symlink"
+    );
+    assert!(
+        stderr.contains("refusing") && stderr.contains("symlink"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn check_reports_every_error_of_a_file_in_one_run() {
+    let file = common::topology_file(
+        "hc",
+        "name: vsthc-lab\nnamespaces: [{name: vsthc-a}]\nlinks:\n  - kind: veth\n    ends:\n      - {ns: vsthc-a, name: averyveryverylongname}\n      - {ns: vsthc-b, name: y}\n  - kind: veth\n    ends:\n      - {ns: vsthc-a, name: \"x/y\", sysctls: {acept_local: 1}}\n      - {ns: vsthc-a, name: z}\n",
+    );
+    let out = vethscope(&["check", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let shown = file.display().to_string();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    for (line, at) in lines.iter().zip([":6:", ":7:", ":10:"]) {
+        assert!(line.contains(&format!("{shown}{at}")), "{stderr}");
+    }
+    // Every example is valid.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for e in std::fs::read_dir(examples).unwrap().flatten() {
+        let out = vethscope(&["check", e.path().to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            e.path().display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A misspelt sysctl in an otherwise valid file: did you mean.
+    let file = common::topology_file(
+        "hd",
+        "name: vsthd-lab\nnamespaces: [{name: vsthd-a, sysctls: {net.ipv4.ip_forwrd: 1}}]\n",
+    );
+    let out = vethscope(&["check", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("did you mean `net.ipv4.ip_forward`?"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_failed_up_removes_everything_and_stops_the_ovs_daemons_it_started() {
+    let _serial = serial();
+    // Valid in every check, refused by the kernel half-way: a sysctl value that is
+    // not a number, on an end whose peer sits on an OVS bridge made just before.
+    let file = common::topology_file(
+        "hf",
+        "name: vsthf-lab\nbridges: [{name: vsthf-br, kind: ovs}]\nnamespaces: [{name: vsthf-a}]\nlinks:\n  - kind: veth\n    ends:\n      - {ns: vsthf-a, name: e0, sysctls: {accept_local: notanumber}}\n      - {bridge: vsthf-br, name: vsthf-p0}\n",
+    );
+    let pidfile = Path::new("/run/vethscope/ovs/ovs-vswitchd.pid");
+    let ours_before = pidfile.exists();
+    let out = vethscope(&["up", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "up succeeded");
+    assert!(stderr.contains("accept_local"), "{stderr}");
+    common::assert_clean("vsthf");
+    if !ours_before {
+        // Whether this run started daemons (no system OVS) or used the system's: none
+        // of ours is left running.
+        assert!(
+            !pidfile.exists(),
+            "the OVS daemons this up started still run"
+        );
+    }
+    assert!(
+        !Path::new("/run/vethscope/locks/lab-vsthf-lab.lock").exists(),
+        "lock file left behind"
+    );
+}
+
+#[test]
+fn a_symlink_in_run_netns_is_removed_never_followed() {
+    let _serial = serial();
+    // Unmounting through a planted /run/netns/NAME -> /some/mount would detach a host
+    // mount; deleting must remove the link only.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile-netns-target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("keep"), "keep").unwrap();
+    std::fs::create_dir_all("/run/netns").unwrap();
+    let link = Path::new("/run/netns/vsthn-link");
+    let _ = std::fs::remove_file(link);
+    std::os::unix::fs::symlink(&target, link).unwrap();
+    assert!(!vethscope::netns::is_mounted("vsthn-link"));
+    vethscope::netns::delete("vsthn-link").unwrap();
+    assert!(std::fs::symlink_metadata(link).is_err(), "link still there");
+    assert_eq!(
+        std::fs::read_to_string(target.join("keep")).unwrap(),
+        "keep"
+    );
+}

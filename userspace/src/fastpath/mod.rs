@@ -53,8 +53,13 @@ pub async fn enable(lab: &str) -> Result<Enabled, FastpathError> {
     let plan = plan::build(lab).await?;
     let refreshed = is_enabled(lab);
     let dir = pin_dir(lab);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| FastpathError::io(lab, format!("create {}", dir.display()), e))?;
+    make_pin_dir(&dir).map_err(|e| {
+        FastpathError::io(
+            lab,
+            format!("create {}", dir.display()),
+            std::io::Error::other(e),
+        )
+    })?;
     let mut probe = Probe::load(LoadOptions {
         ebpf_log: false,
         map_pins: [PinnableMap::FastpathFdb, PinnableMap::FastpathStats]
@@ -135,26 +140,10 @@ pub async fn disable(lab: &str) -> Result<bool, FastpathError> {
     {
         errors.push(e.to_string());
     }
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        // Links first (detaching the programs), then the maps.
-        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        paths.sort_by_key(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("link-"))
-        });
-        for p in paths {
-            if let Err(e) = std::fs::remove_file(&p) {
-                errors.push(format!("remove {}: {e}", p.display()));
-            }
-        }
+    // Walked with safefs: a planted `vethscope/LAB -> /etc` is refused, never followed.
+    if let Err(e) = remove_pins(&dir) {
+        errors.push(e);
     }
-    if dir.exists()
-        && let Err(e) = std::fs::remove_dir(&dir)
-    {
-        errors.push(format!("remove {}: {e}", dir.display()));
-    }
-    // The parent is ours too; remove it when no lab uses it any more.
-    let _ = std::fs::remove_dir(Path::new("/sys/fs/bpf/vethscope"));
     record::remove(lab);
     if errors.is_empty() {
         Ok(true)
@@ -163,6 +152,63 @@ pub async fn disable(lab: &str) -> Result<bool, FastpathError> {
             lab: lab.to_string(),
             errors,
         })
+    }
+}
+
+/// Creates `/sys/fs/bpf/vethscope/LAB` with mode 0700 through safefs: no symlink on the
+/// way is followed, and an existing directory must be ours.
+fn make_pin_dir(dir: &Path) -> Result<(), String> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("{} has no lab directory name", dir.display()))?;
+    crate::safefs::Dir::bpf(true)
+        .and_then(|root| match root {
+            Some(root) => root.subdir(name, true),
+            None => Ok(None),
+        })
+        .map_err(|e| e.to_string())?
+        .map(|_| ())
+        .ok_or_else(|| format!("cannot create {}", dir.display()))
+}
+
+/// Removes the pins in `dir` (links first: that detaches the programs, then the maps),
+/// then `dir`, then the parent when no lab uses it any more. Nothing is followed: a
+/// symlink on the way is an error, and each entry's owner is checked before unlinking.
+fn remove_pins(dir: &Path) -> Result<(), String> {
+    let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {
+        return Err(format!("{} has no lab directory name", dir.display()));
+    };
+    let root = match crate::safefs::Dir::bpf(false) {
+        Ok(Some(root)) => root,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let lab_dir = match root.subdir(name, false) {
+        Ok(Some(d)) => d,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut names = lab_dir.list().map_err(|e| e.to_string())?;
+    names.sort_by_key(|n| !n.starts_with("link-"));
+    let mut errors = Vec::new();
+    for n in &names {
+        if let Err(e) = lab_dir.remove_file(n) {
+            errors.push(e.to_string());
+        }
+    }
+    drop(lab_dir);
+    if let Err(e) = root.remove_dir(name) {
+        errors.push(e.to_string());
+    }
+    // The parent is ours too; it goes when empty (ENOTEMPTY otherwise: other labs).
+    if let Ok(parent) = crate::safefs::Dir::system(Path::new(crate::safefs::BPF_ROOT)) {
+        let _ = parent.remove_dir(crate::safefs::BPF_DIR);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
     }
 }
 
