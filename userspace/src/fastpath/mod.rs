@@ -15,16 +15,12 @@ mod record;
 
 use std::path::{Path, PathBuf};
 
-use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuHashMap};
-use vethscope_common::{FastpathCounters, FdbEntry, FdbKey};
+use vethscope_common::{FastpathCounters, FdbEntry, FdbKey, names::map};
 
 pub use error::FastpathError;
 pub use plan::{Plan, Port};
 
-use crate::probe::{Direction, LoadOptions, Position, Probe, Target};
-
-const FDB: &str = "FASTPATH_FDB";
-const STATS: &str = "FASTPATH_STATS";
+use crate::probe::{FastpathStats, LoadOptions, PinnableMap, Probe, Target};
 
 /// Where a lab's fast-path objects are pinned.
 pub fn pin_dir(lab: &str) -> PathBuf {
@@ -36,7 +32,7 @@ fn link_pin(lab: &str, ifname: &str) -> PathBuf {
 }
 
 pub fn is_enabled(lab: &str) -> bool {
-    pin_dir(lab).join(FDB).exists()
+    pin_dir(lab).join(map::FASTPATH_FDB).exists()
 }
 
 /// What `enable` did.
@@ -66,7 +62,10 @@ pub async fn enable(lab: &str) -> Result<Enabled, FastpathError> {
     })?;
     let mut probe = Probe::load(LoadOptions {
         ebpf_log: false,
-        map_pins: vec![(FDB, dir.join(FDB)), (STATS, dir.join(STATS))],
+        map_pins: [PinnableMap::FastpathFdb, PinnableMap::FastpathStats]
+            .into_iter()
+            .map(|m| (m, dir.join(m.name())))
+            .collect(),
     })
     .map_err(|e| FastpathError::probe(lab, e))?;
     let entries = fill_fdb(lab, &mut probe, &plan)?;
@@ -88,13 +87,7 @@ pub async fn enable(lab: &str) -> Result<Enabled, FastpathError> {
         };
         // Last in the chain: observers (trace, serve) attach first and still see the frame.
         probe
-            .attach_pinned(
-                "fastpath_ingress",
-                &target,
-                Direction::Ingress,
-                Position::Last,
-                &pin,
-            )
+            .attach_fastpath(&target, &pin)
             .map_err(|e| FastpathError::probe(lab, e))?;
     }
     // OVS's userspace datapath reads ports through AF_PACKET, which sees a frame before
@@ -110,12 +103,6 @@ pub async fn enable(lab: &str) -> Result<Enabled, FastpathError> {
 }
 
 fn fill_fdb(lab: &str, probe: &mut Probe, plan: &Plan) -> Result<usize, FastpathError> {
-    let map = probe
-        .ebpf_mut()
-        .map_mut(FDB)
-        .ok_or_else(|| FastpathError::map(lab, FDB, "missing"))?;
-    let mut fdb: BpfHashMap<&mut MapData, FdbKey, FdbEntry> =
-        BpfHashMap::try_from(map).map_err(|e| FastpathError::map(lab, FDB, e))?;
     let wanted: Vec<(FdbKey, FdbEntry)> = plan
         .ports
         .iter()
@@ -132,20 +119,9 @@ fn fill_fdb(lab: &str, probe: &mut Probe, plan: &Plan) -> Result<usize, Fastpath
             )
         })
         .collect();
-    // Stale entries (a MAC that changed, a port that went) would send frames to the
-    // wrong namespace: remove everything not in the live plan.
-    let stale: Vec<FdbKey> = fdb
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| !wanted.iter().any(|(w, _)| w == k))
-        .collect();
-    for k in stale {
-        let _ = fdb.remove(&k);
-    }
-    for (k, v) in &wanted {
-        fdb.insert(k, v, 0)
-            .map_err(|e| FastpathError::map(lab, FDB, e))?;
-    }
+    probe
+        .sync_fastpath_table(&wanted)
+        .map_err(|e| FastpathError::probe(lab, e))?;
     Ok(wanted.len())
 }
 
@@ -288,22 +264,7 @@ pub async fn status(lab: &str) -> Result<Status, FastpathError> {
 
 /// Per host-side ifindex counters, summed over CPUs, from the pinned map.
 pub fn read_counters(lab: &str) -> Result<Vec<(u32, FastpathCounters)>, FastpathError> {
-    let path = pin_dir(lab).join(STATS);
-    let data = MapData::from_pin(&path).map_err(|e| FastpathError::map(lab, STATS, e))?;
-    let map = Map::from_map_data(data).map_err(|e| FastpathError::map(lab, STATS, e))?;
-    let stats: PerCpuHashMap<MapData, u32, FastpathCounters> =
-        PerCpuHashMap::try_from(map).map_err(|e| FastpathError::map(lab, STATS, e))?;
-    Ok(stats
-        .iter()
-        .filter_map(Result::ok)
-        .map(|(ifindex, per_cpu)| {
-            let sum = per_cpu
-                .iter()
-                .fold(FastpathCounters::default(), |a, c| FastpathCounters {
-                    redirected: a.redirected + c.redirected,
-                    passed: a.passed + c.passed,
-                });
-            (ifindex, sum)
-        })
-        .collect())
+    let stats =
+        FastpathStats::open_pinned(&pin_dir(lab)).map_err(|e| FastpathError::probe(lab, e))?;
+    Ok(stats.totals().into_iter().collect())
 }
