@@ -434,7 +434,10 @@ fn a_failed_up_removes_everything_and_stops_the_ovs_daemons_it_started() {
     assert!(!out.status.success(), "up succeeded");
     assert!(stderr.contains("accept_local"), "{stderr}");
     // The undo logs a warning: plain text when stderr is not a terminal.
-    assert!(stderr.contains("WARN") && !stderr.contains('\x1b'), "{stderr:?}");
+    assert!(
+        stderr.contains("WARN") && !stderr.contains('\x1b'),
+        "{stderr:?}"
+    );
     common::assert_clean("vsthf");
     if !ours_before {
         // Whether this run started daemons (no system OVS) or used the system's: none

@@ -361,6 +361,35 @@ impl Dir {
     }
 }
 
+/// Creates (or truncates) an output file the user named (`trace --pcap`, `bench
+/// --json`): never through a symlink, so a link planted in /tmp cannot make a root
+/// process overwrite a file elsewhere.
+pub fn create_output(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::other(format!(
+                    "refusing to write {}: it is a symlink",
+                    path.display()
+                ))
+            } else {
+                e
+            }
+        })
+}
+
+/// Writes a whole output file through [`create_output`].
+pub fn write_output(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    create_output(path)?.write_all(bytes)
+}
+
 fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
@@ -375,6 +404,19 @@ mod tests {
         assert_eq!(bpf_name("br-0_x"), "br-0_x");
         assert_ne!(bpf_name("a.b"), bpf_name("a%2Eb"));
         assert!(!bpf_name("../x").contains(['.', '/']));
+    }
+
+    #[test]
+    fn output_files_are_not_written_through_symlinks() {
+        let d = scratch("output");
+        d.write_atomic("victim", b"keep").unwrap();
+        let link = d.path().join("out.pcapng");
+        std::os::unix::fs::symlink(d.path().join("victim"), &link).unwrap();
+        let err = write_output(&link, b"x").unwrap_err().to_string();
+        assert!(err.contains("symlink"), "{err}");
+        assert_eq!(d.read("victim").unwrap().as_deref(), Some(&b"keep"[..]));
+        write_output(&d.path().join("plain"), b"x").unwrap();
+        cleanup(&d);
     }
 
     #[test]

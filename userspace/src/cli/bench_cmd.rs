@@ -53,12 +53,12 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     print!("{}", bench::table(&report));
     if let Some(path) = &args.json {
         let json = report.to_json().context("encoding the results as JSON")?;
-        std::fs::write(path, json + "\n")
+        crate::safefs::write_output(path, (json + "\n").as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("vethscope bench: wrote {}", path.display());
     }
     if let Some(path) = &args.svg {
-        std::fs::write(path, bench::svg::render(&report))
+        crate::safefs::write_output(path, bench::svg::render(&report).as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("vethscope bench: wrote {}", path.display());
     }

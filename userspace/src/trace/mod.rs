@@ -257,7 +257,7 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
     let mut correlator = Correlator::new(opts.reply_timeout.as_nanos() as u64);
     let pcap = match &opts.pcap {
         Some(path) => {
-            let f = std::fs::File::create(path)?;
+            let f = crate::safefs::create_output(path)?;
             Some((
                 pcapng::PcapngWriter::new(std::io::BufWriter::new(f))?,
                 pcapng::monotonic_to_realtime_offset_ns(),
