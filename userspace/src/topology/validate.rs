@@ -152,10 +152,9 @@ pub fn check_prefix(t: &Topology, prefix: &str) -> Result<(), TopologyError> {
         ));
     }
     let mut out = Vec::new();
-    let mut too_long = |name: &str, kind: NameKind, max: usize, pos: Pos, object: String| {
+    let mut too_long = |name: &str, max: usize, pos: Pos, object: String| {
         let total = prefix.len() + name.len();
         if name.len() <= max && total > max {
-            let _ = kind;
             out.push(errs.hint(
                 pos,
                 object,
@@ -171,7 +170,6 @@ pub fn check_prefix(t: &Topology, prefix: &str) -> Result<(), TopologyError> {
     };
     too_long(
         &t.name,
-        NameKind::Lab,
         names::LAB_MAX,
         Pos { line: 1, col: 1 },
         format!("lab {}", t.name),
@@ -179,7 +177,6 @@ pub fn check_prefix(t: &Topology, prefix: &str) -> Result<(), TopologyError> {
     for ns in &t.namespaces {
         too_long(
             &ns.name,
-            NameKind::Netns,
             names::NETNS_MAX,
             ns.pos,
             format!("namespace {}", ns.name),
@@ -188,7 +185,6 @@ pub fn check_prefix(t: &Topology, prefix: &str) -> Result<(), TopologyError> {
     for b in &t.bridges {
         too_long(
             &b.name,
-            NameKind::Interface,
             names::IFNAME_MAX,
             b.pos,
             format!("bridge {}", b.name),
@@ -199,13 +195,7 @@ pub fn check_prefix(t: &Topology, prefix: &str) -> Result<(), TopologyError> {
         for end in link.ends() {
             // Names that get the prefix: root-namespace ends, bridge ports, OVS internal ports.
             if end.netns() == HOST || internal {
-                too_long(
-                    &end.name,
-                    NameKind::Interface,
-                    names::IFNAME_MAX,
-                    end.pos,
-                    describe(end),
-                );
+                too_long(&end.name, names::IFNAME_MAX, end.pos, describe(end));
             }
         }
     }
