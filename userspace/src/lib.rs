@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod exec;
 pub mod fastpath;
 pub mod inspect;
 pub mod metrics;

@@ -92,6 +92,19 @@ pub enum Command {
         after_help = "Examples:\n  vethscope bench --duration 5 --svg bench.svg --json bench.json\n  vethscope bench --wirings direct,bridge,fast-path --streams 4"
     )]
     Bench(BenchArgs),
+    /// Run a command (or a shell) inside a namespace of a lab.
+    #[command(
+        after_help = "Examples:\n  vethscope exec bridge ns1 -- ping -c1 10.1.1.3\n  vethscope exec bridge ns1 -- ip route\n  vethscope exec bridge ns1            # a shell ($SHELL, else /bin/sh)\n\nThe command sees the namespace's interfaces in `ip` and in /sys; its exit code is vethscope's."
+    )]
+    Exec {
+        /// The lab.
+        lab: String,
+        /// One of the lab's namespaces.
+        ns: String,
+        /// The command and its arguments (after `--`); none for a shell.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// List the labs that are up.
     #[command(after_help = "Example:\n  vethscope list")]
     List,
@@ -221,6 +234,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Fastpath { action } => fastpath_cmd::fastpath(action).await,
         Command::Bench(args) => bench_cmd::bench(args).await,
         Command::List => wiring::list().await,
+        Command::Exec { lab, ns, command } => wiring::exec(&lab, &ns, &command).await,
         Command::Scenarios => {
             for name in crate::topology::scenarios::NAMES {
                 println!("{name:<13} {}", crate::topology::scenarios::describe(name));
