@@ -111,7 +111,14 @@ fn show_has_routes_neighbours_sysctls_and_the_linux_fdb() {
     assert_clean(&prefix);
 }
 
+/// Every test of this file that uses Open vSwitch is in this one function, so they run
+/// one after the other: the last OVS lab's `down` stops the daemons vethscope started.
 #[test]
+fn ovs_mac_table_in_show_and_ovs_internal_round_trip() {
+    show_has_the_ovs_mac_table_and_same_ns_sysctls();
+    round_trip("ovs-internal", "Lg", "ovs-internal", "ns1", "10.1.1.3");
+}
+
 fn show_has_the_ovs_mac_table_and_same_ns_sysctls() {
     let prefix = prefix("Lb");
     {
@@ -293,5 +300,79 @@ struct LabGuard(String);
 impl Drop for LabGuard {
     fn drop(&mut self) {
         let _ = vethscope(&["down", &self.0]);
+    }
+}
+
+/// A router namespace between a Linux bridge and a direct link, IPv4 and IPv6, with
+/// routes, namespace and interface sysctls, MTU, MAC and a startup command.
+const ROUTER_LAB: &str = r#"name: rt
+namespaces:
+  - name: ns1
+    routes: [{to: default, via: 10.1.1.1}, {to: default, via: "2001:db8:1::1"}]
+  - name: r1
+    sysctls: {net.ipv4.ip_forward: 1, net.ipv6.conf.all.forwarding: 1}
+    exec: ["echo router ready"]
+  - name: ns2
+    routes: [{to: 10.1.1.0/24, via: 10.1.2.1}, {to: "2001:db8:1::/64", via: "2001:db8:2::1"}]
+bridges:
+  - {name: br0, kind: linux}
+links:
+  - kind: veth
+    ends:
+      - {ns: ns1, name: eth0, addresses: [10.1.1.2/24, "2001:db8:1::2/64"], mtu: 1400}
+      - {bridge: br0, name: br0-ns1}
+  - kind: veth
+    ends:
+      - {ns: r1, name: eth0, addresses: [10.1.1.1/24, "2001:db8:1::1/64"], sysctls: {rp_filter: 2}}
+      - {bridge: br0, name: br0-r1}
+  - kind: veth
+    ends:
+      - {ns: r1, name: eth1, addresses: [10.1.2.1/24, "2001:db8:2::1/64"], mac: "02:00:00:00:02:01"}
+      - {ns: ns2, name: eth0, addresses: [10.1.2.2/24, "2001:db8:2::2/64"]}
+"#;
+
+/// save → down → up (the saved file, no prefix) → save: the same file, a working lab.
+fn round_trip(spec: &str, tag: &str, lab_name: &str, from: &str, to: &str) {
+    let prefix = prefix(tag);
+    let lab = format!("{prefix}{lab_name}");
+    {
+        let _guard = LabGuard(lab.clone());
+        ok(&["up", spec, "--prefix", &prefix]);
+        assert!(
+            ping(&format!("{prefix}{from}"), to, &[]),
+            "{spec}: ping before save"
+        );
+        let first = ok(&["save", &lab]);
+        ok(&["down", &lab]);
+        assert_clean(&prefix);
+        let saved = topology_file(&format!("{tag}-saved"), &first);
+        ok(&["up", saved.to_str().unwrap_or_default()]);
+        assert!(
+            ping(&format!("{prefix}{from}"), to, &[]),
+            "{spec}: ping after up of the saved file:\n{first}"
+        );
+        let second = ok(&["save", &lab]);
+        assert_eq!(first, second, "save → down → up → save differs");
+    }
+    assert_clean(&prefix);
+}
+
+#[test]
+fn save_down_up_save_gives_the_same_file_for_a_router_lab() {
+    let f = topology_file("Lf", ROUTER_LAB);
+    round_trip(
+        f.to_str().unwrap_or_default(),
+        "Lf",
+        "rt",
+        "ns1",
+        "10.1.2.2",
+    );
+}
+
+#[test]
+fn save_rejects_unknown_and_malformed_lab_names() {
+    for bad in ["Lh-no-such-lab", "../../etc/passwd", "", "a\nb"] {
+        let e = fails(&["save", bad]);
+        assert!(e.contains("no lab named"), "{bad:?}: {e}");
     }
 }

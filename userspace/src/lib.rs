@@ -16,6 +16,7 @@ pub mod ovs;
 pub mod privileges;
 pub mod probe;
 pub mod progress;
+pub mod save;
 pub mod topology;
 pub mod trace;
 pub mod wire;

@@ -105,6 +105,14 @@ pub enum Command {
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// Print a running lab as a topology file that `up` accepts and that brings it back.
+    #[command(
+        after_help = "Examples:\n  vethscope save bridge > bridge-now.yaml\n  vethscope down bridge && vethscope up bridge-now.yaml"
+    )]
+    Save {
+        /// The lab.
+        lab: String,
+    },
     /// List the labs that are up.
     #[command(after_help = "Example:\n  vethscope list")]
     List,
@@ -234,6 +242,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Fastpath { action } => fastpath_cmd::fastpath(action).await,
         Command::Bench(args) => bench_cmd::bench(args).await,
         Command::List => wiring::list().await,
+        Command::Save { lab } => wiring::save(&lab).await,
         Command::Exec { lab, ns, command } => wiring::exec(&lab, &ns, &command).await,
         Command::Scenarios => {
             for name in crate::topology::scenarios::NAMES {

@@ -151,3 +151,9 @@ fn login_shell() -> String {
         .filter(|s| s.starts_with('/') && std::path::Path::new(s).is_file())
         .unwrap_or_else(|| "/bin/sh".to_string())
 }
+
+pub async fn save(lab: &str) -> anyhow::Result<ExitCode> {
+    privileges::require("save", WIRING_CAPS)?;
+    print!("{}", crate::save::save(lab).await?);
+    Ok(ExitCode::SUCCESS)
+}
