@@ -87,24 +87,7 @@ fn bridge_fast_path_on_off_and_traced() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("trace");
-        // Ping once the programs are attached (trace says so on stderr), not after a
-        // fixed sleep: on a loaded machine attaching can take longer than any guess.
-        let stderr = tracer.stderr.take().expect("stderr");
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if line.contains("Ctrl-C to stop") {
-                    let _ = ready_tx.send(());
-                }
-            }
-        });
-        ready_rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("trace attached");
+        let _stderr = wait_until_tracing(&mut tracer);
         assert!(ping(&ns1, "10.1.1.3", &[]));
         let mut out = String::new();
         tracer

@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod exec;
 pub mod fastpath;
 pub mod fault;
 pub mod inspect;
@@ -17,6 +18,7 @@ pub mod privileges;
 pub mod probe;
 pub mod progress;
 pub mod safefs;
+pub mod save;
 pub mod topology;
 pub mod trace;
 pub mod wire;

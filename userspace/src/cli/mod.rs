@@ -97,6 +97,27 @@ pub enum Command {
         after_help = "Examples:\n  vethscope bench --duration 5 --svg bench.svg --json bench.json\n  vethscope bench --wirings direct,bridge,fast-path --streams 4"
     )]
     Bench(BenchArgs),
+    /// Run a command (or a shell) inside a namespace of a lab.
+    #[command(
+        after_help = "Examples:\n  vethscope exec bridge ns1 -- ping -c1 10.1.1.3\n  vethscope exec bridge ns1 -- ip route\n  vethscope exec bridge ns1            # a shell ($SHELL, else /bin/sh)\n\nThe command sees the namespace's interfaces in `ip` and in /sys; its exit code is vethscope's."
+    )]
+    Exec {
+        /// The lab.
+        lab: String,
+        /// One of the lab's namespaces.
+        ns: String,
+        /// The command and its arguments (after `--`); none for a shell.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Print a running lab as a topology file that `up` accepts and that brings it back.
+    #[command(
+        after_help = "Examples:\n  vethscope save bridge > bridge-now.yaml\n  vethscope down bridge && vethscope up bridge-now.yaml"
+    )]
+    Save {
+        /// The lab.
+        lab: String,
+    },
     /// Check a topology file without building anything: every error of the file at once,
     /// each with file:line:col. Exit status 0 when the file is valid.
     #[command(
@@ -247,6 +268,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Fastpath { action } => fastpath_cmd::fastpath(action).await,
         Command::Bench(args) => bench_cmd::bench(args).await,
         Command::List => wiring::list().await,
+        Command::Save { lab } => wiring::save(&lab).await,
+        Command::Exec { lab, ns, command } => wiring::exec(&lab, &ns, &command).await,
         Command::Check { topology, prefix } => check_cmd::check(&topology, &prefix),
         Command::Scenarios => {
             for name in crate::topology::scenarios::NAMES {

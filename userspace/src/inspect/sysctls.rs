@@ -118,3 +118,17 @@ pub fn fresh_namespace_values() -> Result<BTreeMap<String, String>, NetnsError> 
         })
     })
 }
+
+/// What a new interface in `netns` gets for each of [`INTERFACE_KEYS`]: the values of
+/// `net.ipv4.conf.default.KEY` (and ipv6), keyed like the interface keys.
+pub fn interface_defaults_in(netns: &str) -> Result<BTreeMap<String, String>, NetnsError> {
+    netns::run_in(netns, || {
+        INTERFACE_KEYS
+            .iter()
+            .filter_map(|k| {
+                let v = read(&ns_key_path(&default_key_of(k)))?;
+                Some(((*k).to_string(), v))
+            })
+            .collect()
+    })
+}

@@ -323,3 +323,48 @@ pub(super) fn route_message(
         b.build()
     }
 }
+
+impl Netlink {
+    /// The id this namespace gives the namespace open at `target` (what a veth's
+    /// `IFLA_LINK_NETNSID` refers to), or `None` when it has given it none.
+    pub async fn nsid_of(
+        &self,
+        target: &std::os::fd::OwnedFd,
+    ) -> Result<Option<i32>, NetlinkError> {
+        use futures::StreamExt;
+        use rtnetlink::packet_core::{NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+        use rtnetlink::packet_route::{
+            RouteNetlinkMessage,
+            nsid::{NsidAttribute, NsidMessage},
+        };
+        use std::os::fd::AsRawFd;
+        let mut msg = NsidMessage::default();
+        msg.attributes
+            .push(NsidAttribute::Fd(target.as_raw_fd() as u32));
+        let mut req = NetlinkMessage::from(RouteNetlinkMessage::GetNsId(msg));
+        req.header.flags = NLM_F_REQUEST;
+        let mut handle = self.handle.clone();
+        let mut replies = handle
+            .request(req)
+            .map_err(|e| self.fail("look up namespace id", "", e))?;
+        while let Some(reply) = replies.next().await {
+            match reply.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNsId(m)) => {
+                    return Ok(m.attributes.iter().find_map(|a| match a {
+                        NsidAttribute::Id(id) if *id >= 0 => Some(*id),
+                        _ => None,
+                    }));
+                }
+                NetlinkPayload::Error(e) => {
+                    return Err(self.fail(
+                        "look up namespace id",
+                        "",
+                        rtnetlink::Error::NetlinkError(e),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+}

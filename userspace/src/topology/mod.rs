@@ -50,6 +50,16 @@ pub struct Namespace {
     /// Full sysctl keys (`net.ipv4.conf.all.rp_filter`) applied inside the namespace.
     pub sysctls: Vec<Sysctl>,
     pub routes: Vec<Route>,
+    /// Shell command lines run in order inside the namespace after `up` made the lab.
+    #[serde(default)]
+    pub exec: Vec<ExecLine>,
+    pub pos: Pos,
+}
+
+/// One `exec:` line of a namespace (run as `/bin/sh -c LINE`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExecLine {
+    pub command: String,
     pub pos: Pos,
 }
 

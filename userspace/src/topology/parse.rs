@@ -2,7 +2,7 @@
 //! (references, uniqueness, limits) are in `validate`.
 
 use super::{
-    Bridge, BridgeKind, Cidr, End, Link, Namespace, Place, Pos, Route, Sysctl, Topology,
+    Bridge, BridgeKind, Cidr, End, ExecLine, Link, Namespace, Place, Pos, Route, Sysctl, Topology,
     TopologyError,
     names::{self, NameKind},
     yaml::{self, Errors, Node},
@@ -100,11 +100,17 @@ fn namespace(node: &Node<'_>, errs: &Errors<'_>) -> Result<Namespace, TopologyEr
     let fields = yaml::entries(node, errs, "namespace")?;
     let name = required(&fields, "name", at, errs, "namespace")?;
     let object = format!("namespace {name}");
-    yaml::check_keys(&fields, &["name", "sysctls", "routes"], errs, &object)?;
+    yaml::check_keys(
+        &fields,
+        &["name", "sysctls", "routes", "exec"],
+        errs,
+        &object,
+    )?;
     let mut ns = Namespace {
         name,
         sysctls: Vec::new(),
         routes: Vec::new(),
+        exec: Vec::new(),
         pos: at,
     };
     for (key, value, _) in &fields {
@@ -113,6 +119,11 @@ fn namespace(node: &Node<'_>, errs: &Errors<'_>) -> Result<Namespace, TopologyEr
             "routes" => {
                 for item in yaml::sequence(value, errs, &object)? {
                     ns.routes.push(route(item, errs, &object)?);
+                }
+            }
+            "exec" => {
+                for item in yaml::sequence(value, errs, &object)? {
+                    ns.exec.push(exec_line(item, errs, &object)?);
                 }
             }
             _ => {}
@@ -344,6 +355,36 @@ fn route(node: &Node<'_>, errs: &Errors<'_>, object: &str) -> Result<Route, Topo
         ));
     }
     Ok(route)
+}
+
+/// Longest `exec:` line accepted (a startup command, not a script).
+const EXEC_LINE_MAX: usize = 4096;
+
+fn exec_line(node: &Node<'_>, errs: &Errors<'_>, object: &str) -> Result<ExecLine, TopologyError> {
+    let at = yaml::pos(node);
+    let command = yaml::string(node, errs, object, "exec")?;
+    let problem = if command.trim().is_empty() {
+        Some("an `exec` command is empty".to_string())
+    } else if command.len() > EXEC_LINE_MAX {
+        Some(format!(
+            "an `exec` command is {} bytes long (at most {EXEC_LINE_MAX})",
+            command.len()
+        ))
+    } else {
+        command
+            .chars()
+            .find(|c| c.is_control() && *c != '\t')
+            .map(|c| format!("an `exec` command contains the control character {c:?}"))
+    };
+    match problem {
+        Some(p) => Err(errs.hint(
+            at,
+            object,
+            p,
+            "write one shell command line per item, e.g. `- ip route add 10.2.0.0/16 via 10.1.1.1`",
+        )),
+        None => Ok(ExecLine { command, pos: at }),
+    }
 }
 
 fn sysctls(node: &Node<'_>, errs: &Errors<'_>, object: &str) -> Result<Vec<Sysctl>, TopologyError> {
