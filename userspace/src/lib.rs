@@ -6,8 +6,10 @@
 
 pub mod bench;
 pub mod cli;
+pub mod diagnose;
 pub mod fastpath;
 pub mod inspect;
+pub mod kbtf;
 pub mod metrics;
 pub mod netlink;
 pub mod netns;
