@@ -12,7 +12,27 @@ use std::process::Command;
 use common::{Lab, in_ns, topology_file, vethscope};
 use serde_json::Value;
 
-/// Runs `diagnose LAB --from FROM --to TO --json`; returns the exit code and the JSON.
+/// Checks a document against docs/diagnose-json-schema.json.
+fn assert_schema(v: &Value) {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/diagnose-json-schema.json"
+    ))
+    .expect("schema file");
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("valid schema");
+    let errors: Vec<String> = validator.iter_errors(v).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{v:#} does not match the schema: {errors:?}"
+    );
+}
+
+/// Runs `diagnose LAB --from FROM --to TO --json`; returns the exit code and the JSON
+/// (checked against the published schema).
 fn diagnose(lab: &Lab, from: &str, to: &str, extra: &[&str]) -> (i32, Value) {
     let from = if from == "host" {
         from.to_string()
@@ -29,6 +49,7 @@ fn diagnose(lab: &Lab, from: &str, to: &str, extra: &[&str]) -> (i32, Value) {
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    assert_schema(&json);
     (out.status.code().unwrap_or(-1), json)
 }
 
@@ -236,6 +257,7 @@ fn healthy_routed_lab_and_every_pair() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let all: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     assert_eq!(all["ok"], true, "{all:#}");
+    assert_schema(&all);
     assert!(
         all["pairs_checked"].as_u64().is_some_and(|n| n >= 3),
         "{all:#}"

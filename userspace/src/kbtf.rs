@@ -330,6 +330,22 @@ mod tests {
         assert!(btf.enum_values("nope").is_err());
     }
 
+    /// On the running kernel: the members the programs read, and the drop reasons.
+    #[test]
+    fn reads_the_running_kernel() {
+        let Ok(btf) = KernelBtf::open() else {
+            panic!("{VMLINUX} must be readable (every supported kernel has it)");
+        };
+        let dev = btf
+            .offset("sk_buff", "dev")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(dev < 256, "sk_buff.dev at {dev}");
+        assert!(btf.offset("possible_net_t", "net").is_ok());
+        assert!(btf.offset("net", "net_cookie").is_ok());
+        let reasons = drop_reasons(&btf).unwrap_or_else(|e| panic!("{e}"));
+        assert!(reasons.values().any(|r| r == "no_socket"), "{reasons:?}");
+    }
+
     #[test]
     fn rejects_garbage() {
         assert!(KernelBtf::parse(vec![0; 10], "x").is_err());

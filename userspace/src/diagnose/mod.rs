@@ -107,6 +107,7 @@ fn refs(v: &[IfRef]) -> Vec<String> {
 pub async fn run(opts: &DiagnoseOptions) -> Result<Report, DiagnoseError> {
     let t0 = Instant::now();
     let live = Live::gather(&opts.lab).await?;
+    tracing::debug!(ms = t0.elapsed().as_secs_f64() * 1e3, "live state gathered");
     let (pairs, total) = match &opts.pair {
         Some((from, to)) => {
             if !live.has_netns(from) {
@@ -129,7 +130,13 @@ pub async fn run(opts: &DiagnoseOptions) -> Result<Report, DiagnoseError> {
     };
     let mut engine = Engine::new(&live);
     let mut session = if opts.probe && !pairs.is_empty() {
-        Some(probe::Session::start(&live)?)
+        let t = Instant::now();
+        let s = probe::Session::start(&live)?;
+        tracing::debug!(
+            ms = t.elapsed().as_secs_f64() * 1e3,
+            "probe programs loaded"
+        );
+        Some(s)
     } else {
         None
     };
@@ -139,7 +146,9 @@ pub async fn run(opts: &DiagnoseOptions) -> Result<Report, DiagnoseError> {
         checks::placement::missing_and_misplaced(&live, &mut findings);
         checks::placement::bridge_ports(&live, &mut findings);
         checks::placement::ovs_ports(&live, &mut findings);
+        let t = Instant::now();
         let plan = engine.check_pair(from, *to, &mut findings).await?;
+        tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, %from, %to, "static checks");
         let src = plan.forward.src;
         checks::placement::duplicates(
             &live,
@@ -149,7 +158,9 @@ pub async fn run(opts: &DiagnoseOptions) -> Result<Report, DiagnoseError> {
         let static_ok = findings.is_empty();
         let (probe_report, agreement) = match session.as_mut() {
             Some(s) => {
+                let t = Instant::now();
                 let r = s.run(&live, from, *to, &plan, opts.probe_timeout)?;
+                tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "probe");
                 let agreement = probe::agree(static_ok, &r, &mut findings, from);
                 (Some(r), Some(agreement))
             }

@@ -120,7 +120,9 @@ fn btf_err(e: kbtf::BtfError) -> ProbeError {
 
 impl Session {
     pub fn start(live: &Live) -> Result<Self, DiagnoseError> {
+        let t = std::time::Instant::now();
         let mut probe = Probe::load(LoadOptions::default())?;
+        tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "eBPF object loaded");
         crate::trace::configure(&mut probe, proto_mask::ALL, false)?;
         let btf = KernelBtf::open().map_err(btf_err)?;
         let reasons = kbtf::drop_reasons(&btf).map_err(btf_err)?;
@@ -241,12 +243,9 @@ impl Session {
                 peer_ifname: String::new(),
                 cookie,
             };
-            self.probe.attach(
-                "trace_ingress",
-                &target,
-                Direction::Ingress,
-                Position::First,
-            )?;
+            // Egress only: what leaves one end of a veth enters its peer (where the
+            // drop watcher sees it die if it does); each TCX attach waits for an RCU
+            // grace period, so half the attachments is half the probe's start-up.
             self.probe
                 .attach("trace_egress", &target, Direction::Egress, Position::First)?;
             self.names.insert(
@@ -319,7 +318,13 @@ impl Session {
         timeout: Duration,
     ) -> Result<ProbeReport, DiagnoseError> {
         let ifaces = plan.interfaces(from);
+        let t = std::time::Instant::now();
         self.observe(live, &ifaces)?;
+        tracing::debug!(
+            ms = t.elapsed().as_secs_f64() * 1e3,
+            n = ifaces.len(),
+            "observers attached"
+        );
         self.clear();
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(2);

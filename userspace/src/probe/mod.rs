@@ -78,6 +78,10 @@ impl Probe {
         // per statement); 5 (trace) lets them all through.
         let level: u8 = if opts.ebpf_log { 5 } else { 0 };
         let mut loader = EbpfLoader::new();
+        // No CO-RE relocations in these programs (kernel offsets come from
+        // probe::btf): skip aya's full parse of the kernel's BTF, a large part of
+        // start-up.
+        loader.btf(None);
         loader.override_global("AYA_LOG_LEVEL", &level, true);
         for (map, path) in &opts.map_pins {
             loader.map_pin_path(map, path.as_path());
