@@ -12,7 +12,10 @@ use aya_ebpf::{
     maps::{Array, HashMap, RingBuf},
     programs::RawTracePointContext,
 };
-use vethscope_common::{DropEvent, diag_offset};
+use vethscope_common::{
+    DropEvent, diag_offset,
+    names::{map, program},
+};
 
 use crate::kernel::{KERNEL_OFFSETS, dev_netns_cookie, read_kernel};
 
@@ -26,6 +29,11 @@ static DIAG_OFFSETS: Array<u32> = Array::with_max_entries(diag_offset::COUNT, 0)
 
 #[map]
 static DIAG_DROPS: RingBuf = RingBuf::with_byte_size(1 << 18, 0);
+
+named!(DIAG_NETNS, map::DIAG_NETNS);
+named!(DIAG_OFFSETS, map::DIAG_OFFSETS);
+named!(DIAG_DROPS, map::DIAG_DROPS);
+named!(diag_kfree_skb, program::DIAG_KFREE_SKB);
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_ARP: u16 = 0x0806;

@@ -7,7 +7,9 @@
 pub mod bench;
 pub mod cli;
 pub mod diagnose;
+pub mod exec;
 pub mod fastpath;
+pub mod fault;
 pub mod inspect;
 pub mod kbtf;
 pub mod metrics;
@@ -17,6 +19,8 @@ pub mod ovs;
 pub mod privileges;
 pub mod probe;
 pub mod progress;
+pub mod safefs;
+pub mod save;
 pub mod topology;
 pub mod trace;
 pub mod wire;

@@ -9,13 +9,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aya::maps::{MapData, RingBuf};
-use aya::programs::RawTracePoint;
 use serde::Serialize;
-use vethscope_common::{DropEvent, diag_offset, proto_mask};
+use vethscope_common::{DropEvent, TraceConfig, proto_mask};
 
 use crate::kbtf::{self, KernelBtf};
-use crate::probe::{Direction, LoadOptions, Position, Probe, ProbeError, Target};
+use crate::probe::{
+    DropRing, LoadOptions, Observer, Position, Probe, ProbeError, Target, TraceRing,
+};
 use crate::trace::event::{self, Hop};
 use crate::trace::paths::{Correlator, Path, Verdict};
 
@@ -98,20 +98,13 @@ pub struct ProbeReport {
 /// Loaded programs, kept across the pairs of one run.
 pub struct Session {
     probe: Probe,
-    ring: RingBuf<MapData>,
-    drops: RingBuf<MapData>,
+    ring: TraceRing,
+    drops: DropRing,
     reasons: HashMap<u32, String>,
     cookies: HashMap<String, u64>,
     attached: HashSet<(String, String)>,
     names: HashMap<(u64, u32), (Arc<str>, Arc<str>)>,
     next_id: u16,
-}
-
-fn map_err(map: &str, e: impl std::fmt::Display) -> ProbeError {
-    ProbeError::Map {
-        map: map.to_string(),
-        message: e.to_string(),
-    }
 }
 
 fn btf_err(e: kbtf::BtfError) -> ProbeError {
@@ -123,86 +116,27 @@ impl Session {
         let t = std::time::Instant::now();
         let mut probe = Probe::load(LoadOptions::default())?;
         tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "eBPF object loaded");
-        crate::trace::configure(&mut probe, proto_mask::ALL, false)?;
+        probe.set_trace_config(TraceConfig {
+            proto_mask: proto_mask::ALL,
+            capture: 0,
+        })?;
+        probe.load_observer(Observer::Trace)?;
         let btf = KernelBtf::open().map_err(btf_err)?;
         let reasons = kbtf::drop_reasons(&btf).map_err(btf_err)?;
-        let offs = [
-            (
-                diag_offset::SKB_HEAD,
-                btf.offset("sk_buff", "head").map_err(btf_err)?,
-            ),
-            (
-                diag_offset::SKB_NETWORK_HEADER,
-                btf.offset("sk_buff", "network_header").map_err(btf_err)?,
-            ),
-            (
-                diag_offset::SKB_PROTOCOL,
-                btf.offset("sk_buff", "protocol").map_err(btf_err)?,
-            ),
-            (diag_offset::VALID, 1),
-        ];
-        {
-            let map = probe
-                .ebpf_mut()
-                .map_mut("DIAG_OFFSETS")
-                .ok_or_else(|| map_err("DIAG_OFFSETS", "missing"))?;
-            let mut arr: aya::maps::Array<&mut MapData, u32> =
-                aya::maps::Array::try_from(map).map_err(|e| map_err("DIAG_OFFSETS", e))?;
-            for (slot, v) in offs {
-                arr.set(slot, v, 0)
-                    .map_err(|e| map_err("DIAG_OFFSETS", e))?;
-            }
-        }
         let mut cookies = HashMap::new();
-        {
-            let map = probe
-                .ebpf_mut()
-                .map_mut("DIAG_NETNS")
-                .ok_or_else(|| map_err("DIAG_NETNS", "missing"))?;
-            let mut watch: aya::maps::HashMap<&mut MapData, u64, u8> =
-                aya::maps::HashMap::try_from(map).map_err(|e| map_err("DIAG_NETNS", e))?;
-            let spaces = live
-                .view
-                .namespaces
-                .iter()
-                .map(|n| n.name.clone())
-                .chain(std::iter::once(crate::topology::HOST.to_string()));
-            for ns in spaces {
-                let c = crate::netns::cookie(&ns)?;
-                watch
-                    .insert(c, 1, 0)
-                    .map_err(|e| map_err("DIAG_NETNS", e))?;
-                cookies.insert(ns, c);
-            }
+        let spaces = live
+            .view
+            .namespaces
+            .iter()
+            .map(|n| n.name.clone())
+            .chain(std::iter::once(crate::topology::HOST.to_string()));
+        for ns in spaces {
+            let c = crate::netns::cookie(&ns)?;
+            cookies.insert(ns, c);
         }
-        {
-            let prog: &mut RawTracePoint = probe
-                .ebpf_mut()
-                .program_mut("diag_kfree_skb")
-                .ok_or_else(|| ProbeError::NoProgram("diag_kfree_skb".into()))?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| ProbeError::Load(e.to_string()))?;
-            prog.load().map_err(|e| ProbeError::Verifier {
-                program: "diag_kfree_skb".into(),
-                message: e.to_string(),
-            })?;
-            prog.attach("kfree_skb").map_err(|e| ProbeError::Attach {
-                program: "diag_kfree_skb".into(),
-                ifname: "(raw tracepoint kfree_skb)".into(),
-                netns: "host".into(),
-                message: e.to_string(),
-            })?;
-        }
-        let ring = probe
-            .ebpf_mut()
-            .take_map("TRACE_EVENTS")
-            .ok_or_else(|| map_err("TRACE_EVENTS", "missing"))?;
-        let ring = RingBuf::try_from(ring).map_err(|e| map_err("TRACE_EVENTS", e))?;
-        let drops = probe
-            .ebpf_mut()
-            .take_map("DIAG_DROPS")
-            .ok_or_else(|| map_err("DIAG_DROPS", "missing"))?;
-        let drops = RingBuf::try_from(drops).map_err(|e| map_err("DIAG_DROPS", e))?;
+        let watched: Vec<u64> = cookies.values().copied().collect();
+        let drops = probe.start_drop_watch(&btf, &watched)?;
+        let ring = probe.take_trace_ring()?;
         Ok(Self {
             probe,
             ring,
@@ -246,8 +180,11 @@ impl Session {
             // Egress only: what leaves one end of a veth enters its peer (where the
             // drop watcher sees it die if it does); each TCX attach waits for an RCU
             // grace period, so half the attachments is half the probe's start-up.
-            self.probe
-                .attach("trace_egress", &target, Direction::Egress, Position::First)?;
+            self.probe.attach_observer_egress(
+                Observer::Trace,
+                std::slice::from_ref(&target),
+                Position::First,
+            )?;
             self.names.insert(
                 (cookie, l.ifindex),
                 (Arc::from(r.netns.as_str()), Arc::from(r.ifname.as_str())),
@@ -277,13 +214,13 @@ impl Session {
 
     /// Throws away what the rings hold (events of earlier pairs or other traffic).
     fn clear(&mut self) {
-        while self.ring.next().is_some() {}
-        while self.drops.next().is_some() {}
+        while self.ring.next_event().is_some() {}
+        while self.drops.next_event().is_some() {}
     }
 
     fn hops(&mut self) -> Vec<Hop> {
         let mut out = Vec::new();
-        while let Some(item) = self.ring.next() {
+        while let Some(item) = self.ring.next_event() {
             let Some(ev) = event::parse_event(&item) else {
                 continue;
             };
@@ -299,11 +236,8 @@ impl Session {
 
     fn drop_events(&mut self) -> Vec<DropEvent> {
         let mut out = Vec::new();
-        while let Some(item) = self.drops.next() {
-            if item.len() >= std::mem::size_of::<DropEvent>() {
-                // SAFETY: length checked; DropEvent is plain data.
-                out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<DropEvent>()) });
-            }
+        while let Some(ev) = self.drops.next_event() {
+            out.push(ev);
         }
         out
     }
