@@ -228,6 +228,43 @@ pub struct FastpathCounters {
     pub passed: u64,
 }
 
+/// Slots of the `DIAG_OFFSETS` array of the probe's drop watcher: offsets into
+/// `struct sk_buff` read from the kernel's BTF by userspace.
+pub mod diag_offset {
+    /// `sk_buff.head` (pointer to the start of the buffer).
+    pub const SKB_HEAD: u32 = 0;
+    /// `sk_buff.network_header` (u16 offset of the L3 header from `head`).
+    pub const SKB_NETWORK_HEADER: u32 = 1;
+    /// `sk_buff.protocol` (__be16 ethertype).
+    pub const SKB_PROTOCOL: u32 = 2;
+    /// Non-zero once userspace filled the others.
+    pub const VALID: u32 = 3;
+    pub const COUNT: u32 = 4;
+}
+
+/// One packet freed through `skb:kfree_skb` in a watched namespace: what `diagnose`
+/// and `trace` report as "dropped at ns/if: reason".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropEvent {
+    pub ts_ns: u64,
+    pub netns_cookie: u64,
+    pub ifindex: u32,
+    /// `enum skb_drop_reason` value of the running kernel.
+    pub reason: u32,
+    /// Ethertype in host byte order (0x0800 IPv4, 0x0806 ARP, 0x86dd IPv6).
+    pub protocol: u16,
+    /// IP protocol (1 ICMP, 58 ICMPv6, …); 0 for ARP.
+    pub ip_proto: u8,
+    /// ICMP type when `ip_proto` is ICMP/ICMPv6; ARP opcode (low byte) for ARP.
+    pub icmp_type: u8,
+    pub _pad: [u8; 4],
+    /// IP source / destination, or ARP sender / target protocol address;
+    /// IPv4 in the first 4 bytes, network byte order.
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+}
+
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
@@ -243,6 +280,7 @@ mod pod {
     unsafe impl aya::Pod for FdbKey {}
     unsafe impl aya::Pod for FdbEntry {}
     unsafe impl aya::Pod for FastpathCounters {}
+    unsafe impl aya::Pod for DropEvent {}
 }
 
 #[cfg(test)]
@@ -262,5 +300,6 @@ mod tests {
         assert_eq!(size_of::<DropKey>(), 16);
         assert_eq!(size_of::<IfaceKey>(), 16);
         assert_eq!(size_of::<FdbKey>(), 8);
+        assert_eq!(size_of::<DropEvent>(), 8 + 8 + 4 + 4 + 2 + 1 + 1 + 4 + 32);
     }
 }

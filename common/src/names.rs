@@ -25,6 +25,12 @@ pub mod map {
     pub const FASTPATH_STATS: &str = "FASTPATH_STATS";
     /// One [`crate::KernelOffsets`], filled by userspace from the kernel's BTF.
     pub const KERNEL_OFFSETS: &str = "KERNEL_OFFSETS";
+    /// Hash namespace cookie → 1: namespaces whose dropped packets `diagnose` sees.
+    pub const DIAG_NETNS: &str = "DIAG_NETNS";
+    /// Array of `sk_buff` offsets, slots in [`crate::diag_offset`].
+    pub const DIAG_OFFSETS: &str = "DIAG_OFFSETS";
+    /// Ring buffer of [`crate::DropEvent`]s.
+    pub const DIAG_DROPS: &str = "DIAG_DROPS";
 
     pub const ALL: &[&str] = &[
         TRACE_EVENTS,
@@ -36,6 +42,9 @@ pub mod map {
         FASTPATH_FDB,
         FASTPATH_STATS,
         KERNEL_OFFSETS,
+        DIAG_NETNS,
+        DIAG_OFFSETS,
+        DIAG_DROPS,
     ];
 }
 
@@ -50,6 +59,8 @@ pub mod program {
     pub const FASTPATH_INGRESS: &str = "fastpath_ingress";
     /// Raw tracepoint on `skb:kfree_skb`.
     pub const DROPS_KFREE_SKB: &str = "drops_kfree_skb";
+    /// Raw tracepoint on `skb:kfree_skb` reporting each dropped packet (`diagnose`).
+    pub const DIAG_KFREE_SKB: &str = "diag_kfree_skb";
 
     pub const ALL: &[&str] = &[
         NOOP,
@@ -59,6 +70,7 @@ pub mod program {
         COUNT_EGRESS,
         FASTPATH_INGRESS,
         DROPS_KFREE_SKB,
+        DIAG_KFREE_SKB,
     ];
 }
 

@@ -26,6 +26,8 @@ mod count;
 #[cfg(target_arch = "bpf")]
 mod drops;
 #[cfg(target_arch = "bpf")]
+mod dropwatch;
+#[cfg(target_arch = "bpf")]
 mod fastpath;
 #[cfg(target_arch = "bpf")]
 mod kernel;

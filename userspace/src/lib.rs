@@ -6,10 +6,12 @@
 
 pub mod bench;
 pub mod cli;
+pub mod diagnose;
 pub mod exec;
 pub mod fastpath;
 pub mod fault;
 pub mod inspect;
+pub mod kbtf;
 pub mod metrics;
 pub mod netlink;
 pub mod netns;

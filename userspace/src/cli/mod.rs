@@ -4,6 +4,7 @@
 mod args;
 mod bench_cmd;
 mod check_cmd;
+mod diagnose_cmd;
 mod fastpath_cmd;
 mod serve_cmd;
 mod tracing_cmd;
@@ -79,6 +80,11 @@ pub enum Command {
         after_help = "Examples:\n  vethscope trace bridge                       # then ping in another terminal\n  vethscope trace same-ns --count 1 --json\n  vethscope trace bridge --pcap lab.pcapng --duration 10\n  vethscope trace --proto arp                  # every veth on the host"
     )]
     Trace(TraceArgs),
+    /// Say why a path fails, where, and the command that fixes it (static checks + a traced probe).
+    #[command(
+        after_help = "Examples:\n  vethscope diagnose same-ns --from ns1 --to 10.1.1.3\n  vethscope diagnose bridge --from ns1 --to 10.1.1.3 --json\n  vethscope diagnose bridge                 # every endpoint pair of the lab\n  vethscope diagnose bridge --from ns1 --to 10.1.1.3 --fix --yes\n\nExit status: 0 healthy, 1 findings, 2 usage error. Finding codes: docs/diagnose.md."
+    )]
+    Diagnose(DiagnoseArgs),
     /// Export per-link packet, byte and drop counters for Prometheus (in-kernel counting).
     #[command(
         after_help = "Examples:\n  vethscope serve bridge                      # http://127.0.0.1:9464/metrics\n  vethscope serve --all --listen 127.0.0.1:9100"
@@ -184,6 +190,36 @@ pub struct TraceArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct DiagnoseArgs {
+    /// The lab.
+    pub lab: String,
+    /// Source namespace (`host` for the root namespace).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Destination address (IPv4 or IPv6) anywhere in the lab.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// JSON output (docs/diagnose.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Static checks only: send no probe.
+    #[arg(long)]
+    pub no_probe: bool,
+    /// Apply the fixes after showing them (asks first unless --yes); only on the lab's own objects.
+    #[arg(long)]
+    pub fix: bool,
+    /// With --fix: do not ask.
+    #[arg(long)]
+    pub yes: bool,
+    /// Seconds the probe waits for each reply.
+    #[arg(long, default_value_t = 0.3)]
+    pub timeout: f64,
+    /// Without --from/--to: check at most this many endpoint pairs.
+    #[arg(long, default_value_t = 64)]
+    pub max_pairs: usize,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Labs to watch (labs brought up later are picked up when named here).
     #[arg(value_parser = parse_lab)]
@@ -264,6 +300,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Show { lab, json } => wiring::show(lab.as_deref(), json).await,
         Command::Graph { lab, format } => wiring::graph(lab.as_deref(), format).await,
         Command::Trace(args) => tracing_cmd::trace(args).await,
+        Command::Diagnose(args) => diagnose_cmd::diagnose(args).await,
         Command::Serve(args) => serve_cmd::serve(args).await,
         Command::Fastpath { action } => fastpath_cmd::fastpath(action).await,
         Command::Bench(args) => bench_cmd::bench(args).await,

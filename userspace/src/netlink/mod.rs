@@ -4,6 +4,7 @@
 
 mod error;
 pub mod link;
+mod route_get;
 mod tables;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -16,6 +17,7 @@ use rtnetlink::packet_route::{
 
 pub use error::NetlinkError;
 pub use link::{LinkInfo, LinkState};
+pub use route_get::RouteAnswer;
 pub use tables::{FdbEntry, NeighbourEntry, RouteEntry};
 
 use crate::{

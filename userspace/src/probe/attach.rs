@@ -112,6 +112,22 @@ impl Probe {
         Ok(n)
     }
 
+    /// Attaches only the egress program of `observer` to every target (`diagnose`: what
+    /// leaves one end of a veth enters its peer, and each TCX attachment waits for an
+    /// RCU grace period). Links stay with the probe.
+    pub fn attach_observer_egress(
+        &mut self,
+        observer: Observer,
+        targets: &[Target],
+        pos: Position,
+    ) -> Result<usize, ProbeError> {
+        let [_, (name, dir)] = observer.programs();
+        for t in targets {
+            self.attach_tc(name, t, dir, pos)?;
+        }
+        Ok(targets.len())
+    }
+
     /// Attaches `observer` to both directions of `target` and hands the links to the
     /// caller, for observers whose set of interfaces changes while they run (`serve`).
     pub fn attach_observer_owned(

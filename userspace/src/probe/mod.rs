@@ -8,6 +8,7 @@
 
 mod attach;
 pub mod btf;
+mod dropwatch;
 mod error;
 mod maps;
 mod targets;
@@ -22,6 +23,7 @@ use aya::{
 use vethscope_common::names::map;
 
 pub use attach::{Direction, Observer, ObserverLinks, Position};
+pub use dropwatch::DropRing;
 pub use error::ProbeError;
 pub use maps::{FastpathStats, KernelLog, TraceRing};
 pub use targets::{Target, TargetFilter, host_targets, lab_targets};
@@ -67,6 +69,10 @@ impl Probe {
         // per statement); 5 (trace) lets them all through.
         let level: u8 = if opts.ebpf_log { 5 } else { 0 };
         let mut loader = EbpfLoader::new();
+        // No CO-RE relocations in these programs (kernel offsets come from
+        // probe::btf): skip aya's full parse of the kernel's BTF, a large part of
+        // start-up.
+        loader.btf(None);
         loader.override_global("AYA_LOG_LEVEL", &level, true);
         for (map, path) in &opts.map_pins {
             loader.map_pin_path(map.name(), path.as_path());

@@ -1,0 +1,430 @@
+//! `vethscope diagnose` on real broken labs: each lab of the catalogue in
+//! docs/diagnose.md is built, broken the way its entry says, and diagnosed; the test
+//! checks the finding (code and object), that no other finding appears, and that the
+//! active probe agrees. A healthy lab of each built-in scenario gives exit 0.
+//!
+//! Tags `q0`…`qz` (prefix `vstqX-`), one per test, so tests run in parallel.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Lab, in_ns, topology_file, vethscope};
+use serde_json::Value;
+
+/// Checks a document against docs/diagnose-json-schema.json.
+fn assert_schema(v: &Value) {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/diagnose-json-schema.json"
+    ))
+    .expect("schema file");
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("valid schema");
+    let errors: Vec<String> = validator.iter_errors(v).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{v:#} does not match the schema: {errors:?}"
+    );
+}
+
+/// Runs `diagnose LAB --from FROM --to TO --json`; returns the exit code and the JSON
+/// (checked against the published schema).
+fn diagnose(lab: &Lab, from: &str, to: &str, extra: &[&str]) -> (i32, Value) {
+    let from = if from == "host" {
+        from.to_string()
+    } else {
+        lab.ns(from)
+    };
+    let mut args = vec!["diagnose", &lab.name, "--from", &from, "--to", to, "--json"];
+    args.extend_from_slice(extra);
+    let out = vethscope(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "diagnose {args:?}: not JSON ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_schema(&json);
+    (out.status.code().unwrap_or(-1), json)
+}
+
+/// (code, netns, ifname) of every finding.
+fn findings(v: &Value) -> Vec<(String, String, String)> {
+    v["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| {
+                    (
+                        f["code"].as_str().unwrap_or_default().to_string(),
+                        f["netns"].as_str().unwrap_or_default().to_string(),
+                        f["ifname"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Exactly one finding, `code` on `netns/ifname`, with a fix; the probe failed and agrees.
+fn expect_one(v: &Value, code: &str, netns: &str, ifname: &str) {
+    let f = findings(v);
+    assert_eq!(
+        f,
+        vec![(code.to_string(), netns.to_string(), ifname.to_string())],
+        "findings of {v:#}"
+    );
+    assert_eq!(v["ok"], false);
+    let first = &v["findings"][0];
+    for field in ["message", "evidence"] {
+        assert!(
+            first[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{field} of {first}"
+        );
+    }
+}
+
+fn probe_agrees(v: &Value) {
+    assert_eq!(v["agreement"], "agree", "{v:#}");
+}
+
+fn sh(ns: &str, cmd: &[&str]) {
+    let out = if ns == "host" {
+        Command::new(cmd[0])
+            .args(&cmd[1..])
+            .output()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+    } else {
+        in_ns(ns, cmd)
+    };
+    assert!(
+        out.status.success(),
+        "{cmd:?} in {ns}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Both ends of one veth pair in one namespace, with the given sysctls on the pair.
+fn same_ns_file(tag: &str, accept_local: u8, rp_filter: u8) -> std::path::PathBuf {
+    topology_file(
+        tag,
+        &format!(
+            "name: sn{tag}\nnamespaces:\n  - name: ns1\n    sysctls: {{net.ipv4.conf.all.rp_filter: 0, net.ipv4.conf.all.accept_local: 0}}\nlinks:\n  - kind: veth\n    ends:\n      - {{ns: ns1, name: veth0, addresses: [10.1.1.2/24], sysctls: {{accept_local: {accept_local}, rp_filter: {rp_filter}}}}}\n      - {{ns: ns1, name: veth1, addresses: [10.1.1.3/24], sysctls: {{accept_local: {accept_local}, rp_filter: {rp_filter}}}}}\n"
+        ),
+    )
+}
+
+/// ns1 — rtr — ns2 over two direct veth pairs; `routes` says which of ns1/ns2 get a
+/// route through rtr; `forward` turns on IPv4 forwarding in rtr.
+fn routed_file(tag: &str, ns1_route: bool, ns2_route: bool, forward: bool) -> std::path::PathBuf {
+    let route = |on: bool, via: &str| {
+        if on {
+            format!("\n    routes: [{{to: default, via: {via}}}]")
+        } else {
+            String::new()
+        }
+    };
+    topology_file(
+        tag,
+        &format!(
+            "name: rt{tag}\nnamespaces:\n  - name: ns1{}\n  - name: rtr\n    sysctls: {{net.ipv4.ip_forward: {}}}\n  - name: ns2{}\nlinks:\n  - kind: veth\n    ends:\n      - {{ns: ns1, name: eth0, addresses: [10.1.1.2/24]}}\n      - {{ns: rtr, name: eth1, addresses: [10.1.1.1/24]}}\n  - kind: veth\n    ends:\n      - {{ns: rtr, name: eth2, addresses: [10.1.2.1/24]}}\n      - {{ns: ns2, name: eth0, addresses: [10.1.2.3/24]}}\n",
+            route(ns1_route, "10.1.1.1"),
+            u8::from(forward),
+            route(ns2_route, "10.1.2.1"),
+        ),
+    )
+}
+
+#[test]
+fn same_ns_pair_without_accept_local() {
+    let f = same_ns_file("q1", 0, 0);
+    let lab = Lab::up(f.to_str().unwrap_or_default(), "q1");
+    let (code, v) = diagnose(&lab, "ns1", "10.1.1.3", &[]);
+    assert_eq!(code, 1, "{v:#}");
+    expect_one(&v, "ACCEPT_LOCAL", &lab.ns("ns1"), "veth1");
+    assert!(
+        v["findings"][0]["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("net.ipv4.conf.veth1.accept_local=1")),
+        "{v:#}"
+    );
+    probe_agrees(&v);
+    assert_eq!(
+        v["probe"]["bound_to"], "veth0",
+        "the probe leaves through the pair"
+    );
+}
+
+#[test]
+fn same_ns_pair_with_rp_filter_only() {
+    let f = same_ns_file("q2", 1, 1);
+    let lab = Lab::up(f.to_str().unwrap_or_default(), "q2");
+    let (code, v) = diagnose(&lab, "ns1", "10.1.1.3", &[]);
+    assert_eq!(code, 1, "{v:#}");
+    expect_one(&v, "RP_FILTER", &lab.ns("ns1"), "veth1");
+    probe_agrees(&v);
+}
+
+#[test]
+fn peer_end_down() {
+    let lab = Lab::up("direct", "q3");
+    sh(&lab.ns("ns2"), &["ip", "link", "set", "veth1", "down"]);
+    let (code, v) = diagnose(&lab, "ns1", "10.1.1.3", &[]);
+    assert_eq!(code, 1, "{v:#}");
+    expect_one(&v, "LINK_DOWN", &lab.ns("ns2"), "veth1");
+    probe_agrees(&v);
+}
+
+#[test]
+fn lo_down_with_a_same_ns_pair() {
+    let lab = Lab::up("same-ns", "q4");
+    sh(&lab.ns("ns1"), &["ip", "link", "set", "lo", "down"]);
+    let (code, v) = diagnose(&lab, "ns1", "10.1.1.3", &[]);
+    assert_eq!(code, 1, "{v:#}");
+    expect_one(&v, "LO_DOWN", &lab.ns("ns1"), "lo");
+    probe_agrees(&v);
+}
+
+#[test]
+fn destination_in_another_subnet() {
+    let f = topology_file(
+        "q5",
+        "name: subnet\nnamespaces:\n  - name: ns1\n  - name: ns2\nbridges:\n  - {name: br0, kind: linux}\nlinks:\n  - kind: veth\n    ends:\n      - {ns: ns1, name: veth0, addresses: [10.1.1.2/24]}\n      - {bridge: br0, name: bv0}\n  - kind: veth\n    ends:\n      - {ns: ns2, name: veth1, addresses: [10.1.2.3/24]}\n      - {bridge: br0, name: bv1}\n",
+    );
+    let lab = Lab::up(f.to_str().unwrap_or_default(), "q5");
+    let (code, v) = diagnose(&lab, "ns1", "10.1.2.3", &[]);
+    assert_eq!(code, 1, "{v:#}");
+    expect_one(&v, "WRONG_SUBNET", &lab.ns("ns1"), "veth0");
+    probe_agrees(&v);
+}
+
+#[test]
+fn missing_route_through_a_router() {
+    let f = routed_file("q6", false, true, true);
+    let lab = Lab::up(f.to_str().unwrap_or_default(), "q6");
+    let (code, v) = diagnose(&lab, "ns1", "10.1.2.3", &[]);
+    assert_eq!(code, 1, "{v:#}");
+    expect_one(&v, "NO_ROUTE", &lab.ns("ns1"), "");
+    assert!(
+        v["findings"][0]["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("ip route add 10.1.2.0/24 via 10.1.1.1")),
+        "the fix names the router: {v:#}"
+    );
+    probe_agrees(&v);
+}
+
+#[test]
+fn missing_return_route_through_a_router() {
+    let f = routed_file("q7", true, false, true);
+    let lab = Lab::up(f.to_str().unwrap_or_default(), "q7");
+    let (code, v) = diagnose(&lab, "ns1", "10.1.2.3", &[]);
+    assert_eq!(code, 1, "{v:#}");
+    expect_one(&v, "NO_RETURN_ROUTE", &lab.ns("ns2"), "");
+    probe_agrees(&v);
+}
+
+#[test]
+fn router_without_forwarding() {
+    let f = routed_file("q8", true, true, false);
+    let lab = Lab::up(f.to_str().unwrap_or_default(), "q8");
+    let (code, v) = diagnose(&lab, "ns1", "10.1.2.3", &[]);
+    assert_eq!(code, 1, "{v:#}");
+    expect_one(&v, "FORWARDING_OFF", &lab.ns("rtr"), "");
+    probe_agrees(&v);
+    // The kernel's own reason for the drop, in words.
+    assert!(
+        v["probe"]["drops"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["netns"] == lab.ns("rtr").as_str())),
+        "a drop in rtr: {v:#}"
+    );
+}
+
+#[test]
+fn healthy_routed_lab_and_every_pair() {
+    let f = routed_file("q9", true, true, true);
+    let lab = Lab::up(f.to_str().unwrap_or_default(), "q9");
+    let (code, v) = diagnose(&lab, "ns1", "10.1.2.3", &[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(findings(&v), vec![]);
+    let out = vethscope(&["diagnose", &lab.name, "--json", "--no-probe"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(all["ok"], true, "{all:#}");
+    assert_schema(&all);
+    assert!(
+        all["pairs_checked"].as_u64().is_some_and(|n| n >= 3),
+        "{all:#}"
+    );
+    assert_eq!(all["pairs_checked"], all["pairs_total"]);
+}
+
+#[test]
+fn duplicate_address() {
+    let f = topology_file(
+        "qa",
+        "name: dup\nnamespaces:\n  - name: ns1\n  - name: ns2\n  - name: ns3\nbridges:\n  - {name: br0, kind: linux}\nlinks:\n  - kind: veth\n    ends:\n      - {ns: ns1, name: veth0, addresses: [10.1.1.2/24]}\n      - {bridge: br0, name: bv0}\n  - kind: veth\n    ends:\n      - {ns: ns2, name: veth1, addresses: [10.1.1.3/24]}\n      - {bridge: br0, name: bv1}\n  - kind: veth\n    ends:\n      - {ns: ns3, name: veth2, addresses: [10.1.1.4/24]}\n      - {bridge: br0, name: bv2}\n",
+    );
+    let lab = Lab::up(f.to_str().unwrap_or_default(), "qa");
+    sh(
+        &lab.ns("ns3"),
+        &["ip", "addr", "add", "10.1.1.3/24", "dev", "veth2"],
+    );
+    let (code, v) = diagnose(&lab, "ns1", "10.1.1.3", &["--no-probe"]);
+    assert_eq!(code, 1, "{v:#}");
+    expect_one(&v, "DUPLICATE_ADDRESS", &lab.ns("ns3"), "veth2");
+}
+
+#[test]
+fn mtu_mismatch() {
+    let f = topology_file(
+        "qb",
+        "name: mtu\nnamespaces:\n  - name: ns1\n  - name: ns2\nlinks:\n  - kind: veth\n    ends:\n      - {ns: ns1, name: veth0, addresses: [10.1.1.2/24]}\n      - {ns: ns2, name: veth1, addresses: [10.1.1.3/24], mtu: 1400}\n",
+    );
+    let lab = Lab::up(f.to_str().unwrap_or_default(), "qb");
+    let (code, v) = diagnose(&lab, "ns1", "10.1.1.3", &[]);
+    assert_eq!(code, 1, "{v:#}");
+    expect_one(&v, "MTU_MISMATCH", &lab.ns("ns2"), "veth1");
+    // The small probe passes, the full-size one with DF does not.
+    assert_eq!(v["probe"]["answered"], true, "{v:#}");
+    assert_eq!(v["probe"]["mtu_probe"]["answered"], false, "{v:#}");
+    probe_agrees(&v);
+}
+
+#[test]
+fn bridge_port_detached() {
+    let lab = Lab::up("bridge", "qc");
+    let port = lab.host_if("br-veth1");
+    sh("host", &["ip", "link", "set", &port, "nomaster"]);
+    let (code, v) = diagnose(&lab, "ns1", "10.1.1.3", &[]);
+    assert_eq!(code, 1, "{v:#}");
+    expect_one(&v, "BRIDGE_PORT_DETACHED", "host", &port);
+    probe_agrees(&v);
+}
+
+#[test]
+fn ovs_port_whose_interface_was_deleted() {
+    let lab = Lab::up("ovs", "qd");
+    let port = lab.host_if("ovs-veth1");
+    sh("host", &["ip", "link", "del", &port]);
+    let (code, v) = diagnose(&lab, "ns1", "10.1.1.3", &[]);
+    assert_eq!(code, 1, "{v:#}");
+    let f = findings(&v);
+    assert!(
+        f.contains(&(
+            "OVS_PORT_ERROR".to_string(),
+            "host".to_string(),
+            port.clone()
+        )),
+        "{v:#}"
+    );
+    // Deleting one end of a veth deletes its peer: ns2/veth1 is really gone too.
+    for (code, ns, ifname) in &f {
+        assert!(
+            code == "OVS_PORT_ERROR"
+                || (code == "MISSING_INTERFACE" && *ns == lab.ns("ns2") && ifname == "veth1"),
+            "unexpected finding {code} {ns}/{ifname}: {v:#}"
+        );
+    }
+    probe_agrees(&v);
+}
+
+#[test]
+fn arp_ignore_8_on_the_destination() {
+    let lab = Lab::up("direct", "qe");
+    sh(
+        &lab.ns("ns2"),
+        &["sysctl", "-w", "net.ipv4.conf.veth1.arp_ignore=8"],
+    );
+    let (code, v) = diagnose(&lab, "ns1", "10.1.1.3", &[]);
+    assert_eq!(code, 1, "{v:#}");
+    expect_one(&v, "ARP_IGNORE", &lab.ns("ns2"), "veth1");
+    probe_agrees(&v);
+    // The probe saw the unanswered ARP request and where it ended.
+    let arp = &v["probe"]["neighbour"][0];
+    assert_eq!(arp["proto"], "arp", "{v:#}");
+    assert_eq!(arp["answered"], false, "{v:#}");
+}
+
+/// A healthy copy of a built-in scenario: exit 0, no findings, the probe answered.
+fn healthy(spec: &str, tag: &str) {
+    let lab = Lab::up(spec, tag);
+    let (code, v) = diagnose(&lab, "ns1", "10.1.1.3", &[]);
+    assert_eq!(code, 0, "{spec}: {v:#}");
+    assert_eq!(findings(&v), vec![], "{spec}");
+    assert_eq!(v["probe"]["answered"], true, "{spec}: {v:#}");
+    probe_agrees(&v);
+    // The text face says the same.
+    let out = vethscope(&[
+        "diagnose",
+        &lab.name,
+        "--from",
+        &lab.ns("ns1"),
+        "--to",
+        "10.1.1.3",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("verdict: healthy"));
+}
+
+#[test]
+fn healthy_direct() {
+    healthy("direct", "qf");
+}
+
+#[test]
+fn healthy_bridge() {
+    healthy("bridge", "qg");
+}
+
+#[test]
+fn healthy_ovs() {
+    healthy("ovs", "qh");
+}
+
+#[test]
+fn healthy_ovs_internal() {
+    healthy("ovs-internal", "qi");
+}
+
+#[test]
+fn healthy_same_ns() {
+    healthy("same-ns", "qj");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        vec![
+            "diagnose",
+            "vstqk-nolab",
+            "--from",
+            "ns1",
+            "--to",
+            "10.1.1.3",
+        ],
+        vec!["diagnose", "..", "--from", "ns1", "--to", "10.1.1.3"],
+        vec!["diagnose", "vstqk-nolab", "--from", "ns1"],
+        vec![
+            "diagnose",
+            "vstqk-nolab",
+            "--from",
+            "ns1",
+            "--to",
+            "not-an-ip",
+        ],
+        vec!["diagnose", "vstqk-nolab", "--timeout", "1e19"],
+    ] {
+        let out = vethscope(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("vethscope: "), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}

@@ -1,0 +1,6 @@
+//! The checks, one module per concern. Each pushes [`Finding`](super::finding::Finding)s
+//! and returns whether the object passed, so a walk can stop at the first fault.
+
+pub mod link;
+pub mod placement;
+pub mod sysctl;

@@ -1,0 +1,81 @@
+//! The drop watcher of `diagnose` (ebpf/src/dropwatch.rs): every packet freed through
+//! `skb:kfree_skb` in a watched namespace, with its drop reason and addresses.
+
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, RingBuf};
+use aya::programs::RawTracePoint;
+use vethscope_common::{
+    DropEvent, diag_offset,
+    names::{map, program},
+};
+
+use super::{Probe, ProbeError};
+use crate::kbtf::KernelBtf;
+
+/// The drop events' ring, taken out of the probe.
+pub struct DropRing(RingBuf<MapData>);
+
+impl DropRing {
+    pub fn next_event(&mut self) -> Option<DropEvent> {
+        let item = self.0.next()?;
+        if item.len() < std::mem::size_of::<DropEvent>() {
+            return Some(DropEvent::default());
+        }
+        // SAFETY: length checked; DropEvent is plain data (any bit pattern is valid).
+        Some(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<DropEvent>()) })
+    }
+}
+
+impl Probe {
+    /// Starts the drop watcher for the namespaces with these cookies: fills its
+    /// `sk_buff` offsets from `btf`, attaches it to `kfree_skb` (the link stays with the
+    /// probe) and hands out its ring.
+    pub fn start_drop_watch(
+        &mut self,
+        btf: &KernelBtf,
+        cookies: &[u64],
+    ) -> Result<DropRing, ProbeError> {
+        let off = |member: &str| {
+            btf.offset("sk_buff", member)
+                .map_err(|e| ProbeError::Btf(e.to_string()))
+        };
+        let slots = [
+            (diag_offset::SKB_HEAD, off("head")?),
+            (diag_offset::SKB_NETWORK_HEADER, off("network_header")?),
+            (diag_offset::SKB_PROTOCOL, off("protocol")?),
+            (diag_offset::VALID, 1),
+        ];
+        {
+            let mut arr: Array<&mut MapData, u32> = self.map_mut(map::DIAG_OFFSETS)?;
+            for (slot, v) in slots {
+                arr.set(slot, v, 0)
+                    .map_err(|e| ProbeError::map(map::DIAG_OFFSETS, e))?;
+            }
+        }
+        {
+            let mut watch: BpfHashMap<&mut MapData, u64, u8> = self.map_mut(map::DIAG_NETNS)?;
+            for c in cookies {
+                watch
+                    .insert(c, 1, 0)
+                    .map_err(|e| ProbeError::map(map::DIAG_NETNS, e))?;
+            }
+        }
+        let name = program::DIAG_KFREE_SKB;
+        let prog: &mut RawTracePoint = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(ProbeError::NoProgram(name))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(e.to_string()))?;
+        prog.load().map_err(|e| ProbeError::Verifier {
+            program: name.to_string(),
+            message: e.to_string(),
+        })?;
+        prog.attach("kfree_skb")
+            .map_err(|e| ProbeError::AttachTracepoint {
+                program: name,
+                tracepoint: "kfree_skb",
+                message: e.to_string(),
+            })?;
+        self.take_map(map::DIAG_DROPS).map(DropRing)
+    }
+}
