@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::{NetnsError, run_in};
 
-fn key_path(key: &str) -> PathBuf {
+pub fn key_path(key: &str) -> PathBuf {
     PathBuf::from("/proc/sys").join(key.replace('.', "/"))
 }
 
@@ -34,4 +34,16 @@ pub fn read_sysctl(netns: &str, key: &str) -> Result<String, NetnsError> {
             what: format!("read {key} in namespace {netns}"),
             source,
         })
+}
+
+/// Writes a sysctl from a thread that is already inside namespace `netns` (a pool job).
+pub fn write_sysctl_here(
+    netns: &str,
+    path: &std::path::Path,
+    value: &str,
+) -> Result<(), NetnsError> {
+    std::fs::write(path, value).map_err(|source| NetnsError::Io {
+        what: format!("set {} = {value} in namespace {netns}", path.display()),
+        source,
+    })
 }

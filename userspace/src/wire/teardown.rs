@@ -4,15 +4,22 @@
 
 use std::collections::BTreeSet;
 
+use std::time::{Duration, Instant};
+
 use super::{
-    WireError, mark,
+    WireError, census, mark,
     state::{self},
 };
 use crate::{
-    netlink::Netlink,
+    netlink::{LinkInfo, Netlink, batch::BatchSocket, batch::Request, msg},
     netns, ovs,
+    progress::Progress,
     topology::{BridgeKind, HOST},
 };
+
+/// How long `down` waits for the kernel to remove the veths of deleted namespaces
+/// before deleting what is left one by one (a namespace kept alive by a process).
+const NETNS_CLEANUP_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default)]
 pub struct DownReport {
@@ -26,17 +33,13 @@ pub struct DownReport {
 
 pub async fn down(lab: &str) -> Result<DownReport, WireError> {
     let _lock = state::lab_lock(lab)?;
-    remove_lab(lab, false).await
+    remove_lab(lab, false, true).await
 }
 
 /// Every lab vethscope knows of: state files plus marks found on live objects.
 pub async fn known_labs() -> BTreeSet<String> {
     let mut labs: BTreeSet<String> = state::labs().into_iter().collect();
-    for ns in netns::list() {
-        if let Some(owner) = super::preflight::owner_of_netns(&ns).await {
-            labs.insert(owner);
-        }
-    }
+    labs.extend(census::owners(&netns::list()).into_iter().flatten());
     if let Ok(host) = Netlink::open(HOST).await
         && let Ok(links) = host.links().await
     {
@@ -79,7 +82,11 @@ pub async fn down_all() -> Result<Vec<DownReport>, WireError> {
 }
 
 /// The work of `down`, also used to undo a failed `up` (the caller holds the lab lock).
-pub(super) async fn remove_lab(lab: &str, undoing: bool) -> Result<DownReport, WireError> {
+pub(super) async fn remove_lab(
+    lab: &str,
+    undoing: bool,
+    show_progress: bool,
+) -> Result<DownReport, WireError> {
     let alias = mark::alias(lab);
     let plan = state::read(lab);
     let mut report = DownReport {
@@ -103,61 +110,79 @@ pub(super) async fn remove_lab(lab: &str, undoing: bool) -> Result<DownReport, W
         }
     }
 
-    // 2. Root-namespace interfaces carrying our mark; plus planned bridges an interrupted
+    // 3. Root-namespace interfaces carrying our mark; plus planned bridges an interrupted
     //    `up` made but had not marked yet (they carry no mark at all — never someone
-    //    else's, whose bridge would have failed our preflight).
-    match Netlink::open(HOST).await {
-        Ok(host) => match host.links().await {
-            Ok(links) => {
-                let planned: Vec<String> = plan
-                    .as_ref()
-                    .map(|p| {
-                        p.topology
-                            .bridges
-                            .iter()
-                            .filter(|b| b.kind == BridgeKind::Linux)
-                            .map(|b| b.name.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for link in &links {
-                    let ours = link.alias.as_deref() == Some(alias.as_str())
-                        || (link.alias.is_none()
-                            && planned.contains(&link.name)
-                            && link.kind.as_deref() == Some("bridge"));
-                    if ours {
-                        match host.delete(link).await {
-                            Ok(()) => report.interfaces += 1,
-                            Err(e) => errors.push(e.to_string()),
-                        }
-                    }
-                }
-            }
-            Err(e) => errors.push(e.to_string()),
-        },
-        Err(e) => errors.push(e.to_string()),
-    }
+    //    else's, whose bridge would have failed our preflight). Listed before the
+    //    namespaces go; a veth whose peer sits in another namespace goes with that
+    //    namespace: its removal is waited for once, for all of them, instead of deleting
+    //    each (one RCU grace period apiece).
+    let planned_bridges: Vec<String> = plan
+        .as_ref()
+        .map(|p| {
+            p.topology
+                .bridges
+                .iter()
+                .filter(|b| b.kind == BridgeKind::Linux)
+                .map(|b| b.name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut host = match BatchSocket::open_here(HOST) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            errors.push(e.to_string());
+            None
+        }
+    };
+    let root_links = match host.as_mut().map(|h| h.links()) {
+        Some(Ok(links)) => ours_in_root(links, &alias, &planned_bridges),
+        Some(Err(e)) => {
+            errors.push(e.to_string());
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
 
-    // 3. Namespaces: marked ones (their interfaces and veth peers go with them), and
-    //    planned ones that are still bare (made, killed before the mark was set).
+    // 2. Namespaces first: marked ones (their interfaces and veth peers go with them,
+    //    in one batched cleanup in the kernel), and planned ones that are still bare
+    //    (made, killed before the mark was set). Each namespace is read once, on the pool.
     let planned_ns: Vec<String> = plan
         .as_ref()
         .map(|p| p.topology.netns_names().map(str::to_string).collect())
         .unwrap_or_default();
-    for ns in netns::list() {
-        let ours = match super::preflight::owner_of_netns(&ns).await {
-            Some(owner) => owner == lab,
-            // An unmarked planned namespace is ours only if `up` died before marking
-            // it: it is still empty, or its file was never mounted.
-            None => planned_ns.contains(&ns) && (!netns::is_mounted(&ns) || is_bare(&ns).await),
+    let names = netns::list();
+    let mut ours = Vec::new();
+    for (ns, facts) in names.iter().zip(census::read(&names, |_| false)) {
+        let mine = match &facts {
+            Ok(f) => match f.owner() {
+                Some(owner) => owner == lab,
+                // An unmarked planned namespace is ours only if `up` died before
+                // marking it: it is still empty, or its file was never mounted.
+                None => planned_ns.contains(ns) && (!f.mounted || f.is_bare()),
+            },
+            Err(_) => false,
         };
-        if ours {
-            match netns::delete(&ns) {
-                Ok(()) => report.namespaces += 1,
-                Err(e) => errors.push(e.to_string()),
-            }
+        if mine {
+            ours.push(ns.clone());
         }
     }
+    let mut progress = Progress::new(ours.len() + 1, show_progress);
+    for ns in &ours {
+        progress.step(&format!("namespace {ns}"));
+        match netns::delete(ns) {
+            Ok(()) => report.namespaces += 1,
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+
+    progress.step("root namespace");
+    if let Some(host) = host.as_mut() {
+        match remove_root_links(host, root_links) {
+            Ok(n) => report.interfaces += n,
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    progress.finish();
 
     // 4. Stop the OVS daemons if we started them and no lab uses OVS any more.
     if uses_ovs && !undoing {
@@ -174,17 +199,6 @@ pub(super) async fn remove_lab(lab: &str, undoing: bool) -> Result<DownReport, W
             lab: lab.to_string(),
             errors,
         })
-    }
-}
-
-/// A namespace holding nothing but `lo`: what `up` leaves if killed right after creating it.
-async fn is_bare(ns: &str) -> bool {
-    match Netlink::open(ns).await {
-        Ok(nl) => nl
-            .links()
-            .await
-            .is_ok_and(|l| l.iter().all(|l| l.name == "lo")),
-        Err(_) => false,
     }
 }
 
@@ -230,4 +244,75 @@ fn stop_ovs_if_unused() {
     if !in_use && let Err(e) = ovs::stop_ours(&run_dir) {
         tracing::warn!("could not stop the Open vSwitch daemons vethscope started: {e}");
     }
+}
+
+/// Our links among the root namespace's.
+fn ours_in_root(links: Vec<LinkInfo>, alias: &str, planned_bridges: &[String]) -> Vec<LinkInfo> {
+    links
+        .into_iter()
+        .filter(|link| {
+            link.alias.as_deref() == Some(alias)
+                || (link.alias.is_none()
+                    && planned_bridges.contains(&link.name)
+                    && link.kind.as_deref() == Some("bridge"))
+        })
+        .collect()
+}
+
+/// Removes our root-namespace links (listed before the namespaces were deleted);
+/// returns how many. Links that go with a deleted namespace are waited for, then
+/// deleted if still there after [`NETNS_CLEANUP_WAIT`].
+fn remove_root_links(host: &mut BatchSocket, ours: Vec<LinkInfo>) -> Result<usize, Vec<String>> {
+    let (with_netns, local): (Vec<&LinkInfo>, Vec<&LinkInfo>) = ours
+        .iter()
+        .partition(|l| l.is_veth() && l.peer_netnsid.is_some());
+    let mut errors = delete_links(host, &local);
+    // The kernel's cleanup of the deleted namespaces removes these.
+    let mut waiting: Vec<LinkInfo> = with_netns.into_iter().cloned().collect();
+    let started = Instant::now();
+    let deadline = Instant::now() + NETNS_CLEANUP_WAIT;
+    while !waiting.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        match host.links() {
+            Ok(now) => {
+                waiting.retain(|w| now.iter().any(|l| l.index == w.index && l.name == w.name))
+            }
+            Err(e) => {
+                errors.push(e.to_string());
+                break;
+            }
+        }
+    }
+    tracing::debug!(
+        "veths of deleted namespaces gone after {:?}",
+        started.elapsed()
+    );
+    let left: Vec<&LinkInfo> = waiting.iter().collect();
+    if !left.is_empty() {
+        tracing::info!(
+            "{} veths of deleted namespaces are still there after {:?}; deleting them",
+            left.len(),
+            NETNS_CLEANUP_WAIT
+        );
+    }
+    errors.extend(delete_links(host, &left));
+    if errors.is_empty() {
+        Ok(ours.len())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Deletes links in one batch; a link already gone (its veth peer went first) is fine.
+fn delete_links(host: &mut BatchSocket, links: &[&LinkInfo]) -> Vec<String> {
+    let requests = links
+        .iter()
+        .map(|l| Request::new(msg::del_link(l.index), "delete interface", &l.name))
+        .collect();
+    host.execute(requests)
+        .into_iter()
+        .filter_map(Result::err)
+        .filter(|e| e.errno() != Some(libc::ENODEV))
+        .map(|e| e.to_string())
+        .collect()
 }
