@@ -24,6 +24,9 @@ pub struct NewEnd<'a> {
     pub master: Option<u32>,
     /// Namespace to create this end in (an fd of it); `None` = where the request is sent.
     pub netns_fd: Option<RawFd>,
+    /// Bring it up in the same request. Only for the first end: the kernel refuses
+    /// IFF_UP on a peer placed in another namespace.
+    pub up: bool,
 }
 
 fn end_builder(
@@ -43,12 +46,14 @@ fn end_builder(
     if let Some(fd) = e.netns_fd {
         b = b.setns_by_fd(fd);
     }
+    if e.up {
+        b = b.up();
+    }
     b
 }
 
-/// A veth pair in one request: both ends named, placed, with mtu, MAC and master set.
-/// Both ends are created down (the kernel refuses IFF_UP on a peer placed in another
-/// namespace); they are brought up once addressed.
+/// A veth pair in one request: both ends named, placed, with mtu, MAC and master set
+/// (and the first end up when asked); the peer is brought up once addressed.
 pub fn new_veth(a: &NewEnd, b: &NewEnd) -> RouteNetlinkMessage {
     let peer = end_builder(LinkMessageBuilder::<LinkUnspec>::new(), b).build();
     let main = end_builder(

@@ -73,6 +73,12 @@ fn first_err(lab: &str, results: Vec<Result<(), NetlinkError>>) -> Result<(), Wi
     }
 }
 
+/// The creating end comes up in its creating request unless it has sysctls, which
+/// are written before an interface comes up (as apply.rs always did).
+fn up_at_creation(end: &End) -> bool {
+    end.sysctls.is_empty()
+}
+
 /// A veth pair made in bulk: no end on an OVS bridge.
 pub(super) fn is_bulk_veth(t: &Topology, link: &Link) -> bool {
     match link {
@@ -94,6 +100,15 @@ fn creator_and_peer(ends: &[End; 2]) -> (&End, &End) {
     } else {
         (a, b)
     }
+}
+
+/// What is left to do on one end after the veth pair exists.
+struct Todo<'t> {
+    end: &'t End,
+    /// A peer placed in another namespace: marked there.
+    mark: bool,
+    /// Still down (a peer, or an end with sysctls).
+    up: bool,
 }
 
 pub(super) struct Bulk<'t> {
@@ -252,6 +267,7 @@ impl<'t> Bulk<'t> {
             mac: end.mac,
             master,
             netns_fd,
+            up: false,
         })
     }
 
@@ -274,6 +290,7 @@ impl<'t> Bulk<'t> {
                 let peer = self.new_end(p, ns)?;
                 let mut main = self.new_end(c, ns)?;
                 main.netns_fd = None;
+                main.up = up_at_creation(c);
                 requests.push(Request::new(
                     msg::new_veth(
                         &main,
@@ -328,21 +345,33 @@ impl<'t> Bulk<'t> {
     /// Per namespace (on the pool): mark peers placed there, add addresses, write the
     /// interface sysctls, bring the interfaces up. One dump per namespace for indexes.
     pub(super) fn configure(&self) -> Result<(), WireError> {
-        let mut per_ns: BTreeMap<&str, Vec<(&End, bool)>> = BTreeMap::new();
+        let mut per_ns: BTreeMap<&str, Vec<Todo>> = BTreeMap::new();
         for link in &self.t.links {
             if let Link::Veth { ends, .. } = link
                 && is_bulk_veth(self.t, link)
             {
                 let (c, p) = creator_and_peer(ends);
-                per_ns.entry(c.netns()).or_default().push((c, false));
+                per_ns.entry(c.netns()).or_default().push(Todo {
+                    end: c,
+                    mark: false,
+                    up: !up_at_creation(c),
+                });
                 // A peer placed in another namespace is marked there.
-                per_ns
-                    .entry(p.netns())
-                    .or_default()
-                    .push((p, p.netns() != c.netns()));
+                per_ns.entry(p.netns()).or_default().push(Todo {
+                    end: p,
+                    mark: p.netns() != c.netns(),
+                    up: true,
+                });
             }
         }
-        let jobs: Vec<(&str, Vec<(&End, bool)>)> = per_ns.into_iter().collect();
+        // Nothing to do for an end that came up in its creating request, unaddressed.
+        for todos in per_ns.values_mut() {
+            todos.retain(|t| {
+                t.mark || t.up || !t.end.addresses.is_empty() || !t.end.sysctls.is_empty()
+            });
+        }
+        per_ns.retain(|_, todos| !todos.is_empty());
+        let jobs: Vec<(&str, Vec<Todo>)> = per_ns.into_iter().collect();
         let results = netns::pool::map(&jobs, |(ns, ends)| self.configure_ns(ns, ends));
         results
             .into_iter()
@@ -350,9 +379,9 @@ impl<'t> Bulk<'t> {
             .map_or(Ok(()), Err)
     }
 
-    fn configure_ns(&self, ns: &str, ends: &[(&End, bool)]) -> Result<(), WireError> {
+    fn configure_ns(&self, ns: &str, ends: &[Todo]) -> Result<(), WireError> {
         let lab = &self.lab;
-        let has_sysctls = ends.iter().any(|(e, _)| !e.sysctls.is_empty());
+        let has_sysctls = ends.iter().any(|t| !t.end.sysctls.is_empty());
         if has_sysctls {
             // /proc/sys/net is the namespace of the thread that opens it.
             netns::enter(ns).map_err(|e| ns_err(lab, e))?;
@@ -376,7 +405,7 @@ impl<'t> Bulk<'t> {
             })
         };
         let mut requests = Vec::new();
-        for (end, mark) in ends {
+        for Todo { end, mark, .. } in ends {
             let i = index_of(end)?;
             if *mark {
                 requests.push(Request::new(
@@ -399,7 +428,7 @@ impl<'t> Bulk<'t> {
             }
         }
         first_err(lab, sock.execute(requests))?;
-        for (end, _) in ends {
+        for Todo { end, .. } in ends {
             for s in &end.sysctls {
                 let (family, key) = match s.key.strip_prefix("ipv6.") {
                     Some(k) => ("ipv6", k),
@@ -410,7 +439,7 @@ impl<'t> Bulk<'t> {
             }
         }
         let mut ups = Vec::new();
-        for (end, _) in ends {
+        for Todo { end, .. } in ends.iter().filter(|t| t.up) {
             ups.push(Request::new(
                 msg::set_link(index_of(end)?, None, Vec::new(), true),
                 "bring up",

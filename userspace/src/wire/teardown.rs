@@ -150,6 +150,7 @@ pub(super) async fn remove_lab(
         .as_ref()
         .map(|p| p.topology.netns_names().map(str::to_string).collect())
         .unwrap_or_default();
+    let started = Instant::now();
     let names = netns::list();
     let mut ours = Vec::new();
     for (ns, facts) in names.iter().zip(census::read(&names, |_| false)) {
@@ -166,15 +167,28 @@ pub(super) async fn remove_lab(
             ours.push(ns.clone());
         }
     }
-    let mut progress = Progress::new(ours.len() + 1, show_progress);
-    for ns in &ours {
-        progress.step(&format!("namespace {ns}"));
-        match netns::delete(ns) {
+    tracing::debug!("{} namespaces read at {:?}", names.len(), started.elapsed());
+    // On the pool: each unmount waits for an RCU grace period after the mount lock is
+    // released, so several threads overlap those waits.
+    let progress = std::sync::Mutex::new(Progress::new(ours.len() + 1, show_progress));
+    let deleted = netns::pool::map(&ours, |ns| {
+        let r = netns::delete(ns);
+        if let Ok(mut p) = progress.lock() {
+            p.step(&format!("namespace {ns}"));
+        }
+        r
+    });
+    let mut progress = progress
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for r in deleted {
+        match r {
             Ok(()) => report.namespaces += 1,
             Err(e) => errors.push(e.to_string()),
         }
     }
 
+    tracing::debug!("{} namespaces deleted at {:?}", ours.len(), started.elapsed());
     progress.step("root namespace");
     if let Some(host) = host.as_mut() {
         match remove_root_links(host, root_links) {
@@ -266,8 +280,10 @@ fn remove_root_links(host: &mut BatchSocket, ours: Vec<LinkInfo>) -> Result<usiz
     let (with_netns, local): (Vec<&LinkInfo>, Vec<&LinkInfo>) = ours
         .iter()
         .partition(|l| l.is_veth() && l.peer_netnsid.is_some());
-    let mut errors = delete_links(host, &local);
-    // The kernel's cleanup of the deleted namespaces removes these.
+    let mut errors = Vec::new();
+    // The kernel's cleanup of the deleted namespaces removes these. A bridge goes
+    // after its ports: removing a port waits for an RCU grace period, and the kernel's
+    // cleanup overlaps nothing if the bridge deletion does them one by one first.
     let mut waiting: Vec<LinkInfo> = with_netns.into_iter().cloned().collect();
     let started = Instant::now();
     let deadline = Instant::now() + NETNS_CLEANUP_WAIT;
@@ -296,6 +312,7 @@ fn remove_root_links(host: &mut BatchSocket, ours: Vec<LinkInfo>) -> Result<usiz
         );
     }
     errors.extend(delete_links(host, &left));
+    errors.extend(delete_links(host, &local));
     if errors.is_empty() {
         Ok(ours.len())
     } else {
