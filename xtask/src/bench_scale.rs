@@ -50,7 +50,9 @@ fn parse(args: &[OsString]) -> Result<Options> {
                 }
             }
             "--no-mininet" => o.mininet = false,
-            other => bail!("unknown argument {other} (usage: bench scale [--sizes 200,1000] [--no-mininet])"),
+            other => bail!(
+                "unknown argument {other} (usage: bench scale [--sizes 200,1000] [--no-mininet])"
+            ),
         }
     }
     Ok(o)

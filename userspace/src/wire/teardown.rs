@@ -188,7 +188,11 @@ pub(super) async fn remove_lab(
         }
     }
 
-    tracing::debug!("{} namespaces deleted at {:?}", ours.len(), started.elapsed());
+    tracing::debug!(
+        "{} namespaces deleted at {:?}",
+        ours.len(),
+        started.elapsed()
+    );
     progress.step("root namespace");
     if let Some(host) = host.as_mut() {
         match remove_root_links(host, root_links) {
