@@ -120,16 +120,21 @@ fn a_failure_late_in_a_large_up_removes_exactly_what_it_made() {
     run(&["netns", "add", &foreign_ns]);
     run(&["link", "add", &foreign_if, "type", "bridge"]);
 
-    // The last namespace's route points at a gateway no interface reaches: the kernel
-    // refuses it after every namespace, veth and address has been made.
-    let route = "    routes: [{to: 10.99.0.0/16, via: 192.0.2.1}]\n";
-    let file = topology_file("sf", &star("fail", N, route));
+    // The last namespace turns IPv6 off for new interfaces and its eth0 also asks for
+    // an IPv6 address: the kernel refuses it once every namespace and veth exists.
+    let sysctls = "    sysctls: {net.ipv6.conf.default.disable_ipv6: 1}\n";
+    let text = star("fail", N, sysctls).replace(
+        &format!("addresses: [{}/16]", star_addr(N - 1)),
+        &format!("addresses: [{}/16, fd00:77::1/64]", star_addr(N - 1)),
+    );
+    let file = topology_file("sf", &text);
     let out = vethscope(&["up", file.to_str().unwrap_or_default(), "--prefix", &prefix]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "up must fail: {err}");
     assert!(
-        err.contains("add route") && err.contains(&format!("{prefix}s{}", N - 1)),
-        "names the route and its namespace: {err}"
+        err.contains("add address fd00:77::1/64 to eth0")
+            && err.contains(&format!("namespace {prefix}s{}", N - 1)),
+        "names the address, the interface and its namespace: {err}"
     );
     assert!(!err.contains("panicked"), "{err}");
 

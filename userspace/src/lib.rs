@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod cli;
 pub mod fastpath;
+pub mod fault;
 pub mod inspect;
 pub mod metrics;
 pub mod netlink;
@@ -15,6 +16,7 @@ pub mod ovs;
 pub mod privileges;
 pub mod probe;
 pub mod progress;
+pub mod safefs;
 pub mod topology;
 pub mod trace;
 pub mod wire;

@@ -6,6 +6,7 @@ mod bench;
 mod bench_scale;
 mod build;
 mod demo;
+mod fuzz;
 mod interrupt;
 mod leftovers;
 mod lint;
@@ -44,6 +45,8 @@ enum Task {
     /// Release build, then `vethscope bench ARGS…`; `bench scale [--sizes 200,1000]
     /// [--no-mininet]`: stars of namespaces built by vethscope, ip, ip -batch, Mininet
     Bench(bench::Args),
+    /// Run a fuzz target for a time (release mode) and print executions per second
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Task::Demo(args) => demo::run(&args),
         Task::Lint => lint::run(),
         Task::Bench(args) => bench::run(&args),
+        Task::Fuzz(args) => fuzz::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,21 +7,14 @@ use anyhow::Context;
 use crate::{
     inspect::{self, graph::Format},
     privileges::{self, Cap},
-    topology::Topology,
     wire::{self, UpOptions, UpOutcome},
 };
 
 const WIRING_CAPS: &[Cap] = &[Cap::NetAdmin, Cap::SysAdmin];
 
 pub async fn up(spec: &str, prefix: &str, fast_path: bool) -> anyhow::Result<ExitCode> {
-    let topo = Topology::load(spec)?;
-    let topo = if prefix.is_empty() {
-        topo
-    } else {
-        topo.with_prefix(prefix)
-    };
     // Validate the file before asking for privileges: file errors come first.
-    crate::topology::validate(&topo)?;
+    let topo = super::check_cmd::load_checked(spec, prefix)?;
     privileges::require("up", WIRING_CAPS)?;
     match wire::up(&topo, &UpOptions { progress: true }).await? {
         UpOutcome::Created { objects, elapsed } => {

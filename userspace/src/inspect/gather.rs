@@ -90,6 +90,9 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
         ns_views.push(NamespaceView {
             name: f.name.clone(),
             inode: netns::inode(&f.name)?,
+            sysctls: Default::default(),
+            routes: Vec::new(),
+            neighbours: Vec::new(),
         });
         for link in f.links {
             raws.push(Raw {
@@ -155,6 +158,7 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
                 addresses: r.addresses.clone(),
                 peer: resolve_peer(r, &raws, &by_index),
                 master,
+                sysctls: Default::default(),
             }
         })
         .collect();
@@ -177,11 +181,14 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
                 .filter(|p| p.master == Some(b.index))
                 .map(|p| p.name.clone())
                 .collect(),
+            netns: HOST.to_string(),
+            fdb: Vec::new(),
         })
         .collect();
     bridges.extend(ovs_bridges);
 
-    Ok(LabView {
+    let mut view = LabView {
+        schema_version: super::SCHEMA_VERSION,
         lab: lab.to_string(),
         status: match plan.map(|p| p.status) {
             Some(state::Status::Up) => "up".into(),
@@ -191,7 +198,9 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
         namespaces: ns_views,
         bridges,
         links,
-    })
+    };
+    super::tables::fill(&mut view).await?;
+    Ok(view)
 }
 
 fn addresses_of(addrs: &[(u32, crate::topology::Cidr)], index: u32) -> Vec<String> {
@@ -277,6 +286,8 @@ fn ovs_facts(lab: &str) -> (HashMap<String, OvsPort>, Vec<BridgeView>) {
             kind: "ovs".into(),
             datapath: Some(b.datapath_type.clone()),
             ports: names,
+            netns: HOST.to_string(),
+            fdb: Vec::new(),
         });
     }
     (ports, bridges)

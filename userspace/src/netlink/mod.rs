@@ -6,6 +6,7 @@ pub mod batch;
 mod error;
 pub mod link;
 pub mod msg;
+mod tables;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -17,6 +18,7 @@ use rtnetlink::packet_route::{
 
 pub use error::NetlinkError;
 pub use link::{LinkInfo, LinkState};
+pub use tables::{FdbEntry, NeighbourEntry, RouteEntry};
 
 use crate::{
     netns,

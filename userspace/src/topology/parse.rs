@@ -4,6 +4,7 @@
 use super::{
     Bridge, BridgeKind, Cidr, End, Link, Namespace, Place, Pos, Route, Sysctl, Topology,
     TopologyError,
+    names::{self, NameKind},
     yaml::{self, Errors, Node},
 };
 
@@ -26,17 +27,31 @@ pub fn parse(text: &str, file: &str) -> Result<Topology, TopologyError> {
         bridges: Vec::new(),
         links: Vec::new(),
     };
+    // Every item is parsed even after one failed, so a file's errors come in one run.
+    let mut errors = Vec::new();
     for (key, value, _) in &top {
         match key.as_str() {
-            "name" => name = Some(yaml::string(value, &errs, "lab", "name")?),
+            "name" => match lab_name(value, &errs) {
+                Ok(n) => name = Some(n),
+                Err(e) => {
+                    errors.push(e);
+                    name = Some(String::new());
+                }
+            },
             "namespaces" => {
                 for item in yaml::sequence(value, &errs, "namespaces")? {
-                    topo.namespaces.push(namespace(item, &errs)?);
+                    match namespace(item, &errs) {
+                        Ok(ns) => topo.namespaces.push(ns),
+                        Err(e) => errors.push(e),
+                    }
                 }
             }
             "bridges" => {
                 for item in yaml::sequence(value, &errs, "bridges")? {
-                    topo.bridges.push(bridge(item, &errs)?);
+                    match bridge(item, &errs) {
+                        Ok(b) => topo.bridges.push(b),
+                        Err(e) => errors.push(e),
+                    }
                 }
             }
             "links" => {
@@ -44,21 +59,40 @@ pub fn parse(text: &str, file: &str) -> Result<Topology, TopologyError> {
                     .into_iter()
                     .enumerate()
                 {
-                    topo.links.push(link(item, i + 1, &errs)?);
+                    match link(item, i + 1, &errs) {
+                        Ok(l) => topo.links.push(l),
+                        Err(e) => errors.push(e),
+                    }
                 }
             }
             _ => {}
         }
     }
-    topo.name = name.ok_or_else(|| {
-        errs.hint(
+    if name.is_none() {
+        errors.push(errs.hint(
             Pos { line: 1, col: 1 },
             "lab",
             "the lab has no `name`",
             "add a line `name: mylab` at the top",
+        ));
+    }
+    TopologyError::from_list(errors)?;
+    topo.name = name.unwrap_or_default();
+    Ok(topo)
+}
+
+/// The lab name, checked where it is written (it becomes file names under /run and
+/// /sys/fs/bpf).
+fn lab_name(node: &Node<'_>, errs: &Errors<'_>) -> Result<String, TopologyError> {
+    let name = yaml::string(node, errs, "lab", "name")?;
+    names::check(NameKind::Lab, &name).map_err(|e| {
+        errs.at(
+            yaml::pos(node),
+            format!("lab {}", name.escape_debug()),
+            e.to_string(),
         )
     })?;
-    Ok(topo)
+    Ok(name)
 }
 
 fn namespace(node: &Node<'_>, errs: &Errors<'_>) -> Result<Namespace, TopologyError> {

@@ -12,6 +12,7 @@ use super::{
     teardown,
 };
 use crate::{
+    fault,
     netlink::{LinkInfo, Netlink, NetlinkError},
     netns, ovs,
     progress::Progress,
@@ -58,14 +59,14 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
             lab: lab.clone(),
             source,
         })?;
-    preflight::check_free(t, &host).await?;
     // The OVS lock keeps a concurrent `down` of another lab from stopping the daemons
-    // we are about to use.
-    let _ovs_lock = if t.uses_ovs() {
+    // we are about to check (preflight) and use.
+    let ovs_lock = if t.uses_ovs() {
         Some(state::ovs_lock()?)
     } else {
         None
     };
+    preflight::check_free(t, &host).await?;
 
     let started = Instant::now();
     let mut st = LabState {
@@ -76,6 +77,7 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
         created_unix: state::now_unix(),
     };
     state::write(&st)?;
+    fault::point("state written");
 
     let total = t.namespaces.len() + t.bridges.len() + t.links.len();
     let mut builder = Builder {
@@ -85,6 +87,7 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
         nls: HashMap::new(),
         ovs: None,
         progress: Progress::new(total, opts.progress),
+        created: teardown::Created::default(),
     };
     match builder.build().await {
         Ok(()) => {
@@ -92,6 +95,7 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
             st.status = Status::Up;
             st.ovs_datapath = builder.ovs.as_ref().map(|o| o.datapath.to_string());
             state::write(&st)?;
+            fault::point("lab up");
             Ok(UpOutcome::Created {
                 objects: total,
                 elapsed: started.elapsed(),
@@ -99,10 +103,18 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
         }
         Err(e) => {
             builder.progress.finish();
+            let created = std::mem::take(&mut builder.created);
+            // Close our netlink sockets and namespace handles first: an open handle
+            // keeps a deleted namespace (and the host ends of its veths) alive.
             drop(builder);
             tracing::warn!("up of lab {lab} failed, removing what was made: {e}");
-            if let Err(undo) = teardown::remove_lab(&lab, true, false).await {
+            if let Err(undo) = teardown::remove_lab(&lab, Some(&created)).await {
                 tracing::error!("undo of lab {lab} was incomplete: {undo}");
+            }
+            // Daemons this `up` started are stopped again when no lab uses them.
+            if t.uses_ovs() {
+                drop(ovs_lock);
+                teardown::stop_ovs_if_unused();
             }
             Err(e)
         }
@@ -147,6 +159,9 @@ struct Builder<'t> {
     nls: HashMap<String, Netlink>,
     ovs: Option<OvsSession>,
     progress: Progress,
+    /// Objects this run made that carry no mark yet: the only unmarked objects an
+    /// undo may remove (a same-named one made by someone else is never touched).
+    created: teardown::Created,
 }
 
 impl Builder<'_> {
@@ -176,14 +191,15 @@ impl Builder<'_> {
     async fn build(&mut self) -> Result<(), WireError> {
         let started = Instant::now();
         let mut bulk = Bulk::new(self.t, &self.mark)?;
-        bulk.namespaces(&mut self.progress)?;
+        bulk.namespaces(&mut self.progress, &mut self.created)?;
         tracing::debug!("namespaces made at {:?}", started.elapsed());
         for br in &self.t.bridges {
             self.progress.step(&format!("bridge {}", br.name));
             match br.kind {
-                BridgeKind::Linux => bulk.linux_bridge(br)?,
+                BridgeKind::Linux => bulk.linux_bridge(br, &mut self.created)?,
                 BridgeKind::Ovs => self.create_ovs_bridge(br).await?,
             }
+            fault::point("bridge made");
         }
         bulk.veths(&mut self.progress)?;
         tracing::debug!("veths made at {:?}", started.elapsed());
@@ -204,10 +220,12 @@ impl Builder<'_> {
                     self.progress
                         .step(&format!("veth {} — {}", ends[0].name, ends[1].name));
                     self.create_veth(ends).await?;
+                    fault::point("veth made");
                 }
                 Link::OvsInternal { bridge, end, .. } => {
                     self.progress.step(&format!("ovs-internal {}", end.name));
                     self.create_ovs_internal(bridge, end).await?;
+                    fault::point("ovs-internal port made");
                 }
             }
         }
@@ -302,7 +320,9 @@ impl Builder<'_> {
             .create_veth(&a.name, &b.name, peer_ns.as_ref())
             .await
             .map_err(|e| self.nl_err(e))?;
+        fault::point("veth created, not marked");
         self.configure_end(a).await?;
+        fault::point("first end configured");
         self.configure_end(b).await?;
         // OVS userspace datapath: the namespace end must checksum in software (see ethtool.rs).
         for (end, other) in [(a, b), (b, a)] {

@@ -22,8 +22,9 @@ use std::sync::Mutex;
 
 use rtnetlink::packet_route::link::LinkAttribute;
 
-use super::WireError;
+use super::{WireError, teardown::Created};
 use crate::{
+    fault,
     netlink::{
         NetlinkError,
         batch::{BatchSocket, Request},
@@ -153,13 +154,22 @@ impl<'t> Bulk<'t> {
     /// Makes every namespace on the pool: create, open a socket inside, mark and bring
     /// up `lo`, write the namespace-wide sysctls (before any interface exists, so
     /// `default.*` keys apply).
-    pub(super) fn namespaces(&mut self, progress: &mut Progress) -> Result<(), WireError> {
+    pub(super) fn namespaces(
+        &mut self,
+        progress: &mut Progress,
+        created: &mut Created,
+    ) -> Result<(), WireError> {
         let lab = self.lab.clone();
         let mark = self.mark.clone();
         let progress = Mutex::new(progress);
+        let created = Mutex::new(created);
         let made = netns::pool::map(&self.t.namespaces, |ns| {
             let r = (|| -> Result<(BatchSocket, OwnedFd), WireError> {
                 netns::create_here(&ns.name).map_err(|e| ns_err(&lab, e))?;
+                if let Ok(mut c) = created.lock() {
+                    c.namespaces.push(ns.name.clone());
+                }
+                fault::point("namespace created, not marked");
                 let fd = netns::open(&ns.name).map_err(|e| ns_err(&lab, e))?;
                 let mut sock = BatchSocket::open_here(&ns.name).map_err(|e| nl_err(&lab, e))?;
                 // Mark first: from here on `down` recognises the namespace as ours.
@@ -177,6 +187,7 @@ impl<'t> Bulk<'t> {
                     netns::write_sysctl_here(&ns.name, &netns::key_path(&s.key), &s.value)
                         .map_err(|e| ns_err(&lab, e))?;
                 }
+                fault::point("namespace made");
                 Ok((sock, fd))
             })();
             if let Ok(mut p) = progress.lock() {
@@ -201,7 +212,11 @@ impl<'t> Bulk<'t> {
 
     /// Makes one Linux bridge: create, then (once the kernel said it made it) mark
     /// and bring it up.
-    pub(super) fn linux_bridge(&mut self, br: &crate::topology::Bridge) -> Result<(), WireError> {
+    pub(super) fn linux_bridge(
+        &mut self,
+        br: &crate::topology::Bridge,
+        created: &mut Created,
+    ) -> Result<(), WireError> {
         let lab = self.lab.clone();
         let mut host = self.host.lock().map_err(|_| poisoned(&lab))?;
         first_err(
@@ -212,6 +227,8 @@ impl<'t> Bulk<'t> {
                 &br.name,
             )]),
         )?;
+        created.bridges.push(br.name.clone());
+        fault::point("bridge created, not marked");
         let mark = msg::set_link(
             0,
             Some(&br.name),
@@ -305,6 +322,7 @@ impl<'t> Bulk<'t> {
             }
             let mut sock = self.socket(ns)?.lock().map_err(|_| poisoned(&self.lab))?;
             let results = sock.execute(requests);
+            fault::point("veths created, not marked");
             // Mark what was made (only that: a name whose create failed may be
             // someone else's), then report the first failure.
             let mut follow = Vec::new();
@@ -334,6 +352,7 @@ impl<'t> Bulk<'t> {
                 }
             }
             let marked = first_err(&self.lab, sock.execute(follow));
+            fault::point("veths made");
             if let Some(e) = failed {
                 return Err(nl_err(&self.lab, e));
             }
@@ -446,7 +465,9 @@ impl<'t> Bulk<'t> {
                 &end.name,
             ));
         }
-        first_err(lab, sock.execute(ups))
+        first_err(lab, sock.execute(ups))?;
+        fault::point("namespace configured");
+        Ok(())
     }
 
     /// Routes of every namespace (after all its interfaces are up and addressed).
@@ -489,7 +510,9 @@ impl<'t> Bulk<'t> {
                     msg::route_object(route),
                 ));
             }
-            first_err(lab, sock.execute(requests))
+            first_err(lab, sock.execute(requests))?;
+            fault::point("routes added");
+            Ok(())
         });
         results
             .into_iter()

@@ -3,7 +3,6 @@
 //! after an error and reports every error together. Absent objects are success.
 
 use std::collections::BTreeSet;
-
 use std::time::{Duration, Instant};
 
 use super::{
@@ -11,10 +10,14 @@ use super::{
     state::{self},
 };
 use crate::{
+    fault,
     netlink::{LinkInfo, Netlink, batch::BatchSocket, batch::Request, msg},
     netns, ovs,
     progress::Progress,
-    topology::{BridgeKind, HOST},
+    topology::{
+        BridgeKind, HOST,
+        names::{self, NameKind},
+    },
 };
 
 /// How long `down` waits for the kernel to remove the veths of deleted namespaces
@@ -31,9 +34,17 @@ pub struct DownReport {
     pub was_absent: bool,
 }
 
+/// What a failed `up` made itself before marking it: the only unmarked objects its
+/// undo removes.
+#[derive(Debug, Default)]
+pub(super) struct Created {
+    pub namespaces: Vec<String>,
+    pub bridges: Vec<String>,
+}
+
 pub async fn down(lab: &str) -> Result<DownReport, WireError> {
     let _lock = state::lab_lock(lab)?;
-    remove_lab(lab, false, true).await
+    remove_lab(lab, None).await
 }
 
 /// Every lab vethscope knows of: state files plus marks found on live objects.
@@ -59,6 +70,15 @@ pub async fn known_labs() -> BTreeSet<String> {
             }
         }
     }
+    // Marks are kernel aliases anyone with CAP_NET_ADMIN can set: a "lab" whose name is
+    // not a valid lab name is not ours and never reaches a path.
+    labs.retain(|l| {
+        let ok = names::check(NameKind::Lab, l).is_ok();
+        if !ok {
+            tracing::warn!("ignoring a vethscope mark with an invalid lab name {:?}", l);
+        }
+        ok
+    });
     labs
 }
 
@@ -82,11 +102,10 @@ pub async fn down_all() -> Result<Vec<DownReport>, WireError> {
 }
 
 /// The work of `down`, also used to undo a failed `up` (the caller holds the lab lock).
-pub(super) async fn remove_lab(
-    lab: &str,
-    undoing: bool,
-    show_progress: bool,
-) -> Result<DownReport, WireError> {
+/// `undo` lists what that `up` made; without it (a `down`), unmarked objects of the
+/// state file's plan are removed when they look like an interrupted `up` left them.
+pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<DownReport, WireError> {
+    let undoing = undo.is_some();
     let alias = mark::alias(lab);
     let plan = state::read(lab);
     let mut report = DownReport {
@@ -99,34 +118,37 @@ pub(super) async fn remove_lab(
     if let Err(e) = crate::fastpath::disable(lab).await {
         errors.push(e.to_string());
     }
+    fault::point("fast path removed");
 
     // 1. OVS first: deleting a port closes vswitchd's tap of an internal port, which
     //    would otherwise be recreated; and OVS must let go of the veth ends.
     let uses_ovs = plan.as_ref().is_none_or(|p| p.topology.uses_ovs());
     if uses_ovs {
-        match remove_ovs(lab, undoing).await {
-            Ok(n) => report.ovs_objects = n,
-            Err(e) => errors.push(e),
-        }
+        let (n, ovs_errors) = remove_ovs(lab, undoing).await;
+        report.ovs_objects = n;
+        errors.extend(ovs_errors);
     }
 
-    // 3. Root-namespace interfaces carrying our mark; plus planned bridges an interrupted
+    // 2. Root-namespace interfaces carrying our mark; plus planned bridges an interrupted
     //    `up` made but had not marked yet (they carry no mark at all — never someone
     //    else's, whose bridge would have failed our preflight). Listed before the
-    //    namespaces go; a veth whose peer sits in another namespace goes with that
-    //    namespace: its removal is waited for once, for all of them, instead of deleting
-    //    each (one RCU grace period apiece).
-    let planned_bridges: Vec<String> = plan
-        .as_ref()
-        .map(|p| {
-            p.topology
-                .bridges
-                .iter()
-                .filter(|b| b.kind == BridgeKind::Linux)
-                .map(|b| b.name.clone())
-                .collect()
-        })
-        .unwrap_or_default();
+    //    namespaces go (step 4 removes them): a veth whose peer sits in a namespace goes
+    //    with that namespace, and is waited for once, for all of them, instead of
+    //    deleted one by one (one RCU grace period apiece).
+    let planned_bridges: Vec<String> = match undo {
+        Some(created) => created.bridges.clone(),
+        None => plan
+            .as_ref()
+            .map(|p| {
+                p.topology
+                    .bridges
+                    .iter()
+                    .filter(|b| b.kind == BridgeKind::Linux)
+                    .map(|b| b.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
     let mut host = match BatchSocket::open_here(HOST) {
         Ok(h) => Some(h),
         Err(e) => {
@@ -143,13 +165,16 @@ pub(super) async fn remove_lab(
         None => Vec::new(),
     };
 
-    // 2. Namespaces first: marked ones (their interfaces and veth peers go with them,
-    //    in one batched cleanup in the kernel), and planned ones that are still bare
-    //    (made, killed before the mark was set). Each namespace is read once, on the pool.
-    let planned_ns: Vec<String> = plan
-        .as_ref()
-        .map(|p| p.topology.netns_names().map(str::to_string).collect())
-        .unwrap_or_default();
+    // 3. Namespaces: marked ones (their interfaces and veth peers go with them, in one
+    //    batched cleanup in the kernel), and planned ones that are still bare (made,
+    //    killed before the mark was set). Each namespace is read once, on the pool.
+    let planned_ns: Vec<String> = match undo {
+        Some(created) => created.namespaces.clone(),
+        None => plan
+            .as_ref()
+            .map(|p| p.topology.netns_names().map(str::to_string).collect())
+            .unwrap_or_default(),
+    };
     let started = Instant::now();
     let names = netns::list();
     let mut ours = Vec::new();
@@ -170,12 +195,13 @@ pub(super) async fn remove_lab(
     tracing::debug!("{} namespaces read at {:?}", names.len(), started.elapsed());
     // On the pool: each unmount waits for an RCU grace period after the mount lock is
     // released, so several threads overlap those waits.
-    let progress = std::sync::Mutex::new(Progress::new(ours.len() + 1, show_progress));
+    let progress = std::sync::Mutex::new(Progress::new(ours.len() + 1, undo.is_none()));
     let deleted = netns::pool::map(&ours, |ns| {
         let r = netns::delete(ns);
         if let Ok(mut p) = progress.lock() {
             p.step(&format!("namespace {ns}"));
         }
+        fault::point("namespace removed");
         r
     });
     let mut progress = progress
@@ -187,22 +213,32 @@ pub(super) async fn remove_lab(
             Err(e) => errors.push(e.to_string()),
         }
     }
-
     tracing::debug!(
         "{} namespaces deleted at {:?}",
         ours.len(),
         started.elapsed()
     );
+
+    // 4. What is left of ours in the root namespace.
     progress.step("root namespace");
     if let Some(host) = host.as_mut() {
         match remove_root_links(host, root_links) {
             Ok(n) => report.interfaces += n,
             Err(mut e) => errors.append(&mut e),
         }
+        // The host ends of veths whose namespace was just deleted vanish a moment
+        // later. An `up` killed before it marked such an end leaves it unmarked: wait
+        // (bounded) until the planned ones are gone, so that `down` returning means
+        // gone and an immediate `up` finds the names free.
+        if report.namespaces > 0
+            && let Some(p) = &plan
+        {
+            wait_for_host_ends(host, &p.topology);
+        }
     }
     progress.finish();
 
-    // 4. Stop the OVS daemons if we started them and no lab uses OVS any more.
+    // 5. Stop the OVS daemons if we started them and no lab uses OVS any more.
     if uses_ovs && !undoing {
         stop_ovs_if_unused();
     }
@@ -220,42 +256,104 @@ pub(super) async fn remove_lab(
     }
 }
 
-async fn remove_ovs(lab: &str, undoing: bool) -> Result<usize, String> {
-    let Some(ep) = ovs::find_running(&super::ovs_run_dir()) else {
-        return Ok(0);
-    };
-    // When undoing a failed `up`, that `up` already holds the OVS lock (and flock is
-    // per open file, so taking it again here would wait forever).
+/// Waits up to 5 s until no unmarked root-namespace veth end of the plan exists
+/// (one dump per look, however many ends the plan has).
+fn wait_for_host_ends(host: &mut BatchSocket, t: &crate::topology::Topology) {
+    let names: std::collections::HashSet<&str> = t
+        .links
+        .iter()
+        .filter_map(|l| match l {
+            crate::topology::Link::Veth { ends, .. } => Some(ends),
+            _ => None,
+        })
+        .flat_map(|ends| ends.iter())
+        .filter(|e| e.netns() == HOST)
+        .map(|e| e.name.as_str())
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let Ok(links) = host.links() else {
+            return;
+        };
+        let lingering: Vec<String> = links
+            .into_iter()
+            .filter(|l| l.alias.is_none() && l.is_veth() && names.contains(l.name.as_str()))
+            .map(|l| l.name)
+            .collect();
+        if lingering.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            tracing::warn!(
+                "veth ends {} are still there 5 s after their namespaces were removed",
+                lingering.join(", ")
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Removes the lab's OVS ports and bridges, going on after an error; returns how many
+/// were removed and every error.
+async fn remove_ovs(lab: &str, undoing: bool) -> (usize, Vec<String>) {
+    // The lock first, then the daemons: a concurrent `down` of another lab may stop
+    // them in between otherwise. When undoing a failed `up`, that `up` already holds
+    // the lock (and flock is per open file, so taking it again would wait forever).
     let _lock = if undoing {
         None
     } else {
-        Some(state::ovs_lock().map_err(|e| e.to_string())?)
+        match state::ovs_lock() {
+            Ok(l) => Some(l),
+            Err(e) => return (0, vec![e.to_string()]),
+        }
     };
-    let mut db = ovs::Ovsdb::connect(&ep).map_err(|e| e.to_string())?;
-    let owned = db.owned(mark::OVS_KEY, lab).map_err(|e| e.to_string())?;
+    let Some(ep) = ovs::find_running(&super::ovs_run_dir()) else {
+        return (0, Vec::new());
+    };
+    let mut db = match ovs::Ovsdb::connect(&ep) {
+        Ok(db) => db,
+        Err(e) => return (0, vec![e.to_string()]),
+    };
+    let owned = match db.owned(mark::OVS_KEY, lab) {
+        Ok(o) => o,
+        Err(e) => return (0, vec![e.to_string()]),
+    };
     let mut n = 0;
+    let mut errors = Vec::new();
     for (bridge, port) in &owned.ports {
-        db.del_port(bridge, port).map_err(|e| e.to_string())?;
-        n += 1;
+        match db.del_port(bridge, port) {
+            Ok(()) => n += 1,
+            Err(e) => errors.push(e.to_string()),
+        }
+        fault::point("OVS port removed");
     }
     for bridge in &owned.bridges {
-        db.del_bridge(bridge).map_err(|e| e.to_string())?;
-        n += 1;
+        match db.del_bridge(bridge) {
+            Ok(()) => n += 1,
+            Err(e) => errors.push(e.to_string()),
+        }
+        fault::point("OVS bridge removed");
     }
-    Ok(n)
+    (n, errors)
 }
 
-fn stop_ovs_if_unused() {
+/// Stops the OVS daemons vethscope started when no lab owns anything in them any more.
+/// The caller must not hold the OVS lock.
+pub(super) fn stop_ovs_if_unused() {
     let run_dir = super::ovs_run_dir();
+    let Ok(_lock) = state::ovs_lock() else {
+        return;
+    };
     let Some(ep) = ovs::find_running(&run_dir) else {
         return;
     };
     if !ep.started_by_us {
         return;
     }
-    let Ok(_lock) = state::ovs_lock() else {
-        return;
-    };
     let in_use = ovs::Ovsdb::connect(&ep)
         .and_then(|mut db| db.any_owned(mark::OVS_KEY))
         .unwrap_or(true);
@@ -286,11 +384,11 @@ fn remove_root_links(host: &mut BatchSocket, ours: Vec<LinkInfo>) -> Result<usiz
         .partition(|l| l.is_veth() && l.peer_netnsid.is_some());
     let mut errors = Vec::new();
     // The kernel's cleanup of the deleted namespaces removes these. A bridge goes
-    // after its ports: removing a port waits for an RCU grace period, and the kernel's
-    // cleanup overlaps nothing if the bridge deletion does them one by one first.
+    // after its ports: removing a port waits for an RCU grace period, and deleting the
+    // bridge first would do those one by one before the kernel's cleanup could.
     let mut waiting: Vec<LinkInfo> = with_netns.into_iter().cloned().collect();
     let started = Instant::now();
-    let deadline = Instant::now() + NETNS_CLEANUP_WAIT;
+    let deadline = started + NETNS_CLEANUP_WAIT;
     while !waiting.is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
         match host.links() {
@@ -317,6 +415,7 @@ fn remove_root_links(host: &mut BatchSocket, ours: Vec<LinkInfo>) -> Result<usiz
     }
     errors.extend(delete_links(host, &left));
     errors.extend(delete_links(host, &local));
+    fault::point("host interfaces removed");
     if errors.is_empty() {
         Ok(ours.len())
     } else {
@@ -326,6 +425,9 @@ fn remove_root_links(host: &mut BatchSocket, ours: Vec<LinkInfo>) -> Result<usiz
 
 /// Deletes links in one batch; a link already gone (its veth peer went first) is fine.
 fn delete_links(host: &mut BatchSocket, links: &[&LinkInfo]) -> Vec<String> {
+    if links.is_empty() {
+        return Vec::new();
+    }
     let requests = links
         .iter()
         .map(|l| Request::new(msg::del_link(l.index), "delete interface", &l.name))
