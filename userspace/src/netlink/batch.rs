@@ -237,7 +237,7 @@ impl BatchSocket {
     }
 
     /// Runs one dump request and returns every message it yields.
-    fn dump(
+    pub(super) fn dump(
         &mut self,
         message: RouteNetlinkMessage,
         what: &'static str,
