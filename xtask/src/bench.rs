@@ -1,4 +1,5 @@
-//! `cargo xtask bench ARGS…`: release build, then `target/release/vethscope bench ARGS…`.
+//! `cargo xtask bench ARGS…`: release build, then `target/release/vethscope bench ARGS…`;
+//! `cargo xtask bench scale …` is the host-scale benchmark (bench_scale.rs).
 
 use std::{ffi::OsString, process::Command};
 
@@ -14,6 +15,9 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    if args.args.first().is_some_and(|a| a == "scale") {
+        return crate::bench_scale::run(&args.args[1..]);
+    }
     build::cargo_build(&["--package", "vethscope", "--release"])?;
     let vethscope = util::target_dir().join("release/vethscope");
     util::run(

@@ -3,6 +3,7 @@
 //! One module per command; `setup` holds the machine checks the other commands reuse.
 
 mod bench;
+mod bench_scale;
 mod build;
 mod demo;
 mod fuzz;
@@ -41,7 +42,8 @@ enum Task {
     Demo(demo::Args),
     /// fmt check, clippy for the workspace and for the eBPF crate on its real target
     Lint,
-    /// Release build, then `vethscope bench ARGS…`
+    /// Release build, then `vethscope bench ARGS…`; `bench scale [--sizes 200,1000]
+    /// [--no-mininet]`: stars of namespaces built by vethscope, ip, ip -batch, Mininet
     Bench(bench::Args),
     /// Run a fuzz target for a time (release mode) and print executions per second
     Fuzz(fuzz::Args),

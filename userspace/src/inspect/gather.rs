@@ -18,6 +18,15 @@ pub enum InspectError {
     Netns(#[from] netns::NetnsError),
 }
 
+impl From<wire::census::CensusError> for InspectError {
+    fn from(e: wire::census::CensusError) -> Self {
+        match e {
+            wire::census::CensusError::Netns(e) => InspectError::Netns(e),
+            wire::census::CensusError::Netlink(e) => InspectError::Netlink(e),
+        }
+    }
+}
+
 struct Raw {
     netns: String,
     link: LinkInfo,
@@ -34,15 +43,28 @@ struct OvsPort {
 pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
     let alias = mark::alias(lab);
     let plan = state::read(lab);
-    let mut namespaces = Vec::new();
-    for ns in netns::list() {
-        let planned = plan
-            .as_ref()
-            .is_some_and(|p| p.topology.netns_names().any(|n| n == ns));
-        if planned || wire_owner(&ns).await.as_deref() == Some(lab) {
-            namespaces.push(ns);
+    // Every namespace read once, on the thread pool: one link dump (which also
+    // carries the owner mark on `lo`), and one address dump for the lab's own.
+    let planned = |ns: &str| {
+        plan.as_ref()
+            .is_some_and(|p| p.topology.netns_names().any(|n| n == ns))
+    };
+    let started = std::time::Instant::now();
+    let all = netns::list();
+    let census = wire::census::read(&all, |f| planned(&f.name) || f.owner() == Some(lab));
+    let mut facts = Vec::new();
+    for (ns, r) in all.iter().zip(census) {
+        let ours_or_planned = |f: &wire::census::NsFacts| planned(ns) || f.owner() == Some(lab);
+        match r {
+            Ok(f) if f.mounted && ours_or_planned(&f) => facts.push(f),
+            Ok(_) => {}
+            // A planned namespace that cannot be read is an error worth showing; an
+            // unrelated one (someone else's, vanishing meanwhile) is not ours to report.
+            Err(e) if planned(ns) => return Err(e.into()),
+            Err(_) => {}
         }
     }
+    tracing::debug!("{} namespaces read in {:?}", all.len(), started.elapsed());
     let host = Netlink::open(HOST).await?;
     let host_links: Vec<LinkInfo> = host.links().await?;
     let host_addrs = host.addresses().await?;
@@ -50,7 +72,7 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
         .iter()
         .filter(|l| l.alias.as_deref() == Some(alias.as_str()))
         .collect();
-    if namespaces.is_empty() && ours_in_host.is_empty() && plan.is_none() {
+    if facts.is_empty() && ours_in_host.is_empty() && plan.is_none() {
         let known: Vec<String> = wire::known_labs().await.into_iter().collect();
         return Err(InspectError::NoSuchLab {
             lab: lab.to_string(),
@@ -64,20 +86,18 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
 
     let mut raws: Vec<Raw> = Vec::new();
     let mut ns_views = Vec::new();
-    for ns in &namespaces {
+    for f in facts {
         ns_views.push(NamespaceView {
-            name: ns.clone(),
-            inode: netns::inode(ns)?,
+            name: f.name.clone(),
+            inode: netns::inode(&f.name)?,
             sysctls: Default::default(),
             routes: Vec::new(),
             neighbours: Vec::new(),
         });
-        let nl = Netlink::open(ns).await?;
-        let addrs = nl.addresses().await?;
-        for link in nl.links().await? {
+        for link in f.links {
             raws.push(Raw {
-                netns: ns.clone(),
-                addresses: addresses_of(&addrs, link.index),
+                netns: f.name.clone(),
+                addresses: addresses_of(&f.addresses, link.index),
                 link,
             });
         }
@@ -89,10 +109,12 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
             link: (*link).clone(),
         });
     }
+    let by_index = index_raws(&raws);
 
+    tracing::debug!("links gathered at {:?}", started.elapsed());
     let (ovs_ports, ovs_bridges) = ovs_facts(lab);
     let host_by_index: HashMap<u32, &LinkInfo> = host_links.iter().map(|l| (l.index, l)).collect();
-    let peers = resolve_peers(&raws).await?;
+    let peers = resolve_peers(&raws, &by_index).await?;
     let mut links: Vec<LinkView> = raws
         .iter()
         .zip(peers)
@@ -183,12 +205,6 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
     Ok(view)
 }
 
-async fn wire_owner(ns: &str) -> Option<String> {
-    let nl = Netlink::open(ns).await.ok()?;
-    let lo = nl.link_by_name("lo").await.ok()??;
-    mark::lab_of(lo.alias.as_deref()).map(str::to_string)
-}
-
 fn addresses_of(addrs: &[(u32, crate::topology::Cidr)], index: u32) -> Vec<String> {
     addrs
         .iter()
@@ -197,12 +213,25 @@ fn addresses_of(addrs: &[(u32, crate::topology::Cidr)], index: u32) -> Vec<Strin
         .collect()
 }
 
+/// Positions in `raws` by ifindex (indexes repeat across namespaces), so a peer is
+/// found without scanning every link of a thousand namespaces.
+fn index_raws(raws: &[Raw]) -> HashMap<u32, Vec<usize>> {
+    let mut m: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, r) in raws.iter().enumerate() {
+        m.entry(r.link.index).or_default().push(i);
+    }
+    m
+}
+
 /// Every veth's peer (`None` for other links), in the order of `all`.
-async fn resolve_peers(all: &[Raw]) -> Result<Vec<Option<PeerView>>, InspectError> {
+async fn resolve_peers(
+    all: &[Raw],
+    by_index: &HashMap<u32, Vec<usize>>,
+) -> Result<Vec<Option<PeerView>>, InspectError> {
     let mut sockets: HashMap<String, Netlink> = HashMap::new();
     let mut out = Vec::with_capacity(all.len());
     for r in all {
-        let candidates = peer_candidates(r, all);
+        let candidates = peer_candidates(r, all, by_index);
         let found = match candidates.as_slice() {
             [] => None,
             [one] => Some(*one),
@@ -237,7 +266,11 @@ async fn resolve_peers(all: &[Raw]) -> Result<Vec<Option<PeerView>>, InspectErro
 
 /// The veths that could be `r`'s peer: index is our peer index and peer index is ours,
 /// in the same namespace when the kernel reports no peer namespace id, else in another.
-fn peer_candidates<'a>(r: &Raw, all: &'a [Raw]) -> Vec<&'a Raw> {
+fn peer_candidates<'a>(
+    r: &Raw,
+    all: &'a [Raw],
+    by_index: &HashMap<u32, Vec<usize>>,
+) -> Vec<&'a Raw> {
     if !r.link.is_veth() {
         return Vec::new();
     }
@@ -245,7 +278,12 @@ fn peer_candidates<'a>(r: &Raw, all: &'a [Raw]) -> Vec<&'a Raw> {
         return Vec::new();
     };
     let same_ns = r.link.peer_netnsid.is_none();
-    all.iter()
+    let Some(positions) = by_index.get(&peer_index) else {
+        return Vec::new();
+    };
+    positions
+        .iter()
+        .map(|&i| &all[i])
         .filter(|o| {
             o.link.is_veth()
                 && o.link.index == peer_index

@@ -66,7 +66,7 @@ pub struct Readings {
     pub interfaces: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-fn read_here(ifnames: &[String], with_namespace_keys: bool) -> Readings {
+pub(super) fn read_here(ifnames: &[String], with_namespace_keys: bool) -> Readings {
     let mut r = Readings::default();
     if with_namespace_keys {
         for key in NAMESPACE_KEYS {

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use super::{FdbView, InspectError, LabView, NeighbourView, RouteView, sysctls};
 use crate::{
-    netlink::{Netlink, RouteEntry, link::format_mac},
-    ovs,
+    netlink::{FdbEntry, NeighbourEntry, RouteEntry, batch::BatchSocket, link::format_mac},
+    netns, ovs,
     topology::HOST,
     wire,
 };
@@ -16,31 +16,58 @@ pub(super) async fn fill(view: &mut LabView) -> Result<(), InspectError> {
     if view.links.iter().any(|l| l.netns == HOST) || view.bridges.iter().any(|b| b.netns == HOST) {
         spaces.push(HOST.to_string());
     }
-    for ns in spaces {
-        let names: HashMap<u32, String> = view
-            .links
+    // Every namespace read once, on the thread pool (a thousand namespaces one after
+    // the other would each wait for a thread, a socket and four dumps).
+    let wanted: Vec<(String, Vec<String>, bool)> = spaces
+        .iter()
+        .map(|ns| {
+            let ifnames: Vec<String> = view
+                .links
+                .iter()
+                .filter(|l| &l.netns == ns && l.name != "lo")
+                .map(|l| l.name.clone())
+                .collect();
+            let has_linux_bridge = view
+                .bridges
+                .iter()
+                .any(|b| &b.netns == ns && b.kind == "linux");
+            (ns.clone(), ifnames, has_linux_bridge)
+        })
+        .collect();
+    let reads = netns::pool::map(&wanted, |(ns, ifnames, fdb)| read_ns(ns, ifnames, *fdb));
+    let mut by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, l) in view.links.iter().enumerate() {
+        by_ns.entry(l.netns.as_str()).or_default().push(i);
+    }
+    let by_ns: HashMap<String, Vec<usize>> =
+        by_ns.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    for (ns, read) in spaces.into_iter().zip(reads) {
+        let NsTables {
+            routes,
+            neighbours,
+            fdb,
+            mut readings,
+        } = read?;
+        let in_ns: &[usize] = by_ns.get(&ns).map(Vec::as_slice).unwrap_or_default();
+        let names: HashMap<u32, String> = in_ns
             .iter()
-            .filter(|l| l.netns == ns)
-            .map(|l| (l.ifindex, l.name.clone()))
+            .map(|&i| (view.links[i].ifindex, view.links[i].name.clone()))
             .collect();
-        let nl = Netlink::open(&ns).await?;
-        if ns != HOST {
-            let routes = nl.routes().await?;
-            let neighbours = nl.neighbours().await?;
-            if let Some(nv) = view.namespaces.iter_mut().find(|n| n.name == ns) {
-                nv.routes = routes.iter().map(|r| route_view(r, &names)).collect();
-                nv.neighbours = neighbours
-                    .iter()
-                    .filter_map(|n| {
-                        Some(NeighbourView {
-                            dev: names.get(&n.ifindex)?.clone(),
-                            address: n.address.to_string(),
-                            mac: n.mac.as_ref().map(format_mac),
-                            state: n.state.clone(),
-                        })
+        if ns != HOST
+            && let Some(nv) = view.namespaces.iter_mut().find(|n| n.name == ns)
+        {
+            nv.routes = routes.iter().map(|r| route_view(r, &names)).collect();
+            nv.neighbours = neighbours
+                .iter()
+                .filter_map(|n| {
+                    Some(NeighbourView {
+                        dev: names.get(&n.ifindex)?.clone(),
+                        address: n.address.to_string(),
+                        mac: n.mac.as_ref().map(format_mac),
+                        state: n.state.clone(),
                     })
-                    .collect();
-            }
+                })
+                .collect();
         }
         let linux_bridges: Vec<(usize, u32)> = view
             .bridges
@@ -48,47 +75,38 @@ pub(super) async fn fill(view: &mut LabView) -> Result<(), InspectError> {
             .enumerate()
             .filter(|(_, b)| b.netns == ns && b.kind == "linux")
             .filter_map(|(i, b)| {
-                let idx = view
-                    .links
+                let idx = in_ns
                     .iter()
-                    .find(|l| l.netns == ns && l.name == b.name)
+                    .map(|&j| &view.links[j])
+                    .find(|l| l.name == b.name)
                     .map(|l| l.ifindex);
                 Some((i, idx?))
             })
             .collect();
-        if !linux_bridges.is_empty() {
-            let fdb = nl.bridge_fdb().await?;
-            for (i, bridge_index) in linux_bridges {
-                let mut entries: Vec<FdbView> = fdb
-                    .iter()
-                    .filter(|e| e.master == Some(bridge_index) || e.ifindex == bridge_index)
-                    .map(|e| FdbView {
-                        mac: format_mac(&e.mac),
-                        port: names
-                            .get(&e.ifindex)
-                            .cloned()
-                            .unwrap_or_else(|| format!("ifindex {}", e.ifindex)),
-                        vlan: e.vlan,
-                        state: e.state.clone(),
-                        age: None,
-                    })
-                    .collect();
-                entries.sort_by(|a, b| (&a.port, &a.mac).cmp(&(&b.port, &b.mac)));
-                entries.dedup();
-                view.bridges[i].fdb = entries;
-            }
+        for (i, bridge_index) in linux_bridges {
+            let mut entries: Vec<FdbView> = fdb
+                .iter()
+                .filter(|e| e.master == Some(bridge_index) || e.ifindex == bridge_index)
+                .map(|e| FdbView {
+                    mac: format_mac(&e.mac),
+                    port: names
+                        .get(&e.ifindex)
+                        .cloned()
+                        .unwrap_or_else(|| format!("ifindex {}", e.ifindex)),
+                    vlan: e.vlan,
+                    state: e.state.clone(),
+                    age: None,
+                })
+                .collect();
+            entries.sort_by(|a, b| (&a.port, &a.mac).cmp(&(&b.port, &b.mac)));
+            entries.dedup();
+            view.bridges[i].fdb = entries;
         }
-        let ifnames: Vec<String> = view
-            .links
-            .iter()
-            .filter(|l| l.netns == ns && l.name != "lo")
-            .map(|l| l.name.clone())
-            .collect();
-        let mut readings = sysctls::read_in(&ns, &ifnames)?;
         if let Some(nv) = view.namespaces.iter_mut().find(|n| n.name == ns) {
             nv.sysctls = std::mem::take(&mut readings.namespace);
         }
-        for l in view.links.iter_mut().filter(|l| l.netns == ns) {
+        for &i in in_ns {
+            let l = &mut view.links[i];
             if let Some(m) = readings.interfaces.remove(&l.name) {
                 l.sysctls = m;
             }
@@ -96,6 +114,36 @@ pub(super) async fn fill(view: &mut LabView) -> Result<(), InspectError> {
     }
     fill_ovs_fdb(view);
     Ok(())
+}
+
+/// What one namespace adds to the view, read on a pool thread.
+struct NsTables {
+    routes: Vec<RouteEntry>,
+    neighbours: Vec<NeighbourEntry>,
+    fdb: Vec<FdbEntry>,
+    readings: sysctls::Readings,
+}
+
+/// Reads one namespace from a pool thread: enter it, one socket, its dumps, its sysctls
+/// (/proc/sys/net is the namespace of the reading thread).
+fn read_ns(ns: &str, ifnames: &[String], with_fdb: bool) -> Result<NsTables, InspectError> {
+    netns::enter(ns)?;
+    let mut sock = BatchSocket::open_here(ns)?;
+    let lab_ns = ns != HOST;
+    Ok(NsTables {
+        routes: if lab_ns { sock.routes()? } else { Vec::new() },
+        neighbours: if lab_ns {
+            sock.neighbours()?
+        } else {
+            Vec::new()
+        },
+        fdb: if with_fdb {
+            sock.bridge_fdb()?
+        } else {
+            Vec::new()
+        },
+        readings: sysctls::read_here(ifnames, lab_ns),
+    })
 }
 
 fn route_view(r: &RouteEntry, names: &HashMap<u32, String>) -> RouteView {

@@ -42,6 +42,21 @@ impl NetlinkError {
         }
     }
 
+    /// A kernel NACK with its positive errno, as a batch collects it.
+    pub fn from_errno(op: &'static str, object: String, netns: &str, errno: i32) -> Self {
+        let reason = match errno {
+            libc::EEXIST => "it already exists".to_string(),
+            n => std::io::Error::from_raw_os_error(n).to_string(),
+        };
+        NetlinkError::Op {
+            op,
+            object,
+            netns: netns.to_string(),
+            reason,
+            errno: Some(errno),
+        }
+    }
+
     pub fn errno(&self) -> Option<i32> {
         match self {
             NetlinkError::Op { errno, .. } => *errno,

@@ -2,9 +2,11 @@
 //! namespace (sockets stay bound to the namespace they were created in) and then used
 //! from the async runtime like any other.
 
+pub mod batch;
 mod error;
 pub mod link;
 mod route_get;
+pub mod msg;
 mod tables;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -262,22 +264,7 @@ impl Netlink {
             .try_collect()
             .await
             .map_err(|e| self.fail("list addresses", "", e))?;
-        Ok(msgs
-            .iter()
-            .filter_map(|m| {
-                let addr = m.attributes.iter().find_map(|a| match a {
-                    AddressAttribute::Address(ip) => Some(*ip),
-                    _ => None,
-                })?;
-                Some((
-                    m.header.index,
-                    Cidr {
-                        addr,
-                        prefix: m.header.prefix_len,
-                    },
-                ))
-            })
-            .collect())
+        Ok(msgs.iter().filter_map(cidr_of).collect())
     }
 
     pub async fn add_route(
@@ -285,50 +272,8 @@ impl Netlink {
         route: &Route,
         dev: Option<&LinkInfo>,
     ) -> Result<(), NetlinkError> {
-        use std::net::IpAddr;
-        let family_v6 = route
-            .to
-            .map(|c| c.addr.is_ipv6())
-            .or(route.via.map(|v| v.is_ipv6()))
-            .unwrap_or(false);
-        let object = format!(
-            "{} {}",
-            route.to.map_or("default".to_string(), |c| c.to_string()),
-            route.via.map_or(String::new(), |v| format!("via {v}"))
-        );
-        let msg = if family_v6 {
-            let mut b = rtnetlink::RouteMessageBuilder::<std::net::Ipv6Addr>::new();
-            if let Some(Cidr {
-                addr: IpAddr::V6(a),
-                prefix,
-            }) = route.to
-            {
-                b = b.destination_prefix(a, prefix);
-            }
-            if let Some(IpAddr::V6(g)) = route.via {
-                b = b.gateway(g);
-            }
-            if let Some(d) = dev {
-                b = b.output_interface(d.index);
-            }
-            b.build()
-        } else {
-            let mut b = rtnetlink::RouteMessageBuilder::<std::net::Ipv4Addr>::new();
-            if let Some(Cidr {
-                addr: IpAddr::V4(a),
-                prefix,
-            }) = route.to
-            {
-                b = b.destination_prefix(a, prefix);
-            }
-            if let Some(IpAddr::V4(g)) = route.via {
-                b = b.gateway(g);
-            }
-            if let Some(d) = dev {
-                b = b.output_interface(d.index);
-            }
-            b.build()
-        };
+        let object = msg::route_object(route);
+        let msg = msg::route(route, dev.map(|d| d.index));
         self.handle
             .route()
             .add(msg)
@@ -336,4 +281,19 @@ impl Netlink {
             .await
             .map_err(|e| self.fail("add route", object, e))
     }
+}
+
+/// (ifindex, address) of an address message; `None` without an address attribute.
+pub fn cidr_of(m: &AddressMessage) -> Option<(u32, Cidr)> {
+    let addr = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Address(ip) => Some(*ip),
+        _ => None,
+    })?;
+    Some((
+        m.header.index,
+        Cidr {
+            addr,
+            prefix: m.header.prefix_len,
+        },
+    ))
 }

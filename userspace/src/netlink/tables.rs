@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::{
-    AddressFamily,
+    AddressFamily, RouteNetlinkMessage,
     neighbour::{
         NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
     },
@@ -16,7 +16,7 @@ use rtnetlink::packet_route::{
     },
 };
 
-use super::{Netlink, NetlinkError, error};
+use super::{Netlink, NetlinkError, batch::BatchSocket, error};
 use crate::topology::Cidr;
 
 /// A route of the main table.
@@ -200,33 +200,7 @@ impl Netlink {
                 .try_collect()
                 .await
                 .map_err(|e| self.fail("list neighbours", "", e))?;
-            for m in &msgs {
-                if m.header.state == NeighbourState::Noarp {
-                    continue; // multicast / loopback pseudo-entries
-                }
-                let mut address = None;
-                let mut mac = None;
-                for a in &m.attributes {
-                    match a {
-                        NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => {
-                            address = Some(IpAddr::V4(*v4))
-                        }
-                        NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => {
-                            address = Some(IpAddr::V6(*v6))
-                        }
-                        NeighbourAttribute::LinkLayerAddress(l) => mac = to_mac(l),
-                        _ => {}
-                    }
-                }
-                if let Some(address) = address {
-                    out.push(NeighbourEntry {
-                        ifindex: m.header.ifindex,
-                        address,
-                        mac,
-                        state: state_name(m.header.state),
-                    });
-                }
-            }
+            out.extend(msgs.iter().filter_map(neighbour_entry));
         }
         Ok(out)
     }
@@ -243,30 +217,109 @@ impl Netlink {
             .try_collect()
             .await
             .map_err(|e| self.fail("list the bridge forwarding database", "", e))?;
-        Ok(msgs
-            .iter()
-            .filter(|m| !m.header.flags.contains(NeighbourFlags::Own))
-            .filter_map(|m| {
-                let mut mac = None;
-                let mut master = None;
-                let mut vlan = None;
-                for a in &m.attributes {
-                    match a {
-                        NeighbourAttribute::LinkLayerAddress(l) => mac = to_mac(l),
-                        NeighbourAttribute::Controller(c) => master = Some(*c),
-                        NeighbourAttribute::Vlan(v) => vlan = Some(*v),
-                        _ => {}
-                    }
+        Ok(msgs.iter().filter_map(fdb_entry).collect())
+    }
+}
+
+/// An ARP / NDP entry of a neighbour message; `None` for pseudo-entries.
+fn neighbour_entry(m: &NeighbourMessage) -> Option<NeighbourEntry> {
+    if m.header.state == NeighbourState::Noarp {
+        return None; // multicast / loopback pseudo-entries
+    }
+    let mut address = None;
+    let mut mac = None;
+    for a in &m.attributes {
+        match a {
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => {
+                address = Some(IpAddr::V4(*v4))
+            }
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => {
+                address = Some(IpAddr::V6(*v6))
+            }
+            NeighbourAttribute::LinkLayerAddress(l) => mac = to_mac(l),
+            _ => {}
+        }
+    }
+    Some(NeighbourEntry {
+        ifindex: m.header.ifindex,
+        address: address?,
+        mac,
+        state: state_name(m.header.state),
+    })
+}
+
+/// A bridge FDB entry the bridge holds (not a port's own `self` entry).
+fn fdb_entry(m: &NeighbourMessage) -> Option<FdbEntry> {
+    if m.header.flags.contains(NeighbourFlags::Own) {
+        return None;
+    }
+    let mut mac = None;
+    let mut master = None;
+    let mut vlan = None;
+    for a in &m.attributes {
+        match a {
+            NeighbourAttribute::LinkLayerAddress(l) => mac = to_mac(l),
+            NeighbourAttribute::Controller(c) => master = Some(*c),
+            NeighbourAttribute::Vlan(v) => vlan = Some(*v),
+            _ => {}
+        }
+    }
+    Some(FdbEntry {
+        ifindex: m.header.ifindex,
+        master,
+        mac: mac?,
+        vlan,
+        state: state_name(m.header.state),
+    })
+}
+
+/// The same tables from a blocking socket, for reading many namespaces on the pool.
+impl BatchSocket {
+    pub fn routes(&mut self) -> Result<Vec<RouteEntry>, NetlinkError> {
+        let mut out = Vec::new();
+        for query in [
+            rtnetlink::RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+            rtnetlink::RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+        ] {
+            for m in self.dump(RouteNetlinkMessage::GetRoute(query), "list routes")? {
+                if let RouteNetlinkMessage::NewRoute(r) = m {
+                    out.extend(route_entry(&r));
                 }
-                Some(FdbEntry {
-                    ifindex: m.header.ifindex,
-                    master,
-                    mac: mac?,
-                    vlan,
-                    state: state_name(m.header.state),
-                })
+            }
+        }
+        Ok(out)
+    }
+
+    fn neighbour_dump(
+        &mut self,
+        family: AddressFamily,
+        what: &'static str,
+    ) -> Result<Vec<NeighbourMessage>, NetlinkError> {
+        let mut q = NeighbourMessage::default();
+        q.header.family = family;
+        Ok(self
+            .dump(RouteNetlinkMessage::GetNeighbour(q), what)?
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewNeighbour(n) => Some(n),
+                _ => None,
             })
             .collect())
+    }
+
+    pub fn neighbours(&mut self) -> Result<Vec<NeighbourEntry>, NetlinkError> {
+        let mut out = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let msgs = self.neighbour_dump(family, "list neighbours")?;
+            out.extend(msgs.iter().filter_map(neighbour_entry));
+        }
+        Ok(out)
+    }
+
+    pub fn bridge_fdb(&mut self) -> Result<Vec<FdbEntry>, NetlinkError> {
+        let msgs =
+            self.neighbour_dump(AddressFamily::Bridge, "list the bridge forwarding database")?;
+        Ok(msgs.iter().filter_map(fdb_entry).collect())
     }
 }
 

@@ -6,6 +6,7 @@
 //! namespace.
 
 mod error;
+pub mod pool;
 mod sysctl;
 
 use std::{
@@ -20,7 +21,9 @@ use nix::{
 };
 
 pub use error::NetnsError;
-pub use sysctl::{iface_key_path, read_sysctl, write_sysctl, write_sysctl_in};
+pub use sysctl::{
+    iface_key_path, key_path, read_sysctl, write_sysctl, write_sysctl_here, write_sysctl_in,
+};
 
 use crate::topology::HOST;
 
@@ -116,6 +119,19 @@ pub fn run_in<R: Send>(name: &str, f: impl FnOnce() -> R + Send) -> Result<R, Ne
 
 /// Creates `/run/netns/NAME` holding a new, empty network namespace, as `ip netns add`.
 pub fn create(name: &str) -> Result<(), NetnsError> {
+    std::thread::scope(|s| {
+        s.spawn(|| create_here(name)).join().unwrap_or_else(|_| {
+            Err(NetnsError::Io {
+                what: format!("create namespace {name}"),
+                source: std::io::Error::other("thread panicked"),
+            })
+        })
+    })
+}
+
+/// Like [`create`], but the calling thread moves into the new namespace and stays
+/// there: only for threads of [`pool::map`] (or others that exit afterwards).
+pub fn create_here(name: &str) -> Result<(), NetnsError> {
     prepare_run_dir()?;
     let target = path(name);
     // create_new: fail if it exists, so we never take over someone else's namespace.
@@ -132,12 +148,12 @@ pub fn create(name: &str) -> Result<(), NetnsError> {
                 source,
             },
         })?;
-    let bind = std::thread::scope(|s| {
-        s.spawn(|| -> Result<(), NetnsError> {
-            unshare(CloneFlags::CLONE_NEWNET).map_err(|e| NetnsError::Sys {
-                what: format!("create namespace {name}"),
-                errno: e,
-            })?;
+    let bind = unshare(CloneFlags::CLONE_NEWNET)
+        .map_err(|e| NetnsError::Sys {
+            what: format!("create namespace {name}"),
+            errno: e,
+        })
+        .and_then(|()| {
             mount(
                 Some("/proc/thread-self/ns/net"),
                 &target,
@@ -149,20 +165,22 @@ pub fn create(name: &str) -> Result<(), NetnsError> {
                 what: format!("bind-mount namespace {name}"),
                 errno: e,
             })
-        })
-        .join()
-        .unwrap_or_else(|_| {
-            Err(NetnsError::Io {
-                what: format!("create namespace {name}"),
-                source: std::io::Error::other("thread panicked"),
-            })
-        })
-    });
+        });
     if let Err(e) = bind {
         let _ = std::fs::remove_file(&target);
         return Err(e);
     }
     Ok(())
+}
+
+/// Moves the calling thread into namespace `name` (`host` = the process's own): only
+/// for threads of [`pool::map`] (or others that exit afterwards).
+pub fn enter(name: &str) -> Result<(), NetnsError> {
+    let fd = open(name)?;
+    setns(fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| NetnsError::Sys {
+        what: format!("enter namespace {name}"),
+        errno: e,
+    })
 }
 
 /// Deletes a named namespace (its interfaces go with it). Absent is success.
@@ -198,9 +216,20 @@ pub fn delete(name: &str) -> Result<(), NetnsError> {
     }
 }
 
-/// Makes /run/netns a shared mount point, as iproute2 does, so namespaces mounted here
+/// Makes /run/netns a shared mount point (once per process: `up` of a large lab calls
+/// this for every namespace), as iproute2 does, so namespaces mounted here
 /// are visible to other mount namespaces (and `ip netns` treats them as its own).
 fn prepare_run_dir() -> Result<(), NetnsError> {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if DONE.get().is_some() {
+        return Ok(());
+    }
+    prepare_run_dir_once()?;
+    let _ = DONE.set(());
+    Ok(())
+}
+
+fn prepare_run_dir_once() -> Result<(), NetnsError> {
     let dir = Path::new(NETNS_RUN_DIR);
     std::fs::create_dir_all(dir).map_err(|source| NetnsError::Io {
         what: format!("create {NETNS_RUN_DIR}"),

@@ -5,7 +5,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::{NetnsError, run_in};
 
-fn key_path(key: &str) -> PathBuf {
+pub fn key_path(key: &str) -> PathBuf {
     PathBuf::from("/proc/sys").join(key.replace('.', "/"))
 }
 
@@ -52,6 +52,15 @@ pub fn read_sysctl(netns: &str, key: &str) -> Result<String, NetnsError> {
             what: format!("read {key} in namespace {netns}"),
             source,
         })
+}
+
+/// Writes a sysctl from a thread that is already inside namespace `netns` (a pool job).
+pub fn write_sysctl_here(netns: &str, path: &Path, value: &str) -> Result<(), NetnsError> {
+    check_net_path(path)?;
+    std::fs::write(path, value).map_err(|source| NetnsError::Io {
+        what: format!("set {} = {value} in namespace {netns}", path.display()),
+        source,
+    })
 }
 
 #[cfg(test)]

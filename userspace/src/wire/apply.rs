@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::{
-    WireError, ethtool, mark, preflight,
+    WireError,
+    bulk::{self, Bulk},
+    ethtool, mark, preflight,
     state::{self, LabState, Status},
     teardown,
 };
@@ -14,7 +16,7 @@ use crate::{
     netlink::{LinkInfo, Netlink, NetlinkError},
     netns, ovs,
     progress::Progress,
-    topology::{self, BridgeKind, End, HOST, Link, Namespace, Place, Topology},
+    topology::{self, BridgeKind, End, HOST, Link, Place, Topology},
 };
 
 #[derive(Debug, Default)]
@@ -168,27 +170,11 @@ impl Builder<'_> {
     }
 
     fn nl_err(&self, source: NetlinkError) -> WireError {
-        match source.errno() {
-            Some(libc::EEXIST) => match &source {
-                NetlinkError::Op { object, netns, .. } => WireError::Conflict {
-                    object: format!("interface {object}"),
-                    netns: netns.clone(),
-                    lab: self.lab(),
-                },
-                _ => WireError::Netlink {
-                    lab: self.lab(),
-                    source,
-                },
-            },
-            _ => WireError::Netlink {
-                lab: self.lab(),
-                source,
-            },
-        }
+        bulk::nl_err(&self.t.name, source)
     }
 
-    /// The socket of a namespace. Lab namespaces are opened by create_namespace before
-    /// any link uses them; a missing one is a bug, reported rather than silently
+    /// The socket of a namespace. Lab namespaces are opened by open_nl before
+    /// any Open vSwitch link uses them; a missing one is a bug, reported rather than silently
     /// falling back to another namespace.
     fn nl(&self, ns: &str) -> Result<&Netlink, WireError> {
         if ns == HOST {
@@ -200,21 +186,35 @@ impl Builder<'_> {
         })
     }
 
+    /// Namespaces, Linux bridges, their veths, addresses and routes in bulk (bulk.rs);
+    /// Open vSwitch bridges and ports here, one by one, between the two.
     async fn build(&mut self) -> Result<(), WireError> {
-        for ns in &self.t.namespaces {
-            self.progress.step(&format!("namespace {}", ns.name));
-            self.create_namespace(ns).await?;
-            fault::point("namespace made");
-        }
+        let started = Instant::now();
+        let mut bulk = Bulk::new(self.t, &self.mark)?;
+        bulk.namespaces(&mut self.progress, &mut self.created)?;
+        tracing::debug!("namespaces made at {:?}", started.elapsed());
         for br in &self.t.bridges {
             self.progress.step(&format!("bridge {}", br.name));
             match br.kind {
-                BridgeKind::Linux => self.create_linux_bridge(br).await?,
+                BridgeKind::Linux => bulk.linux_bridge(br, &mut self.created)?,
                 BridgeKind::Ovs => self.create_ovs_bridge(br).await?,
             }
             fault::point("bridge made");
         }
-        for link in &self.t.links {
+        bulk.veths(&mut self.progress)?;
+        tracing::debug!("veths made at {:?}", started.elapsed());
+        bulk.configure()?;
+        tracing::debug!("interfaces configured at {:?}", started.elapsed());
+        let ovs_links: Vec<&Link> = self
+            .t
+            .links
+            .iter()
+            .filter(|l| !bulk::is_bulk_veth(self.t, l))
+            .collect();
+        for link in ovs_links {
+            for end in link.ends() {
+                self.open_nl(end.netns()).await?;
+            }
             match link {
                 Link::Veth { ends, .. } => {
                     self.progress
@@ -229,78 +229,16 @@ impl Builder<'_> {
                 }
             }
         }
-        for ns in &self.t.namespaces {
-            for route in &ns.routes {
-                let nl = self.nl(&ns.name)?;
-                let dev = match &route.dev {
-                    Some(d) => Some(nl.require(d).await.map_err(|e| self.nl_err(e))?),
-                    None => None,
-                };
-                nl.add_route(route, dev.as_ref())
-                    .await
-                    .map_err(|e| self.nl_err(e))?;
-                fault::point("route added");
-            }
-        }
-        Ok(())
+        bulk.routes()
     }
 
-    async fn create_namespace(&mut self, ns: &Namespace) -> Result<(), WireError> {
-        let lab = self.lab();
-        netns::create(&ns.name).map_err(|source| match source {
-            netns::NetnsError::Exists { .. } => WireError::Conflict {
-                object: format!("namespace {}", ns.name),
-                netns: ns.name.clone(),
-                lab: lab.clone(),
-            },
-            source => WireError::Netns {
-                lab: lab.clone(),
-                source,
-            },
-        })?;
-        self.created.namespaces.push(ns.name.clone());
-        fault::point("namespace created, not marked");
-        let nl = Netlink::open(&ns.name).await.map_err(|e| self.nl_err(e))?;
-        // Mark first: from here on `down` recognises the namespace as ours.
-        let lo = nl.require("lo").await.map_err(|e| self.nl_err(e))?;
-        nl.set_alias(&lo, &self.mark)
-            .await
-            .map_err(|e| self.nl_err(e))?;
-        nl.set_up(&lo).await.map_err(|e| self.nl_err(e))?;
-        // Namespace-wide sysctls before any interface exists, so `default.*` keys apply.
-        for s in &ns.sysctls {
-            netns::write_sysctl(&ns.name, &s.key, &s.value).map_err(|source| WireError::Netns {
-                lab: lab.clone(),
-                source,
-            })?;
+    /// Opens the async socket of a lab namespace for the Open vSwitch steps.
+    async fn open_nl(&mut self, ns: &str) -> Result<(), WireError> {
+        if ns != HOST && !self.nls.contains_key(ns) {
+            let nl = Netlink::open(ns).await.map_err(|e| self.nl_err(e))?;
+            self.nls.insert(ns.to_string(), nl);
         }
-        self.nls.insert(ns.name.clone(), nl);
         Ok(())
-    }
-
-    async fn create_linux_bridge(&mut self, br: &topology::Bridge) -> Result<(), WireError> {
-        self.host
-            .create_bridge(&br.name)
-            .await
-            .map_err(|e| self.nl_err(e))?;
-        self.created.bridges.push(br.name.clone());
-        fault::point("bridge created, not marked");
-        let link = self
-            .host
-            .require(&br.name)
-            .await
-            .map_err(|e| self.nl_err(e))?;
-        self.host
-            .set_alias(&link, &self.mark)
-            .await
-            .map_err(|e| self.nl_err(e))?;
-        if let Some(mtu) = br.mtu {
-            self.host
-                .set_mtu(&link, mtu)
-                .await
-                .map_err(|e| self.nl_err(e))?;
-        }
-        self.host.set_up(&link).await.map_err(|e| self.nl_err(e))
     }
 
     fn ovs_err(&self, source: ovs::OvsError) -> WireError {

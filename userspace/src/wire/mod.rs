@@ -3,6 +3,8 @@
 //! crash or with the state file lost.
 
 mod apply;
+mod bulk;
+pub mod census;
 mod error;
 mod ethtool;
 pub mod mark;

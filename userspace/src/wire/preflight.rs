@@ -1,12 +1,46 @@
 //! Checks against the live system before `up` touches anything: every name the lab
 //! will take must be free (or already ours, for a re-run).
 
+use std::collections::HashMap;
+
 use super::{WireError, mark};
 use crate::{
-    netlink::Netlink,
+    netlink::{LinkInfo, Netlink},
     netns, ovs,
-    topology::{HOST, Link, Topology},
+    topology::{BridgeKind, HOST, Link, Location, Topology, TopologyError},
 };
+
+/// Ports one Linux bridge can hold (the kernel's BR_MAX_PORTS, 1 << 10, port 0 unused).
+pub const LINUX_BRIDGE_MAX_PORTS: usize = 1023;
+
+/// A Linux bridge with more ports than the kernel allows would fail half-way through
+/// `up` (EXFULL on port 1,024); refuse it before anything is made.
+pub fn check_bridge_ports(t: &Topology) -> Result<(), WireError> {
+    for br in t.bridges.iter().filter(|b| b.kind == BridgeKind::Linux) {
+        let ports = t
+            .ends()
+            .filter(|e| e.bridge() == Some(br.name.as_str()))
+            .count();
+        if ports > LINUX_BRIDGE_MAX_PORTS {
+            return Err(WireError::Topology(TopologyError::Invalid {
+                at: Location {
+                    file: t.source.clone(),
+                    line: br.pos.line,
+                    col: br.pos.col,
+                    object: format!("bridge {} (namespace {HOST})", br.name),
+                },
+                message: format!(
+                    "has {ports} ports, but a Linux bridge holds at most {LINUX_BRIDGE_MAX_PORTS} (kernel limit BR_MAX_PORTS)"
+                ),
+                hint: Some(
+                    "split the ports over several bridges joined by a veth pair, or use an OVS bridge (kind: ovs)"
+                        .into(),
+                ),
+            }));
+        }
+    }
+    Ok(())
+}
 
 /// Root-namespace interface names the lab will create.
 pub fn host_names(t: &Topology) -> Vec<String> {
@@ -43,15 +77,21 @@ pub async fn check_free(t: &Topology, host: &Netlink) -> Result<(), WireError> {
             });
         }
     }
+    check_bridge_ports(t)?;
+    // One dump of the root namespace, not one request per name: a large lab has
+    // a thousand names to check.
+    let host_links: HashMap<String, LinkInfo> = host
+        .links()
+        .await
+        .map_err(|source| WireError::Netlink {
+            lab: lab.clone(),
+            source,
+        })?
+        .into_iter()
+        .map(|l| (l.name.clone(), l))
+        .collect();
     for name in host_names(t) {
-        let found = host
-            .link_by_name(&name)
-            .await
-            .map_err(|source| WireError::Netlink {
-                lab: lab.clone(),
-                source,
-            })?;
-        if let Some(link) = found {
+        if let Some(link) = host_links.get(&name) {
             return Err(match mark::lab_of(link.alias.as_deref()) {
                 Some(owner) if owner != lab => WireError::OwnedByOther {
                     object: format!("interface {name}"),

@@ -3,20 +3,26 @@
 //! after an error and reports every error together. Absent objects are success.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use super::{
-    WireError, mark,
+    WireError, census, mark,
     state::{self},
 };
 use crate::{
     fault,
-    netlink::Netlink,
+    netlink::{LinkInfo, Netlink, batch::BatchSocket, batch::Request, msg},
     netns, ovs,
+    progress::Progress,
     topology::{
         BridgeKind, HOST,
         names::{self, NameKind},
     },
 };
+
+/// How long `down` waits for the kernel to remove the veths of deleted namespaces
+/// before deleting what is left one by one (a namespace kept alive by a process).
+const NETNS_CLEANUP_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default)]
 pub struct DownReport {
@@ -44,11 +50,7 @@ pub async fn down(lab: &str) -> Result<DownReport, WireError> {
 /// Every lab vethscope knows of: state files plus marks found on live objects.
 pub async fn known_labs() -> BTreeSet<String> {
     let mut labs: BTreeSet<String> = state::labs().into_iter().collect();
-    for ns in netns::list() {
-        if let Some(owner) = super::preflight::owner_of_netns(&ns).await {
-            labs.insert(owner);
-        }
-    }
+    labs.extend(census::owners(&netns::list()).into_iter().flatten());
     if let Ok(host) = Netlink::open(HOST).await
         && let Ok(links) = host.links().await
     {
@@ -129,45 +131,43 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
 
     // 2. Root-namespace interfaces carrying our mark; plus planned bridges an interrupted
     //    `up` made but had not marked yet (they carry no mark at all — never someone
-    //    else's, whose bridge would have failed our preflight).
-    match Netlink::open(HOST).await {
-        Ok(host) => match host.links().await {
-            Ok(links) => {
-                let planned: Vec<String> = match undo {
-                    Some(created) => created.bridges.clone(),
-                    None => plan
-                        .as_ref()
-                        .map(|p| {
-                            p.topology
-                                .bridges
-                                .iter()
-                                .filter(|b| b.kind == BridgeKind::Linux)
-                                .map(|b| b.name.clone())
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                };
-                for link in &links {
-                    let ours = link.alias.as_deref() == Some(alias.as_str())
-                        || (link.alias.is_none()
-                            && planned.contains(&link.name)
-                            && link.kind.as_deref() == Some("bridge"));
-                    if ours {
-                        match host.delete(link).await {
-                            Ok(()) => report.interfaces += 1,
-                            Err(e) => errors.push(e.to_string()),
-                        }
-                        fault::point("host interface removed");
-                    }
-                }
-            }
-            Err(e) => errors.push(e.to_string()),
-        },
-        Err(e) => errors.push(e.to_string()),
-    }
+    //    else's, whose bridge would have failed our preflight). Listed before the
+    //    namespaces go (step 4 removes them): a veth whose peer sits in a namespace goes
+    //    with that namespace, and is waited for once, for all of them, instead of
+    //    deleted one by one (one RCU grace period apiece).
+    let planned_bridges: Vec<String> = match undo {
+        Some(created) => created.bridges.clone(),
+        None => plan
+            .as_ref()
+            .map(|p| {
+                p.topology
+                    .bridges
+                    .iter()
+                    .filter(|b| b.kind == BridgeKind::Linux)
+                    .map(|b| b.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let mut host = match BatchSocket::open_here(HOST) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            errors.push(e.to_string());
+            None
+        }
+    };
+    let root_links = match host.as_mut().map(|h| h.links()) {
+        Some(Ok(links)) => ours_in_root(links, &alias, &planned_bridges),
+        Some(Err(e)) => {
+            errors.push(e.to_string());
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
 
-    // 3. Namespaces: marked ones (their interfaces and veth peers go with them), and
-    //    planned ones that are still bare (made, killed before the mark was set).
+    // 3. Namespaces: marked ones (their interfaces and veth peers go with them, in one
+    //    batched cleanup in the kernel), and planned ones that are still bare (made,
+    //    killed before the mark was set). Each namespace is read once, on the pool.
     let planned_ns: Vec<String> = match undo {
         Some(created) => created.namespaces.clone(),
         None => plan
@@ -175,34 +175,70 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
             .map(|p| p.topology.netns_names().map(str::to_string).collect())
             .unwrap_or_default(),
     };
-    for ns in netns::list() {
-        let ours = match super::preflight::owner_of_netns(&ns).await {
-            Some(owner) => owner == lab,
-            // An unmarked planned namespace is ours only if `up` died before marking
-            // it: it is still empty, or its file was never mounted.
-            None => planned_ns.contains(&ns) && (!netns::is_mounted(&ns) || is_bare(&ns).await),
+    let started = Instant::now();
+    let names = netns::list();
+    let mut ours = Vec::new();
+    for (ns, facts) in names.iter().zip(census::read(&names, |_| false)) {
+        let mine = match &facts {
+            Ok(f) => match f.owner() {
+                Some(owner) => owner == lab,
+                // An unmarked planned namespace is ours only if `up` died before
+                // marking it: it is still empty, or its file was never mounted.
+                None => planned_ns.contains(ns) && (!f.mounted || f.is_bare()),
+            },
+            Err(_) => false,
         };
-        if ours {
-            match netns::delete(&ns) {
-                Ok(()) => report.namespaces += 1,
-                Err(e) => errors.push(e.to_string()),
-            }
-            fault::point("namespace removed");
+        if mine {
+            ours.push(ns.clone());
         }
     }
-
-    // 3b. The host ends of veths whose namespace was just deleted vanish a moment
-    //     later (the kernel cleans namespaces up asynchronously). An `up` killed
-    //     before it marked such an end leaves it unmarked: wait (bounded) until the
-    //     planned ones are gone, so that `down` returning means gone and an immediate
-    //     `up` finds the names free.
-    if report.namespaces > 0
-        && let Some(p) = &plan
-    {
-        wait_for_host_ends(&p.topology).await;
+    tracing::debug!("{} namespaces read at {:?}", names.len(), started.elapsed());
+    // On the pool: each unmount waits for an RCU grace period after the mount lock is
+    // released, so several threads overlap those waits.
+    let progress = std::sync::Mutex::new(Progress::new(ours.len() + 1, undo.is_none()));
+    let deleted = netns::pool::map(&ours, |ns| {
+        let r = netns::delete(ns);
+        if let Ok(mut p) = progress.lock() {
+            p.step(&format!("namespace {ns}"));
+        }
+        fault::point("namespace removed");
+        r
+    });
+    let mut progress = progress
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for r in deleted {
+        match r {
+            Ok(()) => report.namespaces += 1,
+            Err(e) => errors.push(e.to_string()),
+        }
     }
+    tracing::debug!(
+        "{} namespaces deleted at {:?}",
+        ours.len(),
+        started.elapsed()
+    );
 
-    // 4. Stop the OVS daemons if we started them and no lab uses OVS any more.
+    // 4. What is left of ours in the root namespace.
+    progress.step("root namespace");
+    if let Some(host) = host.as_mut() {
+        match remove_root_links(host, root_links) {
+            Ok(n) => report.interfaces += n,
+            Err(mut e) => errors.append(&mut e),
+        }
+        // The host ends of veths whose namespace was just deleted vanish a moment
+        // later. An `up` killed before it marked such an end leaves it unmarked: wait
+        // (bounded) until the planned ones are gone, so that `down` returning means
+        // gone and an immediate `up` finds the names free.
+        if report.namespaces > 0
+            && let Some(p) = &plan
+        {
+            wait_for_host_ends(host, &p.topology);
+        }
+    }
+    progress.finish();
+
+    // 5. Stop the OVS daemons if we started them and no lab uses OVS any more.
     if uses_ovs && !undoing {
         stop_ovs_if_unused();
     }
@@ -220,9 +256,10 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
     }
 }
 
-/// Waits up to 5 s until no unmarked root-namespace veth end of the plan exists.
-async fn wait_for_host_ends(t: &crate::topology::Topology) {
-    let names: Vec<&str> = t
+/// Waits up to 5 s until no unmarked root-namespace veth end of the plan exists
+/// (one dump per look, however many ends the plan has).
+fn wait_for_host_ends(host: &mut BatchSocket, t: &crate::topology::Topology) {
+    let names: std::collections::HashSet<&str> = t
         .links
         .iter()
         .filter_map(|l| match l {
@@ -236,42 +273,27 @@ async fn wait_for_host_ends(t: &crate::topology::Topology) {
     if names.is_empty() {
         return;
     }
-    let Ok(host) = Netlink::open(HOST).await else {
-        return;
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let mut lingering = Vec::new();
-        for n in &names {
-            if let Ok(Some(link)) = host.link_by_name(n).await
-                && link.alias.is_none()
-                && link.kind.as_deref() == Some("veth")
-            {
-                lingering.push(*n);
-            }
-        }
+        let Ok(links) = host.links() else {
+            return;
+        };
+        let lingering: Vec<String> = links
+            .into_iter()
+            .filter(|l| l.alias.is_none() && l.is_veth() && names.contains(l.name.as_str()))
+            .map(|l| l.name)
+            .collect();
         if lingering.is_empty() {
             return;
         }
-        if std::time::Instant::now() > deadline {
+        if Instant::now() > deadline {
             tracing::warn!(
                 "veth ends {} are still there 5 s after their namespaces were removed",
                 lingering.join(", ")
             );
             return;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-}
-
-/// A namespace holding nothing but `lo`: what `up` leaves if killed right after creating it.
-async fn is_bare(ns: &str) -> bool {
-    match Netlink::open(ns).await {
-        Ok(nl) => nl
-            .links()
-            .await
-            .is_ok_and(|l| l.iter().all(|l| l.name == "lo")),
-        Err(_) => false,
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -338,4 +360,82 @@ pub(super) fn stop_ovs_if_unused() {
     if !in_use && let Err(e) = ovs::stop_ours(&run_dir) {
         tracing::warn!("could not stop the Open vSwitch daemons vethscope started: {e}");
     }
+}
+
+/// Our links among the root namespace's.
+fn ours_in_root(links: Vec<LinkInfo>, alias: &str, planned_bridges: &[String]) -> Vec<LinkInfo> {
+    links
+        .into_iter()
+        .filter(|link| {
+            link.alias.as_deref() == Some(alias)
+                || (link.alias.is_none()
+                    && planned_bridges.contains(&link.name)
+                    && link.kind.as_deref() == Some("bridge"))
+        })
+        .collect()
+}
+
+/// Removes our root-namespace links (listed before the namespaces were deleted);
+/// returns how many. Links that go with a deleted namespace are waited for, then
+/// deleted if still there after [`NETNS_CLEANUP_WAIT`].
+fn remove_root_links(host: &mut BatchSocket, ours: Vec<LinkInfo>) -> Result<usize, Vec<String>> {
+    let (with_netns, local): (Vec<&LinkInfo>, Vec<&LinkInfo>) = ours
+        .iter()
+        .partition(|l| l.is_veth() && l.peer_netnsid.is_some());
+    let mut errors = Vec::new();
+    // The kernel's cleanup of the deleted namespaces removes these. A bridge goes
+    // after its ports: removing a port waits for an RCU grace period, and deleting the
+    // bridge first would do those one by one before the kernel's cleanup could.
+    let mut waiting: Vec<LinkInfo> = with_netns.into_iter().cloned().collect();
+    let started = Instant::now();
+    let deadline = started + NETNS_CLEANUP_WAIT;
+    while !waiting.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        match host.links() {
+            Ok(now) => {
+                waiting.retain(|w| now.iter().any(|l| l.index == w.index && l.name == w.name))
+            }
+            Err(e) => {
+                errors.push(e.to_string());
+                break;
+            }
+        }
+    }
+    tracing::debug!(
+        "veths of deleted namespaces gone after {:?}",
+        started.elapsed()
+    );
+    let left: Vec<&LinkInfo> = waiting.iter().collect();
+    if !left.is_empty() {
+        tracing::info!(
+            "{} veths of deleted namespaces are still there after {:?}; deleting them",
+            left.len(),
+            NETNS_CLEANUP_WAIT
+        );
+    }
+    errors.extend(delete_links(host, &left));
+    errors.extend(delete_links(host, &local));
+    fault::point("host interfaces removed");
+    if errors.is_empty() {
+        Ok(ours.len())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Deletes links in one batch; a link already gone (its veth peer went first) is fine.
+fn delete_links(host: &mut BatchSocket, links: &[&LinkInfo]) -> Vec<String> {
+    if links.is_empty() {
+        return Vec::new();
+    }
+    let requests = links
+        .iter()
+        .map(|l| Request::new(msg::del_link(l.index), "delete interface", &l.name))
+        .collect();
+    host.execute(requests)
+        .into_iter()
+        .filter_map(Result::err)
+        .filter(|e| e.errno() != Some(libc::ENODEV))
+        .map(|e| e.to_string())
+        .collect()
 }

@@ -15,6 +15,9 @@ const PACKAGES: &[&str] = &[
     "bpftool",
     "prometheus",
     "ethtool",
+    // `cargo xtask bench scale` compares with Mininet on Linux bridges (lxbr needs brctl).
+    "mininet",
+    "bridge-utils",
 ];
 
 /// Installs the missing packages (one `apt-get update` first), skips when all are present.

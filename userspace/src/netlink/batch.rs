@@ -1,0 +1,413 @@
+//! A plain blocking route-netlink socket for work at scale: many requests written in
+//! one `sendmsg`, their ACKs collected afterwards, and dumps parsed in one pass.
+//!
+//! The kernel handles a request inside the `sendmsg` that carries it, so what a batch
+//! saves is the round trip per object (and the async machinery per request), not the
+//! kernel's own work. The socket is bound to the namespace of the thread that opened it
+//! and can then be used from any thread.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use rtnetlink::packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+};
+use rtnetlink::packet_route::{
+    RouteNetlinkMessage, address::AddressMessage, link::LinkAttribute, link::LinkMessage,
+};
+
+use super::{LinkInfo, NetlinkError};
+
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NETLINK_CAP_ACK: libc::c_int = 10;
+/// Requests per `sendmsg`: their ACKs must fit the receive buffer until read.
+const CHUNK: usize = 128;
+const RCVBUF: libc::c_int = 8 << 20;
+
+/// One request of a batch: the message and what to call it in an error.
+pub struct Request {
+    pub message: RouteNetlinkMessage,
+    pub op: &'static str,
+    pub object: String,
+}
+
+impl Request {
+    pub fn new(message: RouteNetlinkMessage, op: &'static str, object: impl Into<String>) -> Self {
+        Self {
+            message,
+            op,
+            object: object.into(),
+        }
+    }
+}
+
+/// A blocking NETLINK_ROUTE socket in one namespace.
+pub struct BatchSocket {
+    fd: OwnedFd,
+    seq: u32,
+    netns: String,
+    buf: Vec<u8>,
+}
+
+impl BatchSocket {
+    /// Opens a socket in the calling thread's namespace, which the caller names `netns`.
+    pub fn open_here(netns: &str) -> Result<Self, NetlinkError> {
+        let err = |source| NetlinkError::Socket {
+            netns: netns.to_string(),
+            source,
+        };
+        // SAFETY: plain socket(2); the result is checked before use.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if raw < 0 {
+            return Err(err(std::io::Error::last_os_error()));
+        }
+        // SAFETY: `raw` is a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let one: libc::c_int = 1;
+        // ACKs without a copy of the request; a larger receive buffer (root may force it)
+        // so the ACKs of a whole chunk never overflow it.
+        setsockopt(&fd, libc::SOL_NETLINK, NETLINK_CAP_ACK, one);
+        if !setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RCVBUF) {
+            setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF);
+        }
+        // SAFETY: a zeroed sockaddr_nl (pid 0: the kernel picks one) is valid for bind.
+        let rc = unsafe {
+            let mut addr: libc::sockaddr_nl = std::mem::zeroed();
+            addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(err(std::io::Error::last_os_error()));
+        }
+        Ok(Self {
+            fd,
+            seq: 0,
+            netns: netns.to_string(),
+            buf: vec![0u8; 1 << 16],
+        })
+    }
+
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+
+    fn io_fail(&self, op: &'static str, object: &str, e: std::io::Error) -> NetlinkError {
+        NetlinkError::Op {
+            op,
+            object: object.to_string(),
+            netns: self.netns.clone(),
+            reason: e.to_string(),
+            errno: e.raw_os_error(),
+        }
+    }
+
+    fn encode(&mut self, message: RouteNetlinkMessage, flags: u16, out: &mut Vec<u8>) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        let mut m = NetlinkMessage::from(message);
+        m.header.flags = flags;
+        m.header.sequence_number = self.seq;
+        m.finalize();
+        let start = out.len();
+        out.resize(start + m.buffer_len(), 0);
+        m.serialize(&mut out[start..]);
+        self.seq
+    }
+
+    fn send(&self, bytes: &[u8]) -> std::io::Result<()> {
+        // SAFETY: sending from a valid buffer of `bytes.len()` bytes; the kernel is the
+        // default destination of a netlink socket.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), 0) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Reads one datagram (possibly several messages) into `self.buf`; its length.
+    fn recv(&mut self) -> std::io::Result<usize> {
+        loop {
+            // SAFETY: receiving into our own buffer of the given length.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                    0,
+                )
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Sends every request (in chunks, one `sendmsg` each) and collects the ACKs.
+    /// Returns one result per request, in order: the kernel goes on after a failed
+    /// request, so the caller sees every failure and decides.
+    pub fn execute(&mut self, requests: Vec<Request>) -> Vec<Result<(), NetlinkError>> {
+        let mut results = Vec::with_capacity(requests.len());
+        let mut iter = requests.into_iter().peekable();
+        while iter.peek().is_some() {
+            let chunk: Vec<Request> = iter.by_ref().take(CHUNK).collect();
+            results.extend(self.execute_chunk(chunk));
+        }
+        results
+    }
+
+    fn execute_chunk(&mut self, chunk: Vec<Request>) -> Vec<Result<(), NetlinkError>> {
+        let mut bytes = Vec::with_capacity(chunk.len() * 128);
+        let mut pending: Vec<(u32, &'static str, String)> = Vec::with_capacity(chunk.len());
+        for r in chunk {
+            let create = matches!(
+                r.message,
+                RouteNetlinkMessage::NewLink(_)
+                    | RouteNetlinkMessage::NewAddress(_)
+                    | RouteNetlinkMessage::NewRoute(_)
+            );
+            let flags = if create {
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+            } else {
+                NLM_F_REQUEST | NLM_F_ACK
+            };
+            let seq = self.encode(r.message, flags, &mut bytes);
+            pending.push((seq, r.op, r.object));
+        }
+        let first = pending.first().map_or(0, |p| p.0);
+        let mut codes: Vec<Option<i32>> = vec![None; pending.len()];
+        if let Err(e) = self.send(&bytes) {
+            return pending
+                .iter()
+                .map(|(_, op, object)| Err(self.io_fail(op, object, copy_err(&e))))
+                .collect();
+        }
+        let mut missing = pending.len();
+        while missing > 0 {
+            let n = match self.recv() {
+                Ok(n) => n,
+                Err(e) => {
+                    return pending
+                        .iter()
+                        .zip(&codes)
+                        .map(|((_, op, object), code)| match code {
+                            Some(0) => Ok(()),
+                            Some(c) => Err(self.errno_fail(op, object, *c)),
+                            None => Err(self.io_fail(op, object, copy_err(&e))),
+                        })
+                        .collect();
+                }
+            };
+            for (ty, seq, payload) in Messages::new(&self.buf[..n]) {
+                if ty != NLMSG_ERROR || payload.len() < 4 {
+                    continue;
+                }
+                let i = seq.wrapping_sub(first) as usize;
+                if i < codes.len() && codes[i].is_none() {
+                    let code = i32::from_ne_bytes([payload[0], payload[1], payload[2], payload[3]]);
+                    codes[i] = Some(-code);
+                    missing -= 1;
+                }
+            }
+        }
+        pending
+            .iter()
+            .zip(codes)
+            .map(|((_, op, object), code)| match code {
+                Some(0) | None => Ok(()),
+                Some(c) => Err(self.errno_fail(op, object, c)),
+            })
+            .collect()
+    }
+
+    fn errno_fail(&self, op: &'static str, object: &str, errno: i32) -> NetlinkError {
+        NetlinkError::from_errno(op, object.to_string(), &self.netns, errno)
+    }
+
+    /// Runs one dump request and returns every message it yields.
+    pub(super) fn dump(
+        &mut self,
+        message: RouteNetlinkMessage,
+        what: &'static str,
+    ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        let mut bytes = Vec::new();
+        let seq = self.encode(message, NLM_F_REQUEST | NLM_F_DUMP, &mut bytes);
+        self.send(&bytes).map_err(|e| self.io_fail(what, "", e))?;
+        let mut out = Vec::new();
+        loop {
+            let n = self.recv().map_err(|e| self.io_fail(what, "", e))?;
+            let mut done = false;
+            let mut offset = 0;
+            for (ty, s, payload) in Messages::new(&self.buf[..n]) {
+                let len = 16 + payload.len();
+                let start = offset;
+                offset += (len + 3) & !3;
+                if s != seq {
+                    continue;
+                }
+                match ty {
+                    NLMSG_DONE => done = true,
+                    NLMSG_ERROR => {
+                        let code = payload
+                            .get(..4)
+                            .map(|b| -i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                            .unwrap_or(0);
+                        if code != 0 {
+                            return Err(self.errno_fail(what, "", code));
+                        }
+                        done = true;
+                    }
+                    _ => {
+                        let raw = &self.buf[start..start + len];
+                        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw) {
+                            Ok(m) => {
+                                if let NetlinkPayload::InnerMessage(inner) = m.payload {
+                                    out.push(inner);
+                                }
+                            }
+                            Err(e) => {
+                                tracing::debug!("skipping an undecodable {what} message: {e}")
+                            }
+                        }
+                    }
+                }
+            }
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Every link of the namespace, from one dump.
+    pub fn links(&mut self) -> Result<Vec<LinkInfo>, NetlinkError> {
+        let msgs = self.dump(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            "list interfaces",
+        )?;
+        Ok(msgs
+            .iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(LinkInfo::from_message(l)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Every address of the namespace, from one dump: (ifindex, address).
+    pub fn addresses(&mut self) -> Result<Vec<(u32, crate::topology::Cidr)>, NetlinkError> {
+        let msgs = self.dump(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            "list addresses",
+        )?;
+        Ok(msgs
+            .iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) => super::cidr_of(a),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// One link looked up by name (a single request, not a dump).
+    pub fn link_by_name(&mut self, name: &str) -> Result<Option<LinkInfo>, NetlinkError> {
+        let mut req = LinkMessage::default();
+        req.attributes.push(LinkAttribute::IfName(name.to_string()));
+        let mut bytes = Vec::new();
+        let seq = self.encode(RouteNetlinkMessage::GetLink(req), NLM_F_REQUEST, &mut bytes);
+        self.send(&bytes)
+            .map_err(|e| self.io_fail("look up interface", name, e))?;
+        loop {
+            let n = self
+                .recv()
+                .map_err(|e| self.io_fail("look up interface", name, e))?;
+            let mut offset = 0;
+            for (ty, s, payload) in Messages::new(&self.buf[..n]) {
+                let len = 16 + payload.len();
+                let start = offset;
+                offset += (len + 3) & !3;
+                if s != seq {
+                    continue;
+                }
+                if ty == NLMSG_ERROR {
+                    let code = payload
+                        .get(..4)
+                        .map(|b| -i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                        .unwrap_or(0);
+                    return match code {
+                        libc::ENODEV => Ok(None),
+                        c => Err(self.errno_fail("look up interface", name, c)),
+                    };
+                }
+                let raw = &self.buf[start..start + len];
+                if let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw)
+                    && let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) = m.payload
+                {
+                    return Ok(Some(LinkInfo::from_message(&l)));
+                }
+            }
+        }
+    }
+}
+
+fn setsockopt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> bool {
+    // SAFETY: passes a pointer to an int of the stated size.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        ) == 0
+    }
+}
+
+fn copy_err(e: &std::io::Error) -> std::io::Error {
+    match e.raw_os_error() {
+        Some(n) => std::io::Error::from_raw_os_error(n),
+        None => std::io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
+/// The netlink messages in one datagram: (type, sequence number, payload).
+struct Messages<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Messages<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Self { buf }
+    }
+}
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = (u16, u32, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buf.len() < 16 {
+            return None;
+        }
+        let len = u32::from_ne_bytes(self.buf[0..4].try_into().ok()?) as usize;
+        if len < 16 || len > self.buf.len() {
+            return None;
+        }
+        let ty = u16::from_ne_bytes(self.buf[4..6].try_into().ok()?);
+        let seq = u32::from_ne_bytes(self.buf[8..12].try_into().ok()?);
+        let payload = &self.buf[16..len];
+        let aligned = ((len + 3) & !3).min(self.buf.len());
+        self.buf = &self.buf[aligned..];
+        Some((ty, seq, payload))
+    }
+}

@@ -1,0 +1,542 @@
+//! The batched part of `up`, for labs of hundreds of namespaces: namespaces, Linux
+//! bridges, veth pairs whose ends sit in namespaces or on Linux bridges, addresses,
+//! sysctls and routes. (Anything touching Open vSwitch stays in apply.rs.)
+//!
+//! How it stays fast:
+//! - a pool of threads makes the namespaces; each thread opens one blocking netlink
+//!   socket inside every namespace it makes and keeps it for the later phases;
+//! - a veth pair is one request made from the namespace of one end, the peer placed
+//!   straight into its namespace (`IFLA_NET_NS_FD`), with name, mtu, MAC and master set
+//!   in that same request;
+//! - requests go out in batches (many messages per `sendmsg`, the ACKs read after);
+//! - nothing is looked up one by one: each namespace is dumped once for ifindexes.
+//!
+//! Ownership marks keep the order apply.rs has always kept: a namespace's `lo` is
+//! marked right after the namespace exists, a root-namespace interface right after the
+//! request that made it was acknowledged (never by name before that: the name might be
+//! someone else's).
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Mutex;
+
+use rtnetlink::packet_route::link::LinkAttribute;
+
+use super::{WireError, teardown::Created};
+use crate::{
+    fault,
+    netlink::{
+        NetlinkError,
+        batch::{BatchSocket, Request},
+        msg::{self, NewEnd},
+    },
+    netns::{self, NetnsError},
+    progress::Progress,
+    topology::{BridgeKind, End, HOST, Link, Topology},
+};
+
+/// A netlink error as `up` reports it: a name already taken is a conflict.
+pub(super) fn nl_err(lab: &str, source: NetlinkError) -> WireError {
+    if source.errno() == Some(libc::EEXIST)
+        && let NetlinkError::Op { object, netns, .. } = &source
+    {
+        return WireError::Conflict {
+            object: format!("interface {object}"),
+            netns: netns.clone(),
+            lab: lab.to_string(),
+        };
+    }
+    WireError::Netlink {
+        lab: lab.to_string(),
+        source,
+    }
+}
+
+fn ns_err(lab: &str, source: NetnsError) -> WireError {
+    match source {
+        NetnsError::Exists { name } => WireError::Conflict {
+            object: format!("namespace {name}"),
+            netns: name,
+            lab: lab.to_string(),
+        },
+        source => WireError::Netns {
+            lab: lab.to_string(),
+            source,
+        },
+    }
+}
+
+/// The first error of a batch, if any.
+fn first_err(lab: &str, results: Vec<Result<(), NetlinkError>>) -> Result<(), WireError> {
+    match results.into_iter().find_map(Result::err) {
+        Some(e) => Err(nl_err(lab, e)),
+        None => Ok(()),
+    }
+}
+
+/// The creating end comes up in its creating request unless it has sysctls, which
+/// are written before an interface comes up (as apply.rs always did).
+fn up_at_creation(end: &End) -> bool {
+    end.sysctls.is_empty()
+}
+
+/// A veth pair made in bulk: no end on an OVS bridge.
+pub(super) fn is_bulk_veth(t: &Topology, link: &Link) -> bool {
+    match link {
+        Link::Veth { ends, .. } => ends.iter().all(|e| {
+            e.bridge()
+                .and_then(|b| t.bridge(b))
+                .is_none_or(|b| b.kind == BridgeKind::Linux)
+        }),
+        Link::OvsInternal { .. } => false,
+    }
+}
+
+/// The end whose namespace sends the request, and the peer: the root-namespace end
+/// when there is one (it can take its master in the same request), else the first.
+fn creator_and_peer(ends: &[End; 2]) -> (&End, &End) {
+    let [a, b] = ends;
+    if b.netns() == HOST && a.netns() != HOST {
+        (b, a)
+    } else {
+        (a, b)
+    }
+}
+
+/// What is left to do on one end after the veth pair exists.
+struct Todo<'t> {
+    end: &'t End,
+    /// A peer placed in another namespace: marked there.
+    mark: bool,
+    /// Still down (a peer, or an end with sysctls).
+    up: bool,
+}
+
+pub(super) struct Bulk<'t> {
+    t: &'t Topology,
+    lab: String,
+    mark: String,
+    host: Mutex<BatchSocket>,
+    /// One socket per lab namespace, opened inside it when it was made.
+    sockets: HashMap<String, Mutex<BatchSocket>>,
+    /// Open namespace files, for placing veth peers.
+    fds: HashMap<String, OwnedFd>,
+    /// Linux bridges made by this lab: name → ifindex.
+    bridges: HashMap<String, u32>,
+}
+
+impl<'t> Bulk<'t> {
+    pub(super) fn new(t: &'t Topology, mark: &str) -> Result<Self, WireError> {
+        raise_fd_limit();
+        let lab = t.name.clone();
+        let host = BatchSocket::open_here(HOST).map_err(|e| nl_err(&lab, e))?;
+        Ok(Self {
+            t,
+            lab,
+            mark: mark.to_string(),
+            host: Mutex::new(host),
+            sockets: HashMap::new(),
+            fds: HashMap::new(),
+            bridges: HashMap::new(),
+        })
+    }
+
+    fn socket(&self, ns: &str) -> Result<&Mutex<BatchSocket>, WireError> {
+        if ns == HOST {
+            return Ok(&self.host);
+        }
+        self.sockets.get(ns).ok_or_else(|| WireError::Other {
+            lab: self.lab.clone(),
+            message: format!("namespace {ns} was not opened before use"),
+        })
+    }
+
+    /// Makes every namespace on the pool: create, open a socket inside, mark and bring
+    /// up `lo`, write the namespace-wide sysctls (before any interface exists, so
+    /// `default.*` keys apply).
+    pub(super) fn namespaces(
+        &mut self,
+        progress: &mut Progress,
+        created: &mut Created,
+    ) -> Result<(), WireError> {
+        let lab = self.lab.clone();
+        let mark = self.mark.clone();
+        let progress = Mutex::new(progress);
+        let created = Mutex::new(created);
+        let made = netns::pool::map(&self.t.namespaces, |ns| {
+            let r = (|| -> Result<(BatchSocket, OwnedFd), WireError> {
+                netns::create_here(&ns.name).map_err(|e| ns_err(&lab, e))?;
+                if let Ok(mut c) = created.lock() {
+                    c.namespaces.push(ns.name.clone());
+                }
+                fault::point("namespace created, not marked");
+                let fd = netns::open(&ns.name).map_err(|e| ns_err(&lab, e))?;
+                let mut sock = BatchSocket::open_here(&ns.name).map_err(|e| nl_err(&lab, e))?;
+                // Mark first: from here on `down` recognises the namespace as ours.
+                let lo = msg::set_link(
+                    0,
+                    Some("lo"),
+                    vec![LinkAttribute::IfAlias(mark.clone())],
+                    true,
+                );
+                first_err(
+                    &lab,
+                    sock.execute(vec![Request::new(lo, "mark and bring up", "lo")]),
+                )?;
+                for s in &ns.sysctls {
+                    netns::write_sysctl_here(&ns.name, &netns::key_path(&s.key), &s.value)
+                        .map_err(|e| ns_err(&lab, e))?;
+                }
+                fault::point("namespace made");
+                Ok((sock, fd))
+            })();
+            if let Ok(mut p) = progress.lock() {
+                p.step(&format!("namespace {}", ns.name));
+            }
+            r
+        });
+        let mut first = None;
+        for (ns, r) in self.t.namespaces.iter().zip(made) {
+            match r {
+                Ok((sock, fd)) => {
+                    self.sockets.insert(ns.name.clone(), Mutex::new(sock));
+                    self.fds.insert(ns.name.clone(), fd);
+                }
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Makes one Linux bridge: create, then (once the kernel said it made it) mark
+    /// and bring it up.
+    pub(super) fn linux_bridge(
+        &mut self,
+        br: &crate::topology::Bridge,
+        created: &mut Created,
+    ) -> Result<(), WireError> {
+        let lab = self.lab.clone();
+        let mut host = self.host.lock().map_err(|_| poisoned(&lab))?;
+        first_err(
+            &lab,
+            host.execute(vec![Request::new(
+                msg::new_bridge(&br.name, br.mtu),
+                "create bridge",
+                &br.name,
+            )]),
+        )?;
+        created.bridges.push(br.name.clone());
+        fault::point("bridge created, not marked");
+        let mark = msg::set_link(
+            0,
+            Some(&br.name),
+            vec![LinkAttribute::IfAlias(self.mark.clone())],
+            true,
+        );
+        first_err(
+            &lab,
+            host.execute(vec![Request::new(mark, "mark and bring up", &br.name)]),
+        )?;
+        let index = host
+            .link_by_name(&br.name)
+            .map_err(|e| nl_err(&lab, e))?
+            .ok_or_else(|| {
+                nl_err(
+                    &lab,
+                    NetlinkError::Missing {
+                        name: br.name.clone(),
+                        netns: HOST.into(),
+                    },
+                )
+            })?
+            .index;
+        drop(host);
+        self.bridges.insert(br.name.clone(), index);
+        Ok(())
+    }
+
+    fn new_end<'e>(&self, end: &'e End, creator_ns: &str) -> Result<NewEnd<'e>, WireError> {
+        let master = match end.bridge() {
+            Some(b) => Some(*self.bridges.get(b).ok_or_else(|| WireError::Other {
+                lab: self.lab.clone(),
+                message: format!("bridge {b} was not made before its port {}", end.name),
+            })?),
+            None => None,
+        };
+        let netns_fd = if end.netns() == creator_ns {
+            None
+        } else {
+            Some(
+                self.fds
+                    .get(end.netns())
+                    .ok_or_else(|| WireError::Other {
+                        lab: self.lab.clone(),
+                        message: format!("namespace {} was not opened before use", end.netns()),
+                    })?
+                    .as_raw_fd(),
+            )
+        };
+        Ok(NewEnd {
+            name: &end.name,
+            mtu: end.mtu,
+            mac: end.mac,
+            master,
+            netns_fd,
+            up: false,
+        })
+    }
+
+    /// Makes the bulk veth pairs, one batch per namespace that sends the requests;
+    /// marks (and attaches) the ends that sit in that namespace once they exist.
+    pub(super) fn veths(&self, progress: &mut Progress) -> Result<(), WireError> {
+        let mut groups: BTreeMap<&str, Vec<&[End; 2]>> = BTreeMap::new();
+        for link in &self.t.links {
+            if let Link::Veth { ends, .. } = link
+                && is_bulk_veth(self.t, link)
+            {
+                let (c, _) = creator_and_peer(ends);
+                groups.entry(c.netns()).or_default().push(ends);
+            }
+        }
+        for (ns, pairs) in groups {
+            let mut requests = Vec::with_capacity(pairs.len());
+            for ends in &pairs {
+                let (c, p) = creator_and_peer(ends);
+                let peer = self.new_end(p, ns)?;
+                let mut main = self.new_end(c, ns)?;
+                main.netns_fd = None;
+                main.up = up_at_creation(c);
+                requests.push(Request::new(
+                    msg::new_veth(
+                        &main,
+                        &NewEnd {
+                            master: None,
+                            ..peer
+                        },
+                    ),
+                    "create veth pair",
+                    format!("{} (peer {} in namespace {})", c.name, p.name, p.netns()),
+                ));
+            }
+            let mut sock = self.socket(ns)?.lock().map_err(|_| poisoned(&self.lab))?;
+            let results = sock.execute(requests);
+            fault::point("veths created, not marked");
+            // Mark what was made (only that: a name whose create failed may be
+            // someone else's), then report the first failure.
+            let mut follow = Vec::new();
+            let mut failed = None;
+            for (ends, r) in pairs.iter().zip(results) {
+                let (c, p) = creator_and_peer(ends);
+                progress.step(&format!("veth {} — {}", c.name, p.name));
+                if let Err(e) = r {
+                    failed.get_or_insert(e);
+                    continue;
+                }
+                follow.push(Request::new(
+                    msg::mark_by_name(&c.name, &self.mark),
+                    "mark",
+                    &c.name,
+                ));
+                if p.netns() == ns {
+                    let mut attrs = vec![LinkAttribute::IfAlias(self.mark.clone())];
+                    if let Some(m) = self.new_end(p, ns)?.master {
+                        attrs.push(LinkAttribute::Controller(m));
+                    }
+                    follow.push(Request::new(
+                        msg::set_link(0, Some(&p.name), attrs, false),
+                        "mark and attach",
+                        &p.name,
+                    ));
+                }
+            }
+            let marked = first_err(&self.lab, sock.execute(follow));
+            fault::point("veths made");
+            if let Some(e) = failed {
+                return Err(nl_err(&self.lab, e));
+            }
+            marked?;
+        }
+        Ok(())
+    }
+
+    /// Per namespace (on the pool): mark peers placed there, add addresses, write the
+    /// interface sysctls, bring the interfaces up. One dump per namespace for indexes.
+    pub(super) fn configure(&self) -> Result<(), WireError> {
+        let mut per_ns: BTreeMap<&str, Vec<Todo>> = BTreeMap::new();
+        for link in &self.t.links {
+            if let Link::Veth { ends, .. } = link
+                && is_bulk_veth(self.t, link)
+            {
+                let (c, p) = creator_and_peer(ends);
+                per_ns.entry(c.netns()).or_default().push(Todo {
+                    end: c,
+                    mark: false,
+                    up: !up_at_creation(c),
+                });
+                // A peer placed in another namespace is marked there.
+                per_ns.entry(p.netns()).or_default().push(Todo {
+                    end: p,
+                    mark: p.netns() != c.netns(),
+                    up: true,
+                });
+            }
+        }
+        // Nothing to do for an end that came up in its creating request, unaddressed.
+        for todos in per_ns.values_mut() {
+            todos.retain(|t| {
+                t.mark || t.up || !t.end.addresses.is_empty() || !t.end.sysctls.is_empty()
+            });
+        }
+        per_ns.retain(|_, todos| !todos.is_empty());
+        let jobs: Vec<(&str, Vec<Todo>)> = per_ns.into_iter().collect();
+        let results = netns::pool::map(&jobs, |(ns, ends)| self.configure_ns(ns, ends));
+        results
+            .into_iter()
+            .find_map(Result::err)
+            .map_or(Ok(()), Err)
+    }
+
+    fn configure_ns(&self, ns: &str, ends: &[Todo]) -> Result<(), WireError> {
+        let lab = &self.lab;
+        let has_sysctls = ends.iter().any(|t| !t.end.sysctls.is_empty());
+        if has_sysctls {
+            // /proc/sys/net is the namespace of the thread that opens it.
+            netns::enter(ns).map_err(|e| ns_err(lab, e))?;
+        }
+        let mut sock = self.socket(ns)?.lock().map_err(|_| poisoned(lab))?;
+        let index: HashMap<String, u32> = sock
+            .links()
+            .map_err(|e| nl_err(lab, e))?
+            .into_iter()
+            .map(|l| (l.name, l.index))
+            .collect();
+        let index_of = |end: &End| {
+            index.get(&end.name).copied().ok_or_else(|| {
+                nl_err(
+                    lab,
+                    NetlinkError::Missing {
+                        name: end.name.clone(),
+                        netns: ns.to_string(),
+                    },
+                )
+            })
+        };
+        let mut requests = Vec::new();
+        for Todo { end, mark, .. } in ends {
+            let i = index_of(end)?;
+            if *mark {
+                requests.push(Request::new(
+                    msg::set_link(
+                        i,
+                        None,
+                        vec![LinkAttribute::IfAlias(self.mark.clone())],
+                        false,
+                    ),
+                    "mark",
+                    &end.name,
+                ));
+            }
+            for cidr in &end.addresses {
+                requests.push(Request::new(
+                    msg::new_address(i, cidr),
+                    "add address",
+                    format!("{cidr} to {}", end.name),
+                ));
+            }
+        }
+        first_err(lab, sock.execute(requests))?;
+        for Todo { end, .. } in ends {
+            for s in &end.sysctls {
+                let (family, key) = match s.key.strip_prefix("ipv6.") {
+                    Some(k) => ("ipv6", k),
+                    None => ("ipv4", s.key.strip_prefix("ipv4.").unwrap_or(&s.key)),
+                };
+                let path = netns::iface_key_path(family, &end.name, key);
+                netns::write_sysctl_here(ns, &path, &s.value).map_err(|e| ns_err(lab, e))?;
+            }
+        }
+        let mut ups = Vec::new();
+        for Todo { end, .. } in ends.iter().filter(|t| t.up) {
+            ups.push(Request::new(
+                msg::set_link(index_of(end)?, None, Vec::new(), true),
+                "bring up",
+                &end.name,
+            ));
+        }
+        first_err(lab, sock.execute(ups))?;
+        fault::point("namespace configured");
+        Ok(())
+    }
+
+    /// Routes of every namespace (after all its interfaces are up and addressed).
+    pub(super) fn routes(&self) -> Result<(), WireError> {
+        let with_routes: Vec<&crate::topology::Namespace> = self
+            .t
+            .namespaces
+            .iter()
+            .filter(|n| !n.routes.is_empty())
+            .collect();
+        let results = netns::pool::map(&with_routes, |ns| {
+            let lab = &self.lab;
+            let mut sock = self.socket(&ns.name)?.lock().map_err(|_| poisoned(lab))?;
+            let index: HashMap<String, u32> = if ns.routes.iter().any(|r| r.dev.is_some()) {
+                sock.links()
+                    .map_err(|e| nl_err(lab, e))?
+                    .into_iter()
+                    .map(|l| (l.name, l.index))
+                    .collect()
+            } else {
+                HashMap::new()
+            };
+            let mut requests = Vec::new();
+            for route in &ns.routes {
+                let dev = match &route.dev {
+                    Some(d) => Some(*index.get(d).ok_or_else(|| {
+                        nl_err(
+                            lab,
+                            NetlinkError::Missing {
+                                name: d.clone(),
+                                netns: ns.name.clone(),
+                            },
+                        )
+                    })?),
+                    None => None,
+                };
+                requests.push(Request::new(
+                    rtnetlink::packet_route::RouteNetlinkMessage::NewRoute(msg::route(route, dev)),
+                    "add route",
+                    msg::route_object(route),
+                ));
+            }
+            first_err(lab, sock.execute(requests))?;
+            fault::point("routes added");
+            Ok(())
+        });
+        results
+            .into_iter()
+            .find_map(Result::err)
+            .map_or(Ok(()), Err)
+    }
+}
+
+fn poisoned(lab: &str) -> WireError {
+    WireError::Other {
+        lab: lab.to_string(),
+        message: "a worker thread failed while holding a netlink socket".into(),
+    }
+}
+
+/// A large lab holds one namespace file and one socket per namespace open at once:
+/// lift the soft limit on open files to the hard one.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! `cargo xtask bench scale [--sizes 200,1000] [--no-mininet]`: stars of N namespaces on
+//! one Linux bridge, built and removed side by side in one run by vethscope, a bash
+//! script of `ip` commands, `ip -batch`, and Mininet (`--switch lxbr`); each proves its
+//! star with a ping from the first namespace to the last. Prints seconds and the cost
+//! per namespace (= per link: a star has one link per namespace).
+//!
+//! As root, on a machine (or `/work/tools/simhost`) where nothing is named `vsb*`,
+//! `h1`… or `s1`. "down" is timed until the root namespace is clean (no port of the
+//! star left), for every tool alike: `ip netns del` returns before the kernel has
+//! removed the veths.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{build, util};
+
+/// Names of the star: namespaces vsbI, bridge vsbbr, root-side ports vsbpI.
+const NS: &str = "vsb";
+const BRIDGE: &str = "vsbbr";
+const PORT: &str = "vsbp";
+
+struct Options {
+    sizes: Vec<usize>,
+    mininet: bool,
+}
+
+fn parse(args: &[OsString]) -> Result<Options> {
+    let mut o = Options {
+        sizes: vec![200, 1000],
+        mininet: true,
+    };
+    let mut it = args.iter().map(|a| a.to_string_lossy().into_owned());
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--sizes" => {
+                let v = it.next().context("--sizes needs a list, e.g. 200,1000")?;
+                o.sizes = v
+                    .split(',')
+                    .map(|s| s.trim().parse::<usize>())
+                    .collect::<Result<_, _>>()
+                    .with_context(|| format!("--sizes {v}: not a list of numbers"))?;
+                if let Some(n) = o.sizes.iter().find(|&&n| !(2..=1023).contains(&n)) {
+                    bail!("--sizes: {n} is outside 2..=1023 (one Linux bridge holds 1,023 ports)");
+                }
+            }
+            "--no-mininet" => o.mininet = false,
+            other => bail!(
+                "unknown argument {other} (usage: bench scale [--sizes 200,1000] [--no-mininet])"
+            ),
+        }
+    }
+    Ok(o)
+}
+
+/// One tool's figures on one star.
+struct Row {
+    tool: &'static str,
+    up: Duration,
+    down: Duration,
+    ping: bool,
+}
+
+pub fn run(args: &[OsString]) -> Result<()> {
+    let opts = parse(args)?;
+    if !util::is_root()? {
+        bail!("bench scale needs root (run it in /work/tools/simhost or on a scratch machine)");
+    }
+    build::cargo_build(&["--package", "vethscope", "--release"])?;
+    let vethscope = util::target_dir().join("release/vethscope");
+    let dir = util::target_dir().join("bench-scale");
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    ensure_clean()?;
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "bench scale, {} UTC, load average at start {}",
+        utc_now(),
+        load_average()
+    );
+    for &n in &opts.sizes {
+        let mut rows = Vec::new();
+        let mut extra = String::new();
+        rows.push(bench_vethscope(&vethscope, &dir, n, &mut extra)?);
+        rows.push(bench_ip_script(&dir, n)?);
+        rows.push(bench_ip_batch(&dir, n)?);
+        if opts.mininet {
+            rows.push(bench_mininet(n)?);
+        }
+        report.push_str(&table(n, &rows, &extra));
+    }
+    print!("{report}");
+    let out = dir.join("report.txt");
+    std::fs::write(&out, &report).with_context(|| format!("write {}", out.display()))?;
+    println!("(also in {})", out.display());
+    Ok(())
+}
+
+fn table(n: usize, rows: &[Row], extra: &str) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "\nstar of {n} namespaces on one Linux bridge ({n} veth pairs)"
+    );
+    let _ = writeln!(
+        t,
+        "| tool | up s | down s | up+down s | ping | per namespace (= per link) up / down ms |"
+    );
+    let _ = writeln!(t, "|---|---:|---:|---:|---|---:|");
+    for r in rows {
+        let _ = writeln!(
+            t,
+            "| {} | {:.2} | {:.2} | {:.2} | {} | {:.2} / {:.2} |",
+            r.tool,
+            r.up.as_secs_f64(),
+            r.down.as_secs_f64(),
+            (r.up + r.down).as_secs_f64(),
+            if r.ping { "ok" } else { "FAILED" },
+            r.up.as_secs_f64() * 1000.0 / n as f64,
+            r.down.as_secs_f64() * 1000.0 / n as f64,
+        );
+    }
+    t.push_str(extra);
+    if let Some(v) = rows.first() {
+        let ours = (v.up + v.down).as_secs_f64();
+        let mut parts = Vec::new();
+        for r in &rows[1..] {
+            parts.push(format!(
+                "{:.1}x vs {}",
+                (r.up + r.down).as_secs_f64() / ours,
+                r.tool
+            ));
+        }
+        let _ = writeln!(t, "vethscope up+down speed-up: {}", parts.join(", "));
+    }
+    t
+}
+
+fn star_yaml(n: usize) -> String {
+    let mut t = format!("name: {NS}star\nnamespaces:\n");
+    for i in 0..n {
+        let _ = writeln!(t, "  - name: {NS}{i}");
+    }
+    let _ = writeln!(t, "bridges:\n  - {{name: {BRIDGE}, kind: linux}}\nlinks:");
+    for i in 0..n {
+        let _ = writeln!(
+            t,
+            "  - kind: veth\n    ends:\n      - {{ns: {NS}{i}, name: eth0, addresses: [{}/16]}}\n      - {{bridge: {BRIDGE}, name: {PORT}{i}}}",
+            addr(i)
+        );
+    }
+    t
+}
+
+fn addr(i: usize) -> String {
+    format!("10.213.{}.{}", (i + 2) / 256, (i + 2) % 256)
+}
+
+fn timed(cmd: &mut Command) -> Result<Duration> {
+    let started = Instant::now();
+    let out = cmd
+        .stdout(Stdio::null())
+        .output()
+        .with_context(|| format!("run {}", util::describe(cmd)))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}",
+            util::describe(cmd),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(started.elapsed())
+}
+
+fn ping_across(n: usize) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", &format!("{NS}0")])
+        .args(["ping", "-c", "1", "-W", "3", &addr(n - 1)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Names of the star (or of Mininet) still present.
+fn leftovers() -> Vec<String> {
+    let mut left = Vec::new();
+    for (dir, what) in [("/run/netns", "namespace"), ("/sys/class/net", "interface")] {
+        if let Ok(d) = std::fs::read_dir(dir) {
+            for e in d.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let mininet = name == "s1" || name.starts_with("s1-eth");
+                if name.starts_with(NS) || mininet {
+                    left.push(format!("{what} {name}"));
+                }
+            }
+        }
+    }
+    left
+}
+
+fn ensure_clean() -> Result<()> {
+    let left = leftovers();
+    if !left.is_empty() {
+        bail!(
+            "objects of an earlier run are present: {} (remove them first)",
+            left.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Waits (up to 60 s) until nothing of the star is left; the time it took.
+fn wait_clean() -> Result<Duration> {
+    let started = Instant::now();
+    while !leftovers().is_empty() {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("still there 60 s after down: {}", leftovers().join(", "));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(started.elapsed())
+}
+
+fn bench_vethscope(bin: &Path, dir: &Path, n: usize, extra: &mut String) -> Result<Row> {
+    let file = dir.join(format!("star-{n}.yaml"));
+    std::fs::write(&file, star_yaml(n))?;
+    let lab = format!("{NS}star");
+    let up = timed(Command::new(bin).arg("up").arg(&file))?;
+    let ping = ping_across(n);
+    let show = timed(Command::new(bin).args(["show", &lab]))?;
+    let show_json = timed(Command::new(bin).args(["show", &lab, "--json"]))?;
+    let graph = timed(Command::new(bin).args(["graph", &lab]))?;
+    let down = timed(Command::new(bin).args(["down", &lab]))? + wait_clean()?;
+    let _ = writeln!(
+        extra,
+        "vethscope show {:.3} s, show --json {:.3} s, graph {:.3} s ({:.3} / {:.3} / {:.3} ms per namespace)",
+        show.as_secs_f64(),
+        show_json.as_secs_f64(),
+        graph.as_secs_f64(),
+        show.as_secs_f64() * 1000.0 / n as f64,
+        show_json.as_secs_f64() * 1000.0 / n as f64,
+        graph.as_secs_f64() * 1000.0 / n as f64,
+    );
+    Ok(Row {
+        tool: "vethscope",
+        up,
+        down,
+        ping,
+    })
+}
+
+/// What a person would write: one `ip` command per step.
+fn bench_ip_script(dir: &Path, n: usize) -> Result<Row> {
+    let mut up = format!("set -e\nip link add {BRIDGE} type bridge\nip link set {BRIDGE} up\n");
+    for i in 0..n {
+        let _ = writeln!(
+            up,
+            "ip netns add {NS}{i}\n\
+             ip link add {PORT}{i} master {BRIDGE} up type veth peer name eth0 netns {NS}{i}\n\
+             ip -n {NS}{i} addr add {}/16 dev eth0\n\
+             ip -n {NS}{i} link set eth0 up\n\
+             ip -n {NS}{i} link set lo up",
+            addr(i)
+        );
+    }
+    let mut down = String::from("set -e\n");
+    for i in 0..n {
+        let _ = writeln!(down, "ip netns del {NS}{i}");
+    }
+    let _ = writeln!(down, "ip link del {BRIDGE}");
+    run_scripts("bash ip script", dir, n, &up, &down)
+}
+
+/// The same with `ip -batch`: one process for the root namespace's part, one per
+/// namespace for what must run inside it (an address cannot be added from outside).
+fn bench_ip_batch(dir: &Path, n: usize) -> Result<Row> {
+    let root = dir.join("ip-batch-up.txt");
+    let mut b = format!("link add {BRIDGE} type bridge\nlink set {BRIDGE} up\n");
+    for i in 0..n {
+        let _ = writeln!(
+            b,
+            "netns add {NS}{i}\nlink add {PORT}{i} master {BRIDGE} up type veth peer name eth0 netns {NS}{i}"
+        );
+    }
+    std::fs::write(&root, b)?;
+    let mut up = format!("set -e\nip -batch {}\n", root.display());
+    for i in 0..n {
+        let _ = writeln!(
+            up,
+            "printf 'addr add {}/16 dev eth0\\nlink set eth0 up\\nlink set lo up\\n' | ip -n {NS}{i} -batch -",
+            addr(i)
+        );
+    }
+    let down_file = dir.join("ip-batch-down.txt");
+    let mut d = String::new();
+    for i in 0..n {
+        let _ = writeln!(d, "netns del {NS}{i}");
+    }
+    let _ = writeln!(d, "link del {BRIDGE}");
+    std::fs::write(&down_file, d)?;
+    let down = format!("set -e\nip -batch {}\n", down_file.display());
+    run_scripts("ip -batch", dir, n, &up, &down)
+}
+
+fn run_scripts(tool: &'static str, dir: &Path, n: usize, up: &str, down: &str) -> Result<Row> {
+    let slug: String = tool.replace(' ', "-");
+    let up_file: PathBuf = dir.join(format!("{slug}-up.sh"));
+    let down_file: PathBuf = dir.join(format!("{slug}-down.sh"));
+    std::fs::write(&up_file, up)?;
+    std::fs::write(&down_file, down)?;
+    let up = timed(Command::new("bash").arg(&up_file))?;
+    let ping = ping_across(n);
+    let down = timed(Command::new("bash").arg(&down_file))? + wait_clean()?;
+    Ok(Row {
+        tool,
+        up,
+        down,
+        ping,
+    })
+}
+
+/// `mn --topo single,N --switch lxbr --controller none`, its CLI fed one ping from h1 to
+/// hN; up = until the CLI starts, down = from the CLI's end until mn exits and the
+/// root namespace is clean.
+fn bench_mininet(n: usize) -> Result<Row> {
+    let started = Instant::now();
+    let mut child = Command::new("mn")
+        .args([
+            "--topo",
+            &format!("single,{n}"),
+            "--switch",
+            "lxbr",
+            "--controller",
+            "none",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("run mn (Debian package mininet; `cargo xtask setup` installs it)")?;
+    let stderr = child.stderr.take().context("mn stderr")?;
+    let stdout = child.stdout.take().context("mn stdout")?;
+    // mn prints its progress on stderr.
+    let out_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    let mut up = None;
+    let mut cli_done = None;
+    let mut stdin = child.stdin.take();
+    let mut log = String::new();
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        log.push_str(&line);
+        log.push('\n');
+        if up.is_none() && line.contains("*** Starting CLI") {
+            up = Some(started.elapsed());
+            if let Some(mut s) = stdin.take() {
+                // The CLI replaces a host name with its address.
+                writeln!(s, "h1 ping -c1 -W3 h{n}")?;
+                // Closing stdin ends the CLI, and mn tears the network down.
+            }
+        }
+        if cli_done.is_none() && line.contains("*** Stopping") {
+            cli_done = Some(Instant::now());
+        }
+    }
+    let status = child.wait()?;
+    let exited = Instant::now();
+    let out = out_reader.join().unwrap_or_default();
+    let down_end = wait_clean()?;
+    let (Some(up), Some(cli_done)) = (up, cli_done) else {
+        bail!("mn did not start its CLI ({status}):\n{log}");
+    };
+    if !status.success() {
+        bail!("mn failed ({status}):\n{log}");
+    }
+    Ok(Row {
+        tool: "Mininet (lxbr)",
+        up,
+        down: exited.duration_since(cli_done) + down_end,
+        // The CLI's output goes to stdout or (as mn's log) to stderr.
+        ping: out.contains(" 0% packet loss") || log.contains(" 0% packet loss"),
+    })
+}
+
+fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
