@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod drift;
 pub mod exec;
 pub mod fastpath;
 pub mod fault;

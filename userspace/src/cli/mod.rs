@@ -63,6 +63,10 @@ pub enum Command {
         lab: Option<String>,
         #[arg(long)]
         json: bool,
+        /// List where the live lab differs from the file it was made from (exit 1 if it
+        /// does); `up FILE` repairs it.
+        #[arg(long, requires = "lab")]
+        drift: bool,
     },
     /// Draw a lab's live topology as Graphviz dot or Mermaid.
     #[command(
@@ -103,6 +107,7 @@ pub enum Command {
     )]
     Exec {
         /// The lab.
+        #[arg(value_parser = parse_lab)]
         lab: String,
         /// One of the lab's namespaces.
         ns: String,
@@ -116,6 +121,7 @@ pub enum Command {
     )]
     Save {
         /// The lab.
+        #[arg(value_parser = parse_lab)]
         lab: String,
     },
     /// Check a topology file without building anything: every error of the file at once,
@@ -261,7 +267,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             fast_path,
         } => wiring::up(&topology, &prefix, fast_path).await,
         Command::Down { labs, all } => wiring::down(&labs, all).await,
-        Command::Show { lab, json } => wiring::show(lab.as_deref(), json).await,
+        Command::Show {
+            lab: Some(lab),
+            json,
+            drift: true,
+        } => wiring::drift(&lab, json).await,
+        Command::Show { lab, json, .. } => wiring::show(lab.as_deref(), json).await,
         Command::Graph { lab, format } => wiring::graph(lab.as_deref(), format).await,
         Command::Trace(args) => tracing_cmd::trace(args).await,
         Command::Serve(args) => serve_cmd::serve(args).await,

@@ -150,3 +150,30 @@ pub async fn save(lab: &str) -> anyhow::Result<ExitCode> {
     print!("{}", crate::save::save(lab).await?);
     Ok(ExitCode::SUCCESS)
 }
+
+pub async fn drift(lab: &str, json: bool) -> anyhow::Result<ExitCode> {
+    privileges::require("show", WIRING_CAPS)?;
+    let found = crate::drift::drift(lab).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "lab": lab, "drift": found }))
+                .context("encoding JSON")?
+        );
+    } else if found.is_empty() {
+        println!("lab {lab}: no drift (live state matches its file)");
+    } else {
+        println!(
+            "lab {lab}: {} differences from its file (`vethscope up FILE` repairs them):",
+            found.len()
+        );
+        for d in &found {
+            println!("  {d}");
+        }
+    }
+    Ok(if found.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -131,6 +131,16 @@ pub struct LabView {
 /// The `schema_version` of `show --json` this build writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
+impl LinkView {
+    /// Up and with carrier (`unknown` counts: lo and some tunnels report no state).
+    pub fn state_is_up(&self) -> bool {
+        matches!(
+            self.state,
+            crate::netlink::LinkState::Up | crate::netlink::LinkState::Unknown
+        )
+    }
+}
+
 impl LabView {
     pub fn link(&self, netns: &str, name: &str) -> Option<&LinkView> {
         self.links
