@@ -43,6 +43,9 @@ pub enum Command {
         /// Enable the eBPF fast path (bpf_redirect_peer between bridge ports) right away.
         #[arg(long)]
         fast_path: bool,
+        /// Print what `up` would do (create the lab, or the changes to a running one) and stop.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Remove exactly what vethscope made for a lab (also after a crash). Absent labs are fine.
     #[command(after_help = "Examples:\n  vethscope down bridge\n  vethscope down --all")]
@@ -265,7 +268,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             topology,
             prefix,
             fast_path,
-        } => wiring::up(&topology, &prefix, fast_path).await,
+            dry_run,
+        } => wiring::up(&topology, &prefix, fast_path, dry_run).await,
         Command::Down { labs, all } => wiring::down(&labs, all).await,
         Command::Show {
             lab: Some(lab),

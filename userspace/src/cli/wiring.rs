@@ -12,11 +12,40 @@ use crate::{
 
 const WIRING_CAPS: &[Cap] = &[Cap::NetAdmin, Cap::SysAdmin];
 
-pub async fn up(spec: &str, prefix: &str, fast_path: bool) -> anyhow::Result<ExitCode> {
+pub async fn up(
+    spec: &str,
+    prefix: &str,
+    fast_path: bool,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
     // Validate the file before asking for privileges: file errors come first.
     let topo = super::check_cmd::load_checked(spec, prefix)?;
     privileges::require("up", WIRING_CAPS)?;
-    match wire::up(&topo, &UpOptions { progress: true }).await? {
+    let opts = UpOptions {
+        progress: !dry_run,
+        dry_run,
+    };
+    match wire::up(&topo, &opts).await? {
+        UpOutcome::Planned { actions } => {
+            if actions.is_empty() {
+                println!("lab {}: nothing to do", topo.name);
+            }
+            for a in actions {
+                println!("would: {a}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        UpOutcome::Changed { actions, elapsed } => {
+            for a in &actions {
+                println!("{a}");
+            }
+            println!(
+                "lab {} updated: {} changes in {:.1} ms",
+                topo.name,
+                actions.len(),
+                elapsed.as_secs_f64() * 1000.0
+            );
+        }
         UpOutcome::Created { objects, elapsed } => {
             println!(
                 "lab {} is up: {} namespaces, {} bridges, {} links ({objects} objects) in {:.0} ms",

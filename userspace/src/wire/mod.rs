@@ -3,6 +3,7 @@
 //! crash or with the state file lost.
 
 mod apply;
+pub mod diff;
 mod error;
 mod ethtool;
 pub mod mark;
