@@ -132,12 +132,11 @@ pub struct LabView {
 pub const SCHEMA_VERSION: u32 = 1;
 
 impl LinkView {
-    /// Up and with carrier (`unknown` counts: lo and some tunnels report no state).
+    /// Administratively up. `nocarrier` counts as up here: the carrier follows the
+    /// veth peer (which is then itself down) and the kernel reports it with a delay
+    /// (linkwatch), so right after `up` a healthy end can still read `nocarrier`.
     pub fn state_is_up(&self) -> bool {
-        matches!(
-            self.state,
-            crate::netlink::LinkState::Up | crate::netlink::LinkState::Unknown
-        )
+        self.state != crate::netlink::LinkState::Down
     }
 }
 
