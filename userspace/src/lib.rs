@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod cli;
 pub mod diagnose;
+pub mod drift;
 pub mod exec;
 pub mod fastpath;
 pub mod fault;

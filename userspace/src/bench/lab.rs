@@ -30,7 +30,7 @@ impl LabGuard {
         };
         match wire::up(topo, &UpOptions::default()).await {
             Ok(UpOutcome::Created { .. }) => {}
-            Ok(UpOutcome::AlreadyUp) => {
+            Ok(UpOutcome::AlreadyUp | UpOutcome::Changed { .. } | UpOutcome::Planned { .. }) => {
                 // Not ours to remove.
                 guard.armed = false;
                 return Err(BenchError::Lab {

@@ -44,6 +44,9 @@ pub enum Command {
         /// Enable the eBPF fast path (bpf_redirect_peer between bridge ports) right away.
         #[arg(long)]
         fast_path: bool,
+        /// Print what `up` would do (create the lab, or the changes to a running one) and stop.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Remove exactly what vethscope made for a lab (also after a crash). Absent labs are fine.
     #[command(after_help = "Examples:\n  vethscope down bridge\n  vethscope down --all")]
@@ -64,6 +67,10 @@ pub enum Command {
         lab: Option<String>,
         #[arg(long)]
         json: bool,
+        /// List where the live lab differs from the file it was made from (exit 1 if it
+        /// does); `up FILE` repairs it.
+        #[arg(long, requires = "lab")]
+        drift: bool,
     },
     /// Draw a lab's live topology as Graphviz dot or Mermaid.
     #[command(
@@ -109,6 +116,7 @@ pub enum Command {
     )]
     Exec {
         /// The lab.
+        #[arg(value_parser = parse_lab)]
         lab: String,
         /// One of the lab's namespaces.
         ns: String,
@@ -122,6 +130,7 @@ pub enum Command {
     )]
     Save {
         /// The lab.
+        #[arg(value_parser = parse_lab)]
         lab: String,
     },
     /// Check a topology file without building anything: every error of the file at once,
@@ -295,9 +304,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             topology,
             prefix,
             fast_path,
-        } => wiring::up(&topology, &prefix, fast_path).await,
+            dry_run,
+        } => wiring::up(&topology, &prefix, fast_path, dry_run).await,
         Command::Down { labs, all } => wiring::down(&labs, all).await,
-        Command::Show { lab, json } => wiring::show(lab.as_deref(), json).await,
+        Command::Show {
+            lab: Some(lab),
+            json,
+            drift: true,
+        } => wiring::drift(&lab, json).await,
+        Command::Show { lab, json, .. } => wiring::show(lab.as_deref(), json).await,
         Command::Graph { lab, format } => wiring::graph(lab.as_deref(), format).await,
         Command::Trace(args) => tracing_cmd::trace(args).await,
         Command::Diagnose(args) => diagnose_cmd::diagnose(args).await,

@@ -12,11 +12,40 @@ use crate::{
 
 const WIRING_CAPS: &[Cap] = &[Cap::NetAdmin, Cap::SysAdmin];
 
-pub async fn up(spec: &str, prefix: &str, fast_path: bool) -> anyhow::Result<ExitCode> {
+pub async fn up(
+    spec: &str,
+    prefix: &str,
+    fast_path: bool,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
     // Validate the file before asking for privileges: file errors come first.
     let topo = super::check_cmd::load_checked(spec, prefix)?;
     privileges::require("up", WIRING_CAPS)?;
-    match wire::up(&topo, &UpOptions { progress: true }).await? {
+    let opts = UpOptions {
+        progress: !dry_run,
+        dry_run,
+    };
+    match wire::up(&topo, &opts).await? {
+        UpOutcome::Planned { actions } => {
+            if actions.is_empty() {
+                println!("lab {}: nothing to do", topo.name);
+            }
+            for a in actions {
+                println!("would: {a}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        UpOutcome::Changed { actions, elapsed } => {
+            for a in &actions {
+                println!("{a}");
+            }
+            println!(
+                "lab {} updated: {} changes in {:.1} ms",
+                topo.name,
+                actions.len(),
+                elapsed.as_secs_f64() * 1000.0
+            );
+        }
         UpOutcome::Created { objects, elapsed } => {
             println!(
                 "lab {} is up: {} namespaces, {} bridges, {} links ({objects} objects) in {:.0} ms",
@@ -149,4 +178,31 @@ pub async fn save(lab: &str) -> anyhow::Result<ExitCode> {
     privileges::require("save", WIRING_CAPS)?;
     print!("{}", crate::save::save(lab).await?);
     Ok(ExitCode::SUCCESS)
+}
+
+pub async fn drift(lab: &str, json: bool) -> anyhow::Result<ExitCode> {
+    privileges::require("show", WIRING_CAPS)?;
+    let found = crate::drift::drift(lab).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "lab": lab, "drift": found }))
+                .context("encoding JSON")?
+        );
+    } else if found.is_empty() {
+        println!("lab {lab}: no drift (live state matches its file)");
+    } else {
+        println!(
+            "lab {lab}: {} differences from its file (`vethscope up FILE` repairs them):",
+            found.len()
+        );
+        for d in &found {
+            println!("  {d}");
+        }
+    }
+    Ok(if found.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -131,6 +131,15 @@ pub struct LabView {
 /// The `schema_version` of `show --json` this build writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
+impl LinkView {
+    /// Administratively up. `nocarrier` counts as up here: the carrier follows the
+    /// veth peer (which is then itself down) and the kernel reports it with a delay
+    /// (linkwatch), so right after `up` a healthy end can still read `nocarrier`.
+    pub fn state_is_up(&self) -> bool {
+        self.state != crate::netlink::LinkState::Down
+    }
+}
+
 impl LabView {
     pub fn link(&self, netns: &str, name: &str) -> Option<&LinkView> {
         self.links

@@ -23,6 +23,8 @@ use crate::{
 pub struct UpOptions {
     /// Show progress on a terminal.
     pub progress: bool,
+    /// Only compute what would be done (`up --dry-run`).
+    pub dry_run: bool,
 }
 
 #[derive(Debug)]
@@ -33,6 +35,15 @@ pub enum UpOutcome {
     },
     /// The same lab was already up: nothing was done.
     AlreadyUp,
+    /// The lab was up: only the differences were applied (see `wire::diff`).
+    Changed {
+        actions: Vec<String>,
+        elapsed: Duration,
+    },
+    /// `--dry-run`: what would be done; nothing was touched.
+    Planned {
+        actions: Vec<String>,
+    },
 }
 
 pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> {
@@ -41,8 +52,36 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
     let _lab_lock = state::lab_lock(&t.name)?;
     if let Some(existing) = state::read(&t.name) {
         return match existing.status {
-            Status::Up if same_definition(&existing.topology, t) && still_up(t) => {
-                Ok(UpOutcome::AlreadyUp)
+            Status::Up if still_up(&existing.topology) => {
+                let shape = super::diff::structural_changes(&existing.topology, t);
+                if !shape.is_empty() {
+                    return Err(WireError::Other {
+                        lab: t.name.clone(),
+                        message: format!(
+                            "is up, and the file changes its shape ({}); adding or removing namespaces, bridges or links on a running lab is not supported yet (fix: `vethscope down {}` first)",
+                            shape.join(", "),
+                            t.name
+                        ),
+                    });
+                }
+                let started = Instant::now();
+                let actions = super::diff::plan(&existing.topology, t).await?;
+                let shown: Vec<String> = actions.iter().map(|a| a.to_string()).collect();
+                if opts.dry_run {
+                    return Ok(UpOutcome::Planned { actions: shown });
+                }
+                if actions.is_empty() && same_definition(&existing.topology, t) {
+                    return Ok(UpOutcome::AlreadyUp);
+                }
+                // Record the new file first: after a crash, `up` with it finishes the job.
+                let mut st = existing;
+                st.topology = t.clone();
+                state::write(&st)?;
+                super::diff::apply(&t.name, &actions).await?;
+                Ok(UpOutcome::Changed {
+                    actions: shown,
+                    elapsed: started.elapsed(),
+                })
             }
             Status::Up => Err(WireError::DifferentDefinition {
                 lab: t.name.clone(),
@@ -51,6 +90,17 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
                 lab: t.name.clone(),
             }),
         };
+    }
+    if opts.dry_run {
+        return Ok(UpOutcome::Planned {
+            actions: vec![format!(
+                "create lab {}: {} namespaces, {} bridges, {} links",
+                t.name,
+                t.namespaces.len(),
+                t.bridges.len(),
+                t.links.len()
+            )],
+        });
     }
     let lab = t.name.clone();
     let host = Netlink::open(HOST)

@@ -5,6 +5,7 @@
 mod apply;
 mod bulk;
 pub mod census;
+pub mod diff;
 mod error;
 mod ethtool;
 pub mod mark;
