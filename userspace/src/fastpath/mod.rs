@@ -1,38 +1,63 @@
 //! The eBPF fast path: TC programs on the host-side veth ends of a bridged lab hand
 //! unicast frames straight to the destination namespace with `bpf_redirect_peer`.
 //!
-//! Pinned under `/sys/fs/bpf/vethscope/LAB/`: the maps `FASTPATH_FDB` (destination
-//! MAC → host-side port whose peer owns it) and `FASTPATH_STATS` (per-CPU hash:
-//! host-side ingress ifindex → FastpathCounters), and one TCX link per port
-//! (`link-IFNAME`), so the fast path outlives the command. What else was changed to
-//! make it work (OVS flows, checksum offload) is recorded in
-//! `/run/vethscope/fastpath/LAB.json`, so `disable` undoes exactly that.
+//! The forwarding table is keyed by (bridge, VLAN, destination MAC) and holds only
+//! ports the bridge forwards to (see plan.rs), so a frame is never carried between
+//! bridges or VLANs, nor to a port the bridge would not send it to.
+//!
+//! Pinned under `/sys/fs/bpf/vethscope/LAB/` (LAB encoded by [`bpf_name`]): the maps
+//! `FASTPATH_FDB`, `FASTPATH_PORTS` (ingress ifindex → bridge and VLAN) and
+//! `FASTPATH_STATS` (per-CPU: ingress ifindex → FastpathCounters). The programs are
+//! legacy TC filters (clsact + cls_bpf direct-action) at [`TC_PRIORITY`]: attaching one
+//! is a netlink round trip, where a TCX link costs an RCU grace period (15–35 ms; a
+//! thousand ports would take half a minute — BENCHMARKS.md). Legacy filters run after
+//! every TCX program, so observers (`trace`, `serve`) still see each frame first. They
+//! stay attached after the command exits, and go with their interface.
+//!
+//! What was changed outside bpffs (TC filters and qdiscs, OVS flows, checksum offload)
+//! is recorded in `/run/vethscope/fastpath/LAB.json` *before* it is changed, so
+//! `disable` (also after a crash) undoes exactly that. `enable` and `disable` hold the
+//! lab's lock, the one `up` and `down` take.
 
 mod error;
+mod fault;
+mod names;
 mod ovs_flows;
 mod plan;
 mod record;
 
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuHashMap};
-use vethscope_common::{FastpathCounters, FdbEntry, FdbKey};
+use aya::programs::SchedClassifier;
+use vethscope_common::{
+    FASTPATH_ISOLATED, FASTPATH_VLAN_AWARE, FastpathCounters, FastpathPort, FdbEntry, FdbKey,
+};
 
 pub use error::FastpathError;
-pub use plan::{Plan, Port};
+pub use fault::ENV as FAULT_ENV;
+pub use names::bpf_name;
+pub use plan::{Plan, Port, domain_of};
 
-use crate::probe::{Direction, LoadOptions, Position, Probe, Target};
+use crate::netlink::Netlink;
+use crate::probe::{LoadOptions, Probe};
+use crate::topology::HOST;
 
 const FDB: &str = "FASTPATH_FDB";
+const PORTS: &str = "FASTPATH_PORTS";
 const STATS: &str = "FASTPATH_STATS";
+const PROGRAM: &str = "fastpath_ingress";
+/// Our filters' TC priority on the ingress hook: high, so that other legacy filters
+/// (lower numbers run first) see a frame before we redirect it.
+pub const TC_PRIORITY: u16 = 0xfa57;
+pub const TC_HANDLE: u32 = 0xfa57;
 
-/// Where a lab's fast-path objects are pinned.
+const BPFFS_ROOT: &str = "/sys/fs/bpf/vethscope";
+
+/// Where a lab's fast-path maps are pinned.
 pub fn pin_dir(lab: &str) -> PathBuf {
-    Path::new("/sys/fs/bpf/vethscope").join(lab)
-}
-
-fn link_pin(lab: &str, ifname: &str) -> PathBuf {
-    pin_dir(lab).join(format!("link-{ifname}"))
+    Path::new(BPFFS_ROOT).join(bpf_name(lab))
 }
 
 pub fn is_enabled(lab: &str) -> bool {
@@ -43,6 +68,8 @@ pub fn is_enabled(lab: &str) -> bool {
 #[derive(Debug)]
 pub struct Enabled {
     pub ports: usize,
+    /// Ports that got the program now (new, recreated, or never attached).
+    pub attached: usize,
     pub entries: usize,
     /// OVS bridges that got drop flows (userspace datapath).
     pub ovs_bridges: Vec<String>,
@@ -50,105 +77,333 @@ pub struct Enabled {
     pub refreshed: bool,
 }
 
-/// Attaches the redirect programs to every host-side veth end of `lab`'s bridges and
-/// fills the forwarding table from live state. Running it again refreshes the table
-/// (links that came or went, changed MACs) and attaches to new ports.
+fn lock(lab: &str) -> Result<crate::wire::state::Lock, FastpathError> {
+    crate::wire::state::lab_lock(lab).map_err(|e| FastpathError::Lock {
+        lab: lab.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Attaches the redirect programs to every host-side veth end of `lab`'s bridges that
+/// the bridge forwards from, and fills the forwarding table from live state. Running
+/// it again refreshes the table (links that came or went, changed MACs, port states)
+/// and attaches to ports that lack the program — checked on the live interface, so a
+/// port deleted and recreated gets it again. On failure everything this run attached
+/// is removed again (and, when the fast path was off before, everything of it).
 pub async fn enable(lab: &str) -> Result<Enabled, FastpathError> {
+    let _lock = lock(lab)?;
+    let refreshed = is_enabled(lab) || record::exists(lab);
+    let mut attached_now: Vec<u32> = Vec::new();
+    match enable_locked(lab, refreshed, &mut attached_now).await {
+        Ok(e) => Ok(e),
+        Err(e) => {
+            let undo = if refreshed {
+                detach_ports(lab, &attached_now).await
+            } else {
+                disable_locked(lab).await.map(|_| ())
+            };
+            match undo {
+                Ok(()) => Err(e),
+                Err(u) => Err(FastpathError::Teardown {
+                    lab: lab.to_string(),
+                    errors: vec![e.to_string(), format!("while undoing: {u}")],
+                }),
+            }
+        }
+    }
+}
+
+async fn enable_locked(
+    lab: &str,
+    refreshed: bool,
+    attached_now: &mut Vec<u32>,
+) -> Result<Enabled, FastpathError> {
     let plan = plan::build(lab).await?;
-    let refreshed = is_enabled(lab);
+    fault::point("plan built");
     let dir = pin_dir(lab);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| FastpathError::io(lab, format!("create {}", dir.display()), e))?;
+    create_private_dir(lab, Path::new(BPFFS_ROOT))?;
+    create_private_dir(lab, &dir)?;
+    fault::point("pin directory created");
     let mut probe = Probe::load(LoadOptions {
         ebpf_log: false,
-        map_pins: vec![(FDB, dir.join(FDB)), (STATS, dir.join(STATS))],
+        map_pins: vec![
+            (FDB, dir.join(FDB)),
+            (PORTS, dir.join(PORTS)),
+            (STATS, dir.join(STATS)),
+        ],
     })
     .map_err(|e| FastpathError::probe(lab, e))?;
-    let entries = fill_fdb(lab, &mut probe, &plan)?;
+    fault::point("maps pinned");
+    let entries = fill_tables(lab, &mut probe, &plan)?;
+    fault::point("tables filled");
+
+    let nl = Netlink::open(HOST)
+        .await
+        .map_err(|e| FastpathError::netlink(lab, e))?;
     let mut record = record::read(lab).unwrap_or_default();
+    let clsacts = nl
+        .clsact_ifindexes()
+        .await
+        .map_err(|e| FastpathError::netlink(lab, e))?;
+    let mut missing = Vec::new();
     for port in &plan.ports {
-        let pin = link_pin(lab, &port.ifname);
-        if pin.exists() {
-            continue;
+        if !has_our_filter(lab, &nl, port.ifindex).await? {
+            record.note_port(&port.ifname, port.ifindex, !clsacts.contains(&port.ifindex));
+            missing.push(port);
         }
-        let target = Target {
-            lab: lab.to_string(),
-            netns: crate::topology::HOST.to_string(),
-            ifname: port.ifname.clone(),
-            ifindex: port.ifindex,
-            kind: "bridge-port".into(),
-            peer_netns: port.peer_netns.clone(),
-            peer_ifname: port.peer_ifname.clone(),
-            cookie: 0,
-        };
-        // Last in the chain: observers (trace, serve) attach first and still see the frame.
-        probe
-            .attach_pinned(
-                "fastpath_ingress",
-                &target,
-                Direction::Ingress,
-                Position::Last,
-                &pin,
-            )
-            .map_err(|e| FastpathError::probe(lab, e))?;
+    }
+    // The intent, before any change: a kill from here on leaves a complete record.
+    record::write(lab, &record)?;
+    fault::point("record written");
+
+    if !missing.is_empty() {
+        let prog_fd = program_fd(lab, &mut probe)?;
+        for port in missing {
+            if !clsacts.contains(&port.ifindex) {
+                nl.add_clsact(port.ifindex)
+                    .await
+                    .map_err(|e| FastpathError::netlink(lab, e))?;
+                fault::point("clsact added");
+            }
+            nl.add_ingress_bpf(port.ifindex, TC_PRIORITY, TC_HANDLE, prog_fd, PROGRAM)
+                .await
+                .map_err(|e| FastpathError::netlink(lab, e))?;
+            attached_now.push(port.ifindex);
+            fault::point("filter attached");
+        }
     }
     // OVS's userspace datapath reads ports through AF_PACKET, which sees a frame before
     // TC ingress: without these flows OVS would forward what we already redirected.
     let ovs_bridges = ovs_flows::install(lab, &plan, &mut record)?;
     record::write(lab, &record)?;
+    fault::point("enable done");
     Ok(Enabled {
         ports: plan.ports.len(),
+        attached: attached_now.len(),
         entries,
         ovs_bridges,
         refreshed,
     })
 }
 
-fn fill_fdb(lab: &str, probe: &mut Probe, plan: &Plan) -> Result<usize, FastpathError> {
-    let map = probe
+/// A directory of ours on bpffs: mode 0700; an existing one must be a real directory
+/// (never a symlink someone planted).
+fn create_private_dir(lab: &str, dir: &Path) -> Result<(), FastpathError> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_dir() => return Ok(()),
+        Ok(_) => {
+            return Err(FastpathError::io(
+                lab,
+                format!("use {}", dir.display()),
+                std::io::Error::other("it exists and is not a directory (a symlink?)"),
+            ));
+        }
+        Err(_) => {}
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(FastpathError::io(
+            lab,
+            format!("create {}", dir.display()),
+            e,
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn program_fd(lab: &str, probe: &mut Probe) -> Result<i32, FastpathError> {
+    let prog: &mut SchedClassifier = probe
         .ebpf_mut()
-        .map_mut(FDB)
-        .ok_or_else(|| FastpathError::map(lab, FDB, "missing"))?;
-    let mut fdb: BpfHashMap<&mut MapData, FdbKey, FdbEntry> =
-        BpfHashMap::try_from(map).map_err(|e| FastpathError::map(lab, FDB, e))?;
-    let wanted: Vec<(FdbKey, FdbEntry)> = plan
+        .program_mut(PROGRAM)
+        .ok_or_else(|| FastpathError::map(lab, PROGRAM, "program missing from the object"))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| FastpathError::map(lab, PROGRAM, e))?;
+    if prog.fd().is_err() {
+        prog.load()
+            .map_err(|e| FastpathError::map(lab, PROGRAM, format!("verifier: {e}")))?;
+    }
+    // The fd stays open while `probe` lives; the kernel takes its own reference
+    // when the filter is attached.
+    let fd = prog
+        .fd()
+        .map_err(|e| FastpathError::map(lab, PROGRAM, e))?
+        .as_fd()
+        .as_raw_fd();
+    Ok(fd)
+}
+
+/// Our filter on the live interface `ifindex` (by priority, handle and program name).
+async fn has_our_filter(lab: &str, nl: &Netlink, ifindex: u32) -> Result<bool, FastpathError> {
+    Ok(nl
+        .tc_filters(ifindex, false)
+        .await
+        .map_err(|e| FastpathError::netlink(lab, e))?
+        .iter()
+        .any(|(f, bpf)| *bpf && is_ours(f)))
+}
+
+fn is_ours(f: &crate::netlink::tc::BpfFilter) -> bool {
+    f.priority == TC_PRIORITY && f.handle == TC_HANDLE && f.name == PROGRAM
+}
+
+fn fill_tables(lab: &str, probe: &mut Probe, plan: &Plan) -> Result<usize, FastpathError> {
+    let wanted_fdb: Vec<(FdbKey, FdbEntry)> = plan
+        .ports
+        .iter()
+        .flat_map(|p| {
+            p.egress_vlans.iter().map(|vlan| {
+                (
+                    FdbKey {
+                        domain: p.domain,
+                        vlan: *vlan,
+                        mac: p.peer_mac,
+                    },
+                    FdbEntry {
+                        ifindex: p.ifindex,
+                        flags: if p.isolated {
+                            u32::from(FASTPATH_ISOLATED)
+                        } else {
+                            0
+                        },
+                    },
+                )
+            })
+        })
+        .collect();
+    let wanted_ports: Vec<(u32, FastpathPort)> = plan
         .ports
         .iter()
         .map(|p| {
+            let mut flags = 0;
+            if p.isolated {
+                flags |= FASTPATH_ISOLATED;
+            }
+            if p.vlan_aware {
+                flags |= FASTPATH_VLAN_AWARE;
+            }
             (
-                FdbKey {
-                    mac: p.peer_mac,
-                    _pad: [0; 2],
-                },
-                FdbEntry {
-                    ifindex: p.ifindex,
-                    _pad: 0,
+                p.ifindex,
+                FastpathPort {
+                    domain: p.domain,
+                    vlan: p.ingress_vlan,
+                    flags,
                 },
             )
         })
         .collect();
-    // Stale entries (a MAC that changed, a port that went) would send frames to the
-    // wrong namespace: remove everything not in the live plan.
-    let stale: Vec<FdbKey> = fdb
+    // Ports first when removing (a port that left stops looking up), last when adding
+    // (a new port starts only once its destinations are in the table).
+    sync_map(lab, probe, PORTS, &wanted_ports, true)?;
+    sync_map(lab, probe, FDB, &wanted_fdb, false)?;
+    sync_map(lab, probe, PORTS, &wanted_ports, false)?;
+    Ok(wanted_fdb.len())
+}
+
+/// Makes the pinned hash map `name` hold exactly `wanted`: stale entries (a MAC that
+/// changed, a port that went, a port the bridge stopped forwarding to) would send
+/// frames where the bridge would not. With `only_remove`, just removes the stale ones.
+fn sync_map<K, V>(
+    lab: &str,
+    probe: &mut Probe,
+    name: &str,
+    wanted: &[(K, V)],
+    only_remove: bool,
+) -> Result<(), FastpathError>
+where
+    K: aya::Pod + PartialEq,
+    V: aya::Pod,
+{
+    let map = probe
+        .ebpf_mut()
+        .map_mut(name)
+        .ok_or_else(|| FastpathError::map(lab, name, "missing"))?;
+    let mut table: BpfHashMap<&mut MapData, K, V> =
+        BpfHashMap::try_from(map).map_err(|e| FastpathError::map(lab, name, e))?;
+    let stale: Vec<K> = table
         .keys()
         .filter_map(Result::ok)
         .filter(|k| !wanted.iter().any(|(w, _)| w == k))
         .collect();
     for k in stale {
-        let _ = fdb.remove(&k);
+        let _ = table.remove(&k);
     }
-    for (k, v) in &wanted {
-        fdb.insert(k, v, 0)
-            .map_err(|e| FastpathError::map(lab, FDB, e))?;
+    if !only_remove {
+        for (k, v) in wanted {
+            table
+                .insert(k, v, 0)
+                .map_err(|e| FastpathError::map(lab, name, e))?;
+        }
     }
-    Ok(wanted.len())
+    Ok(())
 }
 
-/// Detaches the programs and removes everything pinned or changed for `lab`. Absent is success.
+/// Removes our filters from `ifindexes` (and a clsact qdisc we added there, once
+/// empty), and forgets them in the record.
+async fn detach_ports(lab: &str, ifindexes: &[u32]) -> Result<(), FastpathError> {
+    if ifindexes.is_empty() {
+        return Ok(());
+    }
+    let nl = Netlink::open(HOST)
+        .await
+        .map_err(|e| FastpathError::netlink(lab, e))?;
+    let mut record = record::read(lab).unwrap_or_default();
+    let mut errors = Vec::new();
+    let ports: Vec<record::PortRecord> = record
+        .ports
+        .iter()
+        .filter(|p| ifindexes.contains(&p.ifindex))
+        .cloned()
+        .collect();
+    for p in &ports {
+        match detach_port(&nl, p).await {
+            Ok(()) => record.ports.retain(|r| r.ifindex != p.ifindex),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    record::write(lab, &record)?;
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(FastpathError::Teardown {
+            lab: lab.to_string(),
+            errors,
+        })
+    }
+}
+
+async fn detach_port(
+    nl: &Netlink,
+    p: &record::PortRecord,
+) -> Result<(), crate::netlink::NetlinkError> {
+    let filters = nl.tc_filters(p.ifindex, false).await?;
+    for (f, _) in filters.iter().filter(|(f, bpf)| *bpf && is_ours(f)) {
+        nl.del_ingress_filter(p.ifindex, f.priority, f.handle)
+            .await?;
+    }
+    fault::point("filter removed");
+    if p.clsact_ours
+        && nl.tc_filters(p.ifindex, false).await?.is_empty()
+        && nl.tc_filters(p.ifindex, true).await?.is_empty()
+    {
+        nl.del_clsact(p.ifindex).await?;
+        fault::point("clsact removed");
+    }
+    Ok(())
+}
+
+/// Detaches the programs and removes everything pinned or changed for `lab`. Absent is
+/// success. Takes the lab's lock.
 pub async fn disable(lab: &str) -> Result<bool, FastpathError> {
+    let _lock = lock(lab)?;
+    disable_locked(lab).await
+}
+
+/// [`disable`] for a caller that holds the lab's lock (`down`).
+pub async fn disable_locked(lab: &str) -> Result<bool, FastpathError> {
     let dir = pin_dir(lab);
     let record = record::read(lab);
-    if !dir.exists() && record.is_none() {
+    let dir_exists = std::fs::symlink_metadata(&dir).is_ok();
+    if !dir_exists && record.is_none() && !record::exists(lab) {
         return Ok(false);
     }
     let mut errors = Vec::new();
@@ -159,28 +414,48 @@ pub async fn disable(lab: &str) -> Result<bool, FastpathError> {
     {
         errors.push(e.to_string());
     }
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        // Links first (detaching the programs), then the maps.
-        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        paths.sort_by_key(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("link-"))
-        });
-        for p in paths {
-            if let Err(e) = std::fs::remove_file(&p) {
-                errors.push(format!("remove {}: {e}", p.display()));
+    fault::point("OVS flows removed");
+    // Then the filters (the programs stop), then the maps.
+    if let Some(rec) = &record
+        && !rec.ports.is_empty()
+    {
+        match Netlink::open(HOST).await {
+            Ok(nl) => {
+                for p in &rec.ports {
+                    if let Err(e) = detach_port(&nl, p).await {
+                        errors.push(e.to_string());
+                    }
+                }
             }
+            Err(e) => errors.push(e.to_string()),
         }
     }
-    if dir.exists()
-        && let Err(e) = std::fs::remove_dir(&dir)
-    {
-        errors.push(format!("remove {}: {e}", dir.display()));
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.file_type().is_dir() => {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                for p in entries.flatten().map(|e| e.path()) {
+                    if let Err(e) = std::fs::remove_file(&p) {
+                        errors.push(format!("remove {}: {e}", p.display()));
+                    }
+                    fault::point("pin removed");
+                }
+            }
+            if let Err(e) = std::fs::remove_dir(&dir) {
+                errors.push(format!("remove {}: {e}", dir.display()));
+            }
+        }
+        // Never follow or remove something that is not our directory.
+        Ok(_) => errors.push(format!(
+            "{} is not a directory (a symlink?); left alone",
+            dir.display()
+        )),
+        Err(_) => {}
     }
     // The parent is ours too; remove it when no lab uses it any more.
-    let _ = std::fs::remove_dir(Path::new("/sys/fs/bpf/vethscope"));
-    record::remove(lab);
+    let _ = std::fs::remove_dir(Path::new(BPFFS_ROOT));
     if errors.is_empty() {
+        // Last: as long as it exists, a later `disable` knows what is left to undo.
+        record::remove(lab);
         Ok(true)
     } else {
         Err(FastpathError::Teardown {
@@ -196,6 +471,9 @@ pub struct PortStatus {
     pub bridge: String,
     pub ifname: String,
     pub peer: String,
+    /// VLAN of the port's untagged frames (0 without VLANs).
+    pub vlan: u16,
+    /// Our program is attached to the live interface (checked in the kernel).
     pub attached: bool,
     pub redirected: u64,
     pub passed: u64,
@@ -213,25 +491,26 @@ pub struct Status {
 pub async fn status(lab: &str) -> Result<Status, FastpathError> {
     let plan = plan::build_lenient(lab).await?;
     let counters = read_counters(lab).unwrap_or_default();
-    let ports = plan
-        .ports
-        .iter()
-        .map(|p| {
-            let c = counters
-                .iter()
-                .find(|(i, _)| *i == p.ifindex)
-                .map(|(_, c)| *c)
-                .unwrap_or_default();
-            PortStatus {
-                bridge: p.bridge.clone(),
-                ifname: p.ifname.clone(),
-                peer: format!("{}/{}", p.peer_netns, p.peer_ifname),
-                attached: link_pin(lab, &p.ifname).exists(),
-                redirected: c.redirected,
-                passed: c.passed,
-            }
-        })
-        .collect();
+    let nl = Netlink::open(HOST)
+        .await
+        .map_err(|e| FastpathError::netlink(lab, e))?;
+    let mut ports = Vec::with_capacity(plan.ports.len());
+    for p in &plan.ports {
+        let c = counters
+            .iter()
+            .find(|(i, _)| *i == p.ifindex)
+            .map(|(_, c)| *c)
+            .unwrap_or_default();
+        ports.push(PortStatus {
+            bridge: p.bridge.clone(),
+            ifname: p.ifname.clone(),
+            peer: format!("{}/{}", p.peer_netns, p.peer_ifname),
+            vlan: p.ingress_vlan,
+            attached: has_our_filter(lab, &nl, p.ifindex).await?,
+            redirected: c.redirected,
+            passed: c.passed,
+        });
+    }
     Ok(Status {
         lab: lab.to_string(),
         enabled: is_enabled(lab),

@@ -2,8 +2,10 @@
 //! namespace (sockets stay bound to the namespace they were created in) and then used
 //! from the async runtime like any other.
 
+pub mod bridge;
 mod error;
 pub mod link;
+pub mod tc;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
