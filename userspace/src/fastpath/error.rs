@@ -21,6 +21,8 @@ pub enum FastpathError {
         lab: String,
         source: Box<crate::netlink::NetlinkError>,
     },
+    #[error("fault injected at fault point {point} ({})", super::fault::ENV)]
+    Injected { point: String },
     #[error("lab {lab}: cannot take the lab's lock: {message}")]
     Lock { lab: String, message: String },
     #[error("lab {lab}: Open vSwitch: {message}")]

@@ -119,11 +119,11 @@ async fn enable_locked(
     attached_now: &mut Vec<u32>,
 ) -> Result<Enabled, FastpathError> {
     let plan = plan::build(lab).await?;
-    fault::point("plan built");
+    fault::point("plan built")?;
     let dir = pin_dir(lab);
     create_private_dir(lab, Path::new(BPFFS_ROOT))?;
     create_private_dir(lab, &dir)?;
-    fault::point("pin directory created");
+    fault::point("pin directory created")?;
     let mut probe = Probe::load(LoadOptions {
         ebpf_log: false,
         map_pins: vec![
@@ -133,9 +133,9 @@ async fn enable_locked(
         ],
     })
     .map_err(|e| FastpathError::probe(lab, e))?;
-    fault::point("maps pinned");
+    fault::point("maps pinned")?;
     let entries = fill_tables(lab, &mut probe, &plan)?;
-    fault::point("tables filled");
+    fault::point("tables filled")?;
 
     let nl = Netlink::open(HOST)
         .await
@@ -154,7 +154,7 @@ async fn enable_locked(
     }
     // The intent, before any change: a kill from here on leaves a complete record.
     record::write(lab, &record)?;
-    fault::point("record written");
+    fault::point("record written")?;
 
     if !missing.is_empty() {
         let prog_fd = program_fd(lab, &mut probe)?;
@@ -163,20 +163,20 @@ async fn enable_locked(
                 nl.add_clsact(port.ifindex)
                     .await
                     .map_err(|e| FastpathError::netlink(lab, e))?;
-                fault::point("clsact added");
+                fault::point("clsact added")?;
             }
             nl.add_ingress_bpf(port.ifindex, TC_PRIORITY, TC_HANDLE, prog_fd, PROGRAM)
                 .await
                 .map_err(|e| FastpathError::netlink(lab, e))?;
             attached_now.push(port.ifindex);
-            fault::point("filter attached");
+            fault::point("filter attached")?;
         }
     }
     // OVS's userspace datapath reads ports through AF_PACKET, which sees a frame before
     // TC ingress: without these flows OVS would forward what we already redirected.
     let ovs_bridges = ovs_flows::install(lab, &plan, &mut record)?;
     record::write(lab, &record)?;
-    fault::point("enable done");
+    fault::point("enable done")?;
     Ok(Enabled {
         ports: plan.ports.len(),
         attached: attached_now.len(),
@@ -380,13 +380,13 @@ async fn detach_port(
         nl.del_ingress_filter(p.ifindex, f.priority, f.handle)
             .await?;
     }
-    fault::point("filter removed");
+    let _ = fault::point("filter removed");
     if p.clsact_ours
         && nl.tc_filters(p.ifindex, false).await?.is_empty()
         && nl.tc_filters(p.ifindex, true).await?.is_empty()
     {
         nl.del_clsact(p.ifindex).await?;
-        fault::point("clsact removed");
+        let _ = fault::point("clsact removed");
     }
     Ok(())
 }
@@ -414,7 +414,7 @@ pub async fn disable_locked(lab: &str) -> Result<bool, FastpathError> {
     {
         errors.push(e.to_string());
     }
-    fault::point("OVS flows removed");
+    let _ = fault::point("OVS flows removed");
     // Then the filters (the programs stop), then the maps.
     if let Some(rec) = &record
         && !rec.ports.is_empty()
@@ -437,7 +437,7 @@ pub async fn disable_locked(lab: &str) -> Result<bool, FastpathError> {
                     if let Err(e) = std::fs::remove_file(&p) {
                         errors.push(format!("remove {}: {e}", p.display()));
                     }
-                    fault::point("pin removed");
+                    let _ = fault::point("pin removed");
                 }
             }
             if let Err(e) = std::fs::remove_dir(&dir) {

@@ -64,7 +64,7 @@ pub fn install(lab: &str, plan: &Plan, record: &mut Record) -> Result<Vec<String
             lab: lab.to_string(),
             message: e.to_string(),
         })?;
-        super::fault::point("OVS drop flows added");
+        super::fault::point("OVS drop flows added")?;
         // The fast-pathed ends may checksum in hardware again (see the module docs).
         for p in ports {
             let key = (p.peer_netns.clone(), p.peer_ifname.clone());

@@ -68,6 +68,7 @@ pub fn domain_of(kind: &str, name: &str) -> u32 {
 }
 
 /// How the bridge treats one port, or why the fast path must leave it alone.
+#[derive(Debug)]
 struct PortRule {
     ingress_vlan: u16,
     egress_vlans: Vec<u16>,
@@ -307,6 +308,81 @@ mod tests {
         assert_ne!(domain_of("linux", "br0"), domain_of("linux", "br1"));
         assert_ne!(domain_of("linux", "br0"), domain_of("ovs", "br0"));
         assert_ne!(domain_of("linux", ""), 0);
+    }
+
+    fn linux_facts() -> Facts {
+        use crate::netlink::bridge::{BridgeSettings, PortSettings, PortVlan as V};
+        let mut f = Facts::default();
+        let fwd = PortSettings {
+            forwarding: true,
+            ..Default::default()
+        };
+        f.linux.bridges.insert(1, BridgeSettings::default());
+        f.linux.bridges.insert(
+            2,
+            BridgeSettings {
+                stp: true,
+                ..Default::default()
+            },
+        );
+        f.linux.bridges.insert(
+            3,
+            BridgeSettings {
+                vlan_filtering: true,
+                ..Default::default()
+            },
+        );
+        f.linux.ports.insert(10, fwd.clone());
+        f.linux.ports.insert(11, PortSettings::default());
+        f.linux.ports.insert(
+            12,
+            PortSettings {
+                locked: true,
+                ..fwd.clone()
+            },
+        );
+        f.linux.ports.insert(
+            13,
+            PortSettings {
+                isolated: true,
+                ..fwd.clone()
+            },
+        );
+        f.linux.ports.insert(14, fwd.clone());
+        f.linux.ports.insert(15, fwd);
+        let v = |vid, pvid, untagged| V {
+            vid,
+            pvid,
+            untagged,
+        };
+        f.linux.vlans.insert(
+            14,
+            vec![v(10, true, true), v(20, false, true), v(30, false, false)],
+        );
+        f.linux.vlans.insert(15, vec![v(10, false, false)]);
+        f
+    }
+
+    #[test]
+    fn linux_ports_are_served_only_where_the_bridge_forwards() {
+        let f = linux_facts();
+        let plain = linux_rule(&f, 1, 10).expect("forwarding port");
+        assert_eq!((plain.ingress_vlan, plain.egress_vlans), (0, vec![0]));
+        assert!(!plain.vlan_aware && !plain.isolated);
+        assert!(linux_rule(&f, 2, 10).unwrap_err().contains("STP"));
+        assert!(
+            linux_rule(&f, 1, 11)
+                .unwrap_err()
+                .contains("forwarding state")
+        );
+        assert!(linux_rule(&f, 1, 12).unwrap_err().contains("locked"));
+        assert!(linux_rule(&f, 1, 13).expect("isolated is served").isolated);
+        assert!(linux_rule(&f, 9, 10).is_err(), "unknown bridge");
+        // VLAN filtering: ingress by PVID, a destination only where it egresses untagged.
+        let v = linux_rule(&f, 3, 14).expect("port with a PVID");
+        assert_eq!((v.ingress_vlan, v.egress_vlans), (10, vec![10, 20]));
+        assert!(v.vlan_aware);
+        assert!(linux_rule(&f, 3, 15).unwrap_err().contains("no PVID"));
     }
 
     #[test]
