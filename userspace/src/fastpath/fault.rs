@@ -25,6 +25,9 @@ static PASSED: AtomicU64 = AtomicU64::new(0);
 
 /// One step is done; `what` says which (printed when the fault fires here).
 pub fn point(what: &str) -> Result<(), FastpathError> {
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    let since = START.get_or_init(std::time::Instant::now).elapsed();
+    tracing::debug!(step = what, ms = since.as_millis() as u64, "fast path");
     let plan = PLAN.get_or_init(|| {
         Some(Plan {
             after: std::env::var(ENV).ok()?.parse().ok()?,
