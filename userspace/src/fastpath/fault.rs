@@ -22,10 +22,15 @@ struct Plan {
 
 static PLAN: OnceLock<Option<Plan>> = OnceLock::new();
 static PASSED: AtomicU64 = AtomicU64::new(0);
+static START: OnceLock<std::time::Instant> = OnceLock::new();
+
+/// Starts the clock of the debug log's step times (`VETHSCOPE_LOG=debug`).
+pub fn start_clock() {
+    START.get_or_init(std::time::Instant::now);
+}
 
 /// One step is done; `what` says which (printed when the fault fires here).
 pub fn point(what: &str) -> Result<(), FastpathError> {
-    static START: OnceLock<std::time::Instant> = OnceLock::new();
     let since = START.get_or_init(std::time::Instant::now).elapsed();
     tracing::debug!(step = what, ms = since.as_millis() as u64, "fast path");
     let plan = PLAN.get_or_init(|| {

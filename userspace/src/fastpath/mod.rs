@@ -91,6 +91,7 @@ fn lock(lab: &str) -> Result<crate::wire::state::Lock, FastpathError> {
 /// port deleted and recreated gets it again. On failure everything this run attached
 /// is removed again (and, when the fast path was off before, everything of it).
 pub async fn enable(lab: &str) -> Result<Enabled, FastpathError> {
+    fault::start_clock();
     let _lock = lock(lab)?;
     let refreshed = is_enabled(lab) || record::exists(lab);
     let mut attached_now: Vec<u32> = Vec::new();
@@ -145,9 +146,10 @@ async fn enable_locked(
         .clsact_ifindexes()
         .await
         .map_err(|e| FastpathError::netlink(lab, e))?;
+    let attached = attached_set(lab, &nl, plan.ports.iter().map(|p| p.ifindex)).await?;
     let mut missing = Vec::new();
     for port in &plan.ports {
-        if !has_our_filter(lab, &nl, port.ifindex).await? {
+        if !attached.contains(&port.ifindex) {
             record.note_port(&port.ifname, port.ifindex, !clsacts.contains(&port.ifindex));
             missing.push(port);
         }
@@ -240,6 +242,22 @@ async fn has_our_filter(lab: &str, nl: &Netlink, ifindex: u32) -> Result<bool, F
         .map_err(|e| FastpathError::netlink(lab, e))?
         .iter()
         .any(|(f, bpf)| *bpf && is_ours(f)))
+}
+
+/// Which of `ifindexes` carry our filter now: one dump per interface, one after the
+/// other (a netlink socket runs one dump at a time; a second one in flight is EBUSY).
+async fn attached_set(
+    lab: &str,
+    nl: &Netlink,
+    ifindexes: impl Iterator<Item = u32>,
+) -> Result<std::collections::HashSet<u32>, FastpathError> {
+    let mut out = std::collections::HashSet::new();
+    for i in ifindexes {
+        if has_our_filter(lab, nl, i).await? {
+            out.insert(i);
+        }
+    }
+    Ok(out)
 }
 
 fn is_ours(f: &crate::netlink::tc::BpfFilter) -> bool {
@@ -394,6 +412,7 @@ async fn detach_port(
 /// Detaches the programs and removes everything pinned or changed for `lab`. Absent is
 /// success. Takes the lab's lock.
 pub async fn disable(lab: &str) -> Result<bool, FastpathError> {
+    fault::start_clock();
     let _lock = lock(lab)?;
     disable_locked(lab).await
 }
@@ -494,6 +513,7 @@ pub async fn status(lab: &str) -> Result<Status, FastpathError> {
     let nl = Netlink::open(HOST)
         .await
         .map_err(|e| FastpathError::netlink(lab, e))?;
+    let attached = attached_set(lab, &nl, plan.ports.iter().map(|p| p.ifindex)).await?;
     let mut ports = Vec::with_capacity(plan.ports.len());
     for p in &plan.ports {
         let c = counters
@@ -506,7 +526,7 @@ pub async fn status(lab: &str) -> Result<Status, FastpathError> {
             ifname: p.ifname.clone(),
             peer: format!("{}/{}", p.peer_netns, p.peer_ifname),
             vlan: p.ingress_vlan,
-            attached: has_our_filter(lab, &nl, p.ifindex).await?,
+            attached: attached.contains(&p.ifindex),
             redirected: c.redirected,
             passed: c.passed,
         });
