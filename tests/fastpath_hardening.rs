@@ -481,9 +481,9 @@ fn killed_enable_on_ovs_leaves_no_flows() {
 
 #[test]
 fn enable_racing_down_leaves_nothing() {
-    let p = prefix("fd");
+    let p = prefix("fz");
     for round in 0..4 {
-        let lab = Lab::up("bridge", "fd");
+        let lab = Lab::up("bridge", "fz");
         let name = lab.name.clone();
         let enabler = {
             let name = name.clone();
