@@ -13,12 +13,12 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, tc::TcAttachOptions};
 use vethscope::netlink::Netlink;
 use vethscope::netns;
-use vethscope::probe::{LoadOptions, Probe};
+use vethscope::probe::{LoadOptions, Probe, Target};
+use vethscope_common::names::program;
 
-const PROGRAM: &str = "fastpath_ingress";
+const PROGRAM: &str = program::FASTPATH_INGRESS;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -71,56 +71,47 @@ struct Row {
 }
 
 fn attach_tcx(probe: &mut Probe, ns: &str, names: &[String]) -> Row {
-    let prog: &mut SchedClassifier = probe
-        .ebpf_mut()
-        .program_mut(PROGRAM)
-        .expect("program")
-        .try_into()
-        .expect("classifier");
-    netns::run_in(ns, || {
-        let t = Instant::now();
-        let mut links = Vec::with_capacity(names.len());
-        for n in names {
-            let id = prog
-                .attach_with_options(
-                    n,
-                    TcAttachType::Ingress,
-                    TcAttachOptions::TcxOrder(LinkOrder::last()),
-                )
-                .unwrap_or_else(|e| panic!("TCX attach to {n}: {e}"));
-            links.push(prog.take_link(id).expect("take link"));
-        }
-        let attach = t.elapsed();
-        let t = Instant::now();
-        // Dropping a TCX link detaches the program.
-        for l in links {
-            drop(l);
-        }
-        Row {
-            method: "TCX (one bpf_link per port)",
-            attach,
-            detach: t.elapsed(),
-        }
-    })
-    .expect("enter the bench namespace")
+    let target = |ifname: &str| Target {
+        lab: String::new(),
+        netns: ns.to_string(),
+        ifname: ifname.to_string(),
+        ifindex: 0,
+        kind: "bridge-port".into(),
+        peer_netns: String::new(),
+        peer_ifname: String::new(),
+        cookie: 0,
+    };
+    let t = Instant::now();
+    let mut links = Vec::with_capacity(names.len());
+    for n in names {
+        links.push(
+            probe
+                .attach_fastpath_tcx(&target(n))
+                .unwrap_or_else(|e| panic!("TCX attach to {n}: {e}")),
+        );
+    }
+    let attach = t.elapsed();
+    let t = Instant::now();
+    // Dropping a TCX link detaches the program.
+    drop(links);
+    Row {
+        method: "TCX (one bpf_link per port)",
+        attach,
+        detach: t.elapsed(),
+    }
 }
 
 async fn attach_legacy(probe: &mut Probe, ns: &str, n: usize) -> Row {
-    let prog: &mut SchedClassifier = probe
-        .ebpf_mut()
-        .program_mut(PROGRAM)
-        .expect("program")
-        .try_into()
-        .expect("classifier");
-    use std::os::fd::{AsFd, AsRawFd};
-    let fd = prog.fd().expect("loaded").as_fd().as_raw_fd();
+    let fd = probe
+        .fastpath_program_fd()
+        .expect("load the fast-path program");
     let nl = Netlink::open(ns)
         .await
         .expect("netlink in the bench namespace");
     let links = nl.links().await.expect("links");
     let ifindexes: Vec<u32> = links
         .iter()
-        .filter(|l| l.name.starts_with("a"))
+        .filter(|l| l.name.starts_with('a'))
         .map(|l| l.index)
         .take(n)
         .collect();
@@ -231,15 +222,6 @@ async fn main() {
     }
     ip_batch(Some(&ns), &batch);
     let mut probe = Probe::load(LoadOptions::default()).expect("load the programs");
-    {
-        let prog: &mut SchedClassifier = probe
-            .ebpf_mut()
-            .program_mut(PROGRAM)
-            .expect("program")
-            .try_into()
-            .expect("classifier");
-        prog.load().expect("verifier");
-    }
     let names: Vec<String> = (0..n).map(|i| format!("a{i}")).collect();
     let legacy = attach_legacy(&mut probe, &ns, n).await;
     let tcx = attach_tcx(&mut probe, &ns, &names);

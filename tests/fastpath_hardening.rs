@@ -342,8 +342,8 @@ fn recreated_or_detached_ports_are_attached_again() {
 /// Fault points `enable` passes on a two-port bridge lab (see fastpath/mod.rs): plan,
 /// pin dir, maps, tables, record, (clsact, filter) × 2, done.
 const ENABLE_POINTS: u32 = 10;
-/// `disable`: flows, (filter, clsact) × 2, three pins.
-const DISABLE_POINTS: u32 = 8;
+/// `disable`: flows, (filter, clsact) × 2 (the pins go in one safefs walk).
+const DISABLE_POINTS: u32 = 5;
 
 #[test]
 fn failed_enable_rolls_back_at_every_step() {

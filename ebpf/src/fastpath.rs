@@ -12,6 +12,7 @@ use aya_ebpf::{
 };
 use vethscope_common::{
     FASTPATH_ISOLATED, FASTPATH_VLAN_AWARE, FastpathCounters, FastpathPort, FdbEntry, FdbKey,
+    names::{map, program},
 };
 
 use crate::{
@@ -32,6 +33,10 @@ static FASTPATH_PORTS: HashMap<u32, FastpathPort> = HashMap::with_max_entries(40
 #[map]
 static FASTPATH_STATS: PerCpuHashMap<u32, FastpathCounters> =
     PerCpuHashMap::with_max_entries(4096, 0);
+named!(FASTPATH_FDB, map::FASTPATH_FDB);
+named!(FASTPATH_PORTS, map::FASTPATH_PORTS);
+named!(FASTPATH_STATS, map::FASTPATH_STATS);
+named!(fastpath_ingress, program::FASTPATH_INGRESS);
 
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;

@@ -21,47 +21,41 @@
 
 mod error;
 mod fault;
-mod names;
 mod ovs_flows;
 mod plan;
 mod record;
 
-use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
-use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuHashMap};
-use aya::programs::SchedClassifier;
 use vethscope_common::{
     FASTPATH_ISOLATED, FASTPATH_VLAN_AWARE, FastpathCounters, FastpathPort, FdbEntry, FdbKey,
+    names::{map, program},
 };
 
+pub use crate::safefs::bpf_name;
 pub use error::FastpathError;
 pub use fault::ENV as FAULT_ENV;
-pub use names::bpf_name;
 pub use plan::{Plan, Port, domain_of};
 
 use crate::netlink::Netlink;
-use crate::probe::{LoadOptions, Probe};
+use crate::probe::{FastpathStats, LoadOptions, PinnableMap, Probe};
 use crate::topology::HOST;
 
-const FDB: &str = "FASTPATH_FDB";
-const PORTS: &str = "FASTPATH_PORTS";
-const STATS: &str = "FASTPATH_STATS";
-const PROGRAM: &str = "fastpath_ingress";
+const PROGRAM: &str = program::FASTPATH_INGRESS;
 /// Our filters' TC priority on the ingress hook: high, so that other legacy filters
 /// (lower numbers run first) see a frame before we redirect it.
 pub const TC_PRIORITY: u16 = 0xfa57;
 pub const TC_HANDLE: u32 = 0xfa57;
 
-const BPFFS_ROOT: &str = "/sys/fs/bpf/vethscope";
-
-/// Where a lab's fast-path maps are pinned.
+/// Where a lab's fast-path maps are pinned (the lab's name encoded for bpffs).
 pub fn pin_dir(lab: &str) -> PathBuf {
-    Path::new(BPFFS_ROOT).join(bpf_name(lab))
+    Path::new(crate::safefs::BPF_ROOT)
+        .join(crate::safefs::BPF_DIR)
+        .join(bpf_name(lab))
 }
 
 pub fn is_enabled(lab: &str) -> bool {
-    pin_dir(lab).join(FDB).exists()
+    pin_dir(lab).join(map::FASTPATH_FDB).exists()
 }
 
 /// What `enable` did.
@@ -122,16 +116,24 @@ async fn enable_locked(
     let plan = plan::build(lab).await?;
     fault::point("plan built")?;
     let dir = pin_dir(lab);
-    create_private_dir(lab, Path::new(BPFFS_ROOT))?;
-    create_private_dir(lab, &dir)?;
+    make_pin_dir(&dir).map_err(|e| {
+        FastpathError::io(
+            lab,
+            format!("create {}", dir.display()),
+            std::io::Error::other(e),
+        )
+    })?;
     fault::point("pin directory created")?;
     let mut probe = Probe::load(LoadOptions {
         ebpf_log: false,
-        map_pins: vec![
-            (FDB, dir.join(FDB)),
-            (PORTS, dir.join(PORTS)),
-            (STATS, dir.join(STATS)),
-        ],
+        map_pins: [
+            PinnableMap::FastpathFdb,
+            PinnableMap::FastpathPorts,
+            PinnableMap::FastpathStats,
+        ]
+        .into_iter()
+        .map(|m| (m, dir.join(m.name())))
+        .collect(),
     })
     .map_err(|e| FastpathError::probe(lab, e))?;
     fault::point("maps pinned")?;
@@ -159,7 +161,9 @@ async fn enable_locked(
     fault::point("record written")?;
 
     if !missing.is_empty() {
-        let prog_fd = program_fd(lab, &mut probe)?;
+        let prog_fd = probe
+            .fastpath_program_fd()
+            .map_err(|e| FastpathError::probe(lab, e))?;
         for port in missing {
             if !clsacts.contains(&port.ifindex) {
                 nl.add_clsact(port.ifindex)
@@ -186,52 +190,6 @@ async fn enable_locked(
         ovs_bridges,
         refreshed,
     })
-}
-
-/// A directory of ours on bpffs: mode 0700; an existing one must be a real directory
-/// (never a symlink someone planted).
-fn create_private_dir(lab: &str, dir: &Path) -> Result<(), FastpathError> {
-    use std::os::unix::fs::DirBuilderExt;
-    match std::fs::symlink_metadata(dir) {
-        Ok(m) if m.file_type().is_dir() => return Ok(()),
-        Ok(_) => {
-            return Err(FastpathError::io(
-                lab,
-                format!("use {}", dir.display()),
-                std::io::Error::other("it exists and is not a directory (a symlink?)"),
-            ));
-        }
-        Err(_) => {}
-    }
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(FastpathError::io(
-            lab,
-            format!("create {}", dir.display()),
-            e,
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn program_fd(lab: &str, probe: &mut Probe) -> Result<i32, FastpathError> {
-    let prog: &mut SchedClassifier = probe
-        .ebpf_mut()
-        .program_mut(PROGRAM)
-        .ok_or_else(|| FastpathError::map(lab, PROGRAM, "program missing from the object"))?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| FastpathError::map(lab, PROGRAM, e))?;
-    if prog.fd().is_err() {
-        prog.load()
-            .map_err(|e| FastpathError::map(lab, PROGRAM, format!("verifier: {e}")))?;
-    }
-    // The fd stays open while `probe` lives; the kernel takes its own reference
-    // when the filter is attached.
-    let fd = prog
-        .fd()
-        .map_err(|e| FastpathError::map(lab, PROGRAM, e))?
-        .as_fd()
-        .as_raw_fd();
-    Ok(fd)
 }
 
 /// Our filter on the live interface `ifindex` (by priority, handle and program name).
@@ -309,50 +267,10 @@ fn fill_tables(lab: &str, probe: &mut Probe, plan: &Plan) -> Result<usize, Fastp
             )
         })
         .collect();
-    // Ports first when removing (a port that left stops looking up), last when adding
-    // (a new port starts only once its destinations are in the table).
-    sync_map(lab, probe, PORTS, &wanted_ports, true)?;
-    sync_map(lab, probe, FDB, &wanted_fdb, false)?;
-    sync_map(lab, probe, PORTS, &wanted_ports, false)?;
+    probe
+        .sync_fastpath_tables(&wanted_ports, &wanted_fdb)
+        .map_err(|e| FastpathError::probe(lab, e))?;
     Ok(wanted_fdb.len())
-}
-
-/// Makes the pinned hash map `name` hold exactly `wanted`: stale entries (a MAC that
-/// changed, a port that went, a port the bridge stopped forwarding to) would send
-/// frames where the bridge would not. With `only_remove`, just removes the stale ones.
-fn sync_map<K, V>(
-    lab: &str,
-    probe: &mut Probe,
-    name: &str,
-    wanted: &[(K, V)],
-    only_remove: bool,
-) -> Result<(), FastpathError>
-where
-    K: aya::Pod + PartialEq,
-    V: aya::Pod,
-{
-    let map = probe
-        .ebpf_mut()
-        .map_mut(name)
-        .ok_or_else(|| FastpathError::map(lab, name, "missing"))?;
-    let mut table: BpfHashMap<&mut MapData, K, V> =
-        BpfHashMap::try_from(map).map_err(|e| FastpathError::map(lab, name, e))?;
-    let stale: Vec<K> = table
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| !wanted.iter().any(|(w, _)| w == k))
-        .collect();
-    for k in stale {
-        let _ = table.remove(&k);
-    }
-    if !only_remove {
-        for (k, v) in wanted {
-            table
-                .insert(k, v, 0)
-                .map_err(|e| FastpathError::map(lab, name, e))?;
-        }
-    }
-    Ok(())
 }
 
 /// Removes our filters from `ifindexes` (and a clsact qdisc we added there, once
@@ -449,29 +367,10 @@ pub async fn disable_locked(lab: &str) -> Result<bool, FastpathError> {
             Err(e) => errors.push(e.to_string()),
         }
     }
-    match std::fs::symlink_metadata(&dir) {
-        Ok(m) if m.file_type().is_dir() => {
-            if let Ok(entries) = std::fs::read_dir(&dir) {
-                for p in entries.flatten().map(|e| e.path()) {
-                    if let Err(e) = std::fs::remove_file(&p) {
-                        errors.push(format!("remove {}: {e}", p.display()));
-                    }
-                    let _ = fault::point("pin removed");
-                }
-            }
-            if let Err(e) = std::fs::remove_dir(&dir) {
-                errors.push(format!("remove {}: {e}", dir.display()));
-            }
-        }
-        // Never follow or remove something that is not our directory.
-        Ok(_) => errors.push(format!(
-            "{} is not a directory (a symlink?); left alone",
-            dir.display()
-        )),
-        Err(_) => {}
+    // Walked with safefs: a planted `vethscope/LAB -> /etc` is refused, never followed.
+    if let Err(e) = remove_pins(&dir) {
+        errors.push(e);
     }
-    // The parent is ours too; remove it when no lab uses it any more.
-    let _ = std::fs::remove_dir(Path::new(BPFFS_ROOT));
     if errors.is_empty() {
         // Last: as long as it exists, a later `disable` knows what is left to undo.
         record::remove(lab);
@@ -481,6 +380,63 @@ pub async fn disable_locked(lab: &str) -> Result<bool, FastpathError> {
             lab: lab.to_string(),
             errors,
         })
+    }
+}
+
+/// Creates `/sys/fs/bpf/vethscope/LAB` with mode 0700 through safefs: no symlink on the
+/// way is followed, and an existing directory must be ours.
+fn make_pin_dir(dir: &Path) -> Result<(), String> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("{} has no lab directory name", dir.display()))?;
+    crate::safefs::Dir::bpf(true)
+        .and_then(|root| match root {
+            Some(root) => root.subdir(name, true),
+            None => Ok(None),
+        })
+        .map_err(|e| e.to_string())?
+        .map(|_| ())
+        .ok_or_else(|| format!("cannot create {}", dir.display()))
+}
+
+/// Removes the pins in `dir` (links first: that detaches the programs, then the maps),
+/// then `dir`, then the parent when no lab uses it any more. Nothing is followed: a
+/// symlink on the way is an error, and each entry's owner is checked before unlinking.
+fn remove_pins(dir: &Path) -> Result<(), String> {
+    let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {
+        return Err(format!("{} has no lab directory name", dir.display()));
+    };
+    let root = match crate::safefs::Dir::bpf(false) {
+        Ok(Some(root)) => root,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let lab_dir = match root.subdir(name, false) {
+        Ok(Some(d)) => d,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut names = lab_dir.list().map_err(|e| e.to_string())?;
+    names.sort_by_key(|n| !n.starts_with("link-"));
+    let mut errors = Vec::new();
+    for n in &names {
+        if let Err(e) = lab_dir.remove_file(n) {
+            errors.push(e.to_string());
+        }
+    }
+    drop(lab_dir);
+    if let Err(e) = root.remove_dir(name) {
+        errors.push(e.to_string());
+    }
+    // The parent is ours too; it goes when empty (ENOTEMPTY otherwise: other labs).
+    if let Ok(parent) = crate::safefs::Dir::system(Path::new(crate::safefs::BPF_ROOT)) {
+        let _ = parent.remove_dir(crate::safefs::BPF_DIR);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
     }
 }
 
@@ -541,22 +497,7 @@ pub async fn status(lab: &str) -> Result<Status, FastpathError> {
 
 /// Per host-side ifindex counters, summed over CPUs, from the pinned map.
 pub fn read_counters(lab: &str) -> Result<Vec<(u32, FastpathCounters)>, FastpathError> {
-    let path = pin_dir(lab).join(STATS);
-    let data = MapData::from_pin(&path).map_err(|e| FastpathError::map(lab, STATS, e))?;
-    let map = Map::from_map_data(data).map_err(|e| FastpathError::map(lab, STATS, e))?;
-    let stats: PerCpuHashMap<MapData, u32, FastpathCounters> =
-        PerCpuHashMap::try_from(map).map_err(|e| FastpathError::map(lab, STATS, e))?;
-    Ok(stats
-        .iter()
-        .filter_map(Result::ok)
-        .map(|(ifindex, per_cpu)| {
-            let sum = per_cpu
-                .iter()
-                .fold(FastpathCounters::default(), |a, c| FastpathCounters {
-                    redirected: a.redirected + c.redirected,
-                    passed: a.passed + c.passed,
-                });
-            (ifindex, sum)
-        })
-        .collect())
+    let stats =
+        FastpathStats::open_pinned(&pin_dir(lab)).map_err(|e| FastpathError::probe(lab, e))?;
+    Ok(stats.totals().into_iter().collect())
 }

@@ -46,7 +46,7 @@ impl Record {
 fn path(lab: &str) -> PathBuf {
     PathBuf::from(crate::wire::RUN_DIR)
         .join("fastpath")
-        .join(format!("{}.json", super::names::bpf_name(lab)))
+        .join(format!("{}.json", crate::safefs::bpf_name(lab)))
 }
 
 pub fn read(lab: &str) -> Option<Record> {
