@@ -201,12 +201,17 @@ pub struct KernelOffsets {
     pub _pad: u32,
 }
 
-/// Key of the fast-path forwarding table: a destination MAC address.
+/// Key of the fast-path forwarding table: a destination MAC address within one
+/// forwarding domain (a bridge) and VLAN. Keying by bridge keeps the fast path from
+/// carrying a frame across bridges that the kernel would keep apart.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FdbKey {
+    /// Forwarding domain: a number userspace gives each bridge of the lab.
+    pub domain: u32,
+    /// VLAN within the domain (0 when the bridge does not filter VLANs).
+    pub vlan: u16,
     pub mac: [u8; 6],
-    pub _pad: [u8; 2],
 }
 
 /// Where the fast path sends a frame: the host-side veth end whose peer is the
@@ -215,8 +220,25 @@ pub struct FdbKey {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FdbEntry {
     pub ifindex: u32,
-    pub _pad: u32,
+    /// `FASTPATH_ISOLATED` when the destination port is isolated.
+    pub flags: u32,
 }
+
+/// What the fast path knows of a port it runs on: the forwarding domain and VLAN its
+/// untagged frames belong to, and how the bridge treats it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FastpathPort {
+    pub domain: u32,
+    pub vlan: u16,
+    /// `FASTPATH_ISOLATED`, `FASTPATH_VLAN_AWARE`.
+    pub flags: u16,
+}
+
+/// The port is isolated: the bridge forwards nothing between two isolated ports.
+pub const FASTPATH_ISOLATED: u16 = 1;
+/// The bridge classifies frames by VLAN tag: tagged frames go through the bridge.
+pub const FASTPATH_VLAN_AWARE: u16 = 2;
 
 /// Fast-path counters per ingress interface (per CPU).
 #[repr(C)]
@@ -279,6 +301,7 @@ mod pod {
     unsafe impl aya::Pod for KernelOffsets {}
     unsafe impl aya::Pod for FdbKey {}
     unsafe impl aya::Pod for FdbEntry {}
+    unsafe impl aya::Pod for FastpathPort {}
     unsafe impl aya::Pod for FastpathCounters {}
     unsafe impl aya::Pod for DropEvent {}
 }
@@ -299,7 +322,8 @@ mod tests {
         assert_eq!(size_of::<LinkKey>(), 16);
         assert_eq!(size_of::<DropKey>(), 16);
         assert_eq!(size_of::<IfaceKey>(), 16);
-        assert_eq!(size_of::<FdbKey>(), 8);
+        assert_eq!(size_of::<FdbKey>(), 4 + 2 + 6);
+        assert_eq!(size_of::<FastpathPort>(), 8);
         assert_eq!(size_of::<DropEvent>(), 8 + 8 + 4 + 4 + 2 + 1 + 1 + 4 + 32);
     }
 }

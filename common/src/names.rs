@@ -19,8 +19,11 @@ pub mod map {
     pub const DROP_WATCH: &str = "DROP_WATCH";
     /// Per-CPU hash [`crate::DropKey`] → drops.
     pub const DROP_COUNTERS: &str = "DROP_COUNTERS";
-    /// Hash [`crate::FdbKey`] → [`crate::FdbEntry`]: the fast path's forwarding table.
+    /// Hash [`crate::FdbKey`] (bridge, VLAN, MAC) → [`crate::FdbEntry`]: the fast path's
+    /// forwarding table.
     pub const FASTPATH_FDB: &str = "FASTPATH_FDB";
+    /// Hash ingress ifindex → [`crate::FastpathPort`]: the fast path's ports.
+    pub const FASTPATH_PORTS: &str = "FASTPATH_PORTS";
     /// Per-CPU hash ingress ifindex → [`crate::FastpathCounters`].
     pub const FASTPATH_STATS: &str = "FASTPATH_STATS";
     /// One [`crate::KernelOffsets`], filled by userspace from the kernel's BTF.
@@ -40,6 +43,7 @@ pub mod map {
         DROP_WATCH,
         DROP_COUNTERS,
         FASTPATH_FDB,
+        FASTPATH_PORTS,
         FASTPATH_STATS,
         KERNEL_OFFSETS,
         DIAG_NETNS,

@@ -1,6 +1,8 @@
-//! Fast path: on ingress of a host-side veth end, unicast frames to a known MAC are
-//! handed straight to the destination namespace with `bpf_redirect_peer`, bypassing
-//! the bridge. Everything else (broadcast, multicast, unknown) falls through unchanged.
+//! Fast path: on ingress of a host-side veth end, unicast frames to a known MAC of the
+//! same bridge (and VLAN) are handed straight to the destination namespace with
+//! `bpf_redirect_peer`, bypassing the bridge. Everything else (broadcast, multicast,
+//! unknown, tagged frames on a VLAN-aware bridge, isolated-to-isolated) falls through
+//! unchanged to the bridge, which decides as it always does.
 
 use aya_ebpf::{
     helpers::bpf_redirect_peer,
@@ -9,23 +11,35 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use vethscope_common::{
-    FastpathCounters, FdbEntry, FdbKey,
+    FASTPATH_ISOLATED, FASTPATH_VLAN_AWARE, FastpathCounters, FastpathPort, FdbEntry, FdbKey,
     names::{map, program},
 };
 
-use crate::{packet::read, trace::TC_NEXT};
+use crate::{
+    packet::{read, read_be16},
+    trace::TC_NEXT,
+};
 
-/// Destination MAC → host-side veth end whose peer owns that MAC. Filled by userspace.
+/// (bridge, VLAN, destination MAC) → host-side veth end whose peer owns that MAC.
+/// Filled by userspace only with ports the bridge forwards to.
 #[map]
-static FASTPATH_FDB: HashMap<FdbKey, FdbEntry> = HashMap::with_max_entries(4096, 0);
+static FASTPATH_FDB: HashMap<FdbKey, FdbEntry> = HashMap::with_max_entries(8192, 0);
+
+/// Ingress ifindex → its bridge and VLAN. A port missing here is not served.
+#[map]
+static FASTPATH_PORTS: HashMap<u32, FastpathPort> = HashMap::with_max_entries(4096, 0);
 
 /// Per ingress ifindex: frames redirected and frames passed to the bridge.
 #[map]
 static FASTPATH_STATS: PerCpuHashMap<u32, FastpathCounters> =
     PerCpuHashMap::with_max_entries(4096, 0);
 named!(FASTPATH_FDB, map::FASTPATH_FDB);
+named!(FASTPATH_PORTS, map::FASTPATH_PORTS);
 named!(FASTPATH_STATS, map::FASTPATH_STATS);
 named!(fastpath_ingress, program::FASTPATH_INGRESS);
+
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
 
 #[classifier]
 pub fn fastpath_ingress(ctx: TcContext) -> i32 {
@@ -57,6 +71,11 @@ fn count(ifindex: u32, redirected: bool) {
 fn try_fastpath(ctx: &TcContext) -> i32 {
     // SAFETY: reading a field of the context the kernel passed us.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    // SAFETY: plain lookup in a map we own; the value is copied out at once.
+    let Some(port) = (unsafe { FASTPATH_PORTS.get(ifindex) }).copied() else {
+        // A port the bridge does not forward from (blocked, excluded): not ours to judge.
+        return TC_NEXT;
+    };
     let Some(dst) = read::<[u8; 6]>(ctx, 0) else {
         return TC_NEXT;
     };
@@ -65,17 +84,34 @@ fn try_fastpath(ctx: &TcContext) -> i32 {
         count(ifindex, false);
         return TC_NEXT;
     }
+    if port.flags & FASTPATH_VLAN_AWARE != 0 {
+        // The bridge would classify a tagged frame by its tag: leave it to the bridge.
+        match read_be16(ctx, 12) {
+            Some(ETH_P_8021Q) | Some(ETH_P_8021AD) | None => {
+                count(ifindex, false);
+                return TC_NEXT;
+            }
+            Some(_) => {}
+        }
+    }
     let key = FdbKey {
+        domain: port.domain,
+        vlan: port.vlan,
         mac: dst,
-        _pad: [0; 2],
     };
     // SAFETY: plain lookup in a map we own; the value is copied out at once.
-    let target = unsafe { FASTPATH_FDB.get(key) }.map(|e| e.ifindex);
+    let target = unsafe { FASTPATH_FDB.get(key) }.copied();
     match target {
-        Some(target) if target != ifindex && target != 0 => {
+        Some(e)
+            if e.ifindex != ifindex
+                && e.ifindex != 0
+                // The bridge forwards nothing between two isolated ports.
+                && !(port.flags & FASTPATH_ISOLATED != 0
+                    && e.flags & u32::from(FASTPATH_ISOLATED) != 0) =>
+        {
             count(ifindex, true);
             // SAFETY: helper call; returns TC_ACT_REDIRECT on success.
-            unsafe { bpf_redirect_peer(target, 0) as i32 }
+            unsafe { bpf_redirect_peer(e.ifindex, 0) as i32 }
         }
         _ => {
             count(ifindex, false);

@@ -45,8 +45,9 @@ pub async fn enable(lab: &str) -> anyhow::Result<()> {
     let e = fastpath::enable(lab).await?;
     let what = if e.refreshed { "refreshed" } else { "enabled" };
     println!(
-        "fast path of lab {lab} {what}: {} ports, {} destinations{}",
+        "fast path of lab {lab} {what}: {} ports ({} attached now), {} destinations{}",
         e.ports,
+        e.attached,
         e.entries,
         if e.ovs_bridges.is_empty() {
             String::new()
@@ -64,15 +65,16 @@ fn print_status(st: &fastpath::Status) {
         if st.enabled { "enabled" } else { "disabled" }
     );
     println!(
-        "  {:<12} {:<16} {:<22} {:<9} {:>12} {:>12}",
-        "bridge", "port", "peer", "attached", "redirected", "passed"
+        "  {:<12} {:<16} {:<22} {:>5} {:<9} {:>12} {:>12}",
+        "bridge", "port", "peer", "vlan", "attached", "redirected", "passed"
     );
     for p in &st.ports {
         println!(
-            "  {:<12} {:<16} {:<22} {:<9} {:>12} {:>12}",
+            "  {:<12} {:<16} {:<22} {:>5} {:<9} {:>12} {:>12}",
             p.bridge,
             p.ifname,
             p.peer,
+            p.vlan,
             if p.attached { "yes" } else { "no" },
             p.redirected,
             p.passed

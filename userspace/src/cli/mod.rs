@@ -246,17 +246,21 @@ pub struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum FastpathAction {
-    /// Attach the redirect programs and fill the forwarding table from live state.
+    /// Attach the redirect programs (TC filters) to every bridge port the bridge forwards
+    /// from and fill the per-bridge forwarding table from live state. Again: refresh the
+    /// table and attach to ports that lack the program (new or recreated interfaces).
     Enable {
         #[arg(value_parser = parse_lab)]
         lab: String,
     },
-    /// Detach them and remove the pinned programs and maps.
+    /// Detach the programs, remove the pinned maps, OVS flows and offload changes (also
+    /// what an interrupted `enable` left).
     Disable {
         #[arg(value_parser = parse_lab)]
         lab: String,
     },
-    /// Per port: attached or not, frames redirected, frames passed to the bridge.
+    /// Per port: VLAN, attached or not (read from the kernel), frames redirected, frames
+    /// passed to the bridge; and the ports left out, with why.
     Status {
         #[arg(value_parser = parse_lab)]
         lab: String,

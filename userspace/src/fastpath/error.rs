@@ -16,6 +16,15 @@ pub enum FastpathError {
         map: String,
         message: String,
     },
+    #[error("lab {lab}: {source}")]
+    Netlink {
+        lab: String,
+        source: Box<crate::netlink::NetlinkError>,
+    },
+    #[error("fault injected at fault point {point} ({})", super::fault::ENV)]
+    Injected { point: String },
+    #[error("lab {lab}: cannot take the lab's lock: {message}")]
+    Lock { lab: String, message: String },
     #[error("lab {lab}: Open vSwitch: {message}")]
     Ovs { lab: String, message: String },
     #[error("lab {lab}: cannot {what}: {source}")]
@@ -37,6 +46,13 @@ impl From<crate::inspect::InspectError> for FastpathError {
 impl FastpathError {
     pub fn probe(lab: &str, source: crate::probe::ProbeError) -> Self {
         Self::Probe {
+            lab: lab.to_string(),
+            source: Box::new(source),
+        }
+    }
+
+    pub fn netlink(lab: &str, source: crate::netlink::NetlinkError) -> Self {
+        Self::Netlink {
             lab: lab.to_string(),
             source: Box::new(source),
         }

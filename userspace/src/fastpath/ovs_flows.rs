@@ -52,15 +52,22 @@ pub fn install(lab: &str, plan: &Plan, record: &mut Record) -> Result<Vec<String
         let mut flows = Vec::new();
         for inp in &ports {
             for dst in &ports {
-                if inp.ifname == dst.ifname {
+                // Only what the fast path redirects: the same VLAN, the destination
+                // untagged there. Anything else OVS must still forward itself.
+                if inp.ifname == dst.ifname || !dst.egress_vlans.contains(&inp.ingress_vlan) {
                     continue;
                 }
                 flows.push(format!(
-                    "cookie={COOKIE:#x},priority=40000,in_port={},dl_dst={},actions=drop",
+                    "cookie={COOKIE:#x},priority=40000,in_port={},vlan_tci=0x0000,dl_dst={},actions=drop",
                     inp.ifname,
                     format_mac(&dst.peer_mac)
                 ));
             }
+        }
+        // Recorded before the change: a kill right after it leaves nothing unrecorded.
+        if !record.ovs_flow_bridges.contains(bridge) {
+            record.ovs_flow_bridges.push((*bridge).clone());
+            super::record::write(lab, record)?;
         }
         // Replace, not add: a refresh after MACs changed must not keep old rules.
         ovs::ofctl_del_flows_cookie(&ep, bridge, COOKIE).map_err(|e| FastpathError::Ovs {
@@ -71,17 +78,16 @@ pub fn install(lab: &str, plan: &Plan, record: &mut Record) -> Result<Vec<String
             lab: lab.to_string(),
             message: e.to_string(),
         })?;
-        if !record.ovs_flow_bridges.contains(bridge) {
-            record.ovs_flow_bridges.push((*bridge).clone());
-        }
+        super::fault::point("OVS drop flows added")?;
         // The fast-pathed ends may checksum in hardware again (see the module docs).
         for p in ports {
             let key = (p.peer_netns.clone(), p.peer_ifname.clone());
             if record.tx_checksum_on.contains(&key) {
                 continue;
             }
-            set_tx_checksum(lab, &p.peer_netns, &p.peer_ifname, true)?;
             record.tx_checksum_on.push(key);
+            super::record::write(lab, record)?;
+            set_tx_checksum(lab, &p.peer_netns, &p.peer_ifname, true)?;
         }
     }
     Ok(netdev.into_iter().cloned().collect())

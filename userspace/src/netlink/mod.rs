@@ -3,11 +3,13 @@
 //! from the async runtime like any other.
 
 pub mod batch;
+pub mod bridge;
 mod error;
 pub mod link;
 mod route_get;
 pub mod msg;
 mod tables;
+pub mod tc;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 

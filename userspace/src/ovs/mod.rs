@@ -31,7 +31,7 @@ pub use datapath::{genl_family_id, kernel_datapath_available};
 pub use error::OvsError;
 pub use fdb::{OvsFdbEntry, fdb_show};
 pub use ofctl::{ofctl_add_flows, ofctl_del_flows_cookie};
-pub use ovsdb::{BridgeInfo, InterfaceInfo, Ovsdb, Owned, PortInfo};
+pub use ovsdb::{BridgeInfo, InterfaceInfo, Ovsdb, Owned, PortInfo, PortVlan};
 
 /// Datapath type of the kernel datapath (needs the openvswitch module).
 pub const DATAPATH_SYSTEM: &str = "system";

@@ -65,6 +65,14 @@ pub struct InterfaceInfo {
     pub error: Option<String>,
 }
 
+/// A port's VLAN columns (`tag`, `trunks`, `vlan_mode`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PortVlan {
+    pub tag: Option<i64>,
+    pub trunks: Vec<i64>,
+    pub vlan_mode: Option<String>,
+}
+
 /// A connection to ovsdb-server's Open_vSwitch database.
 pub struct Ovsdb {
     rpc: JsonRpc,
@@ -420,6 +428,34 @@ impl Ovsdb {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// VLAN settings of every port, by port name: what the fast path must respect.
+    pub fn port_vlans(&mut self) -> Result<BTreeMap<String, PortVlan>, OvsError> {
+        let results = self.read(
+            "read the VLAN settings of ports".into(),
+            vec![select_all("Port", &["name", "tag", "trunks", "vlan_mode"])],
+        )?;
+        Ok(rows(&results, 0)
+            .iter()
+            .map(|p| {
+                let trunks = match p["trunks"].as_array().map(Vec::as_slice) {
+                    Some([tag, members]) if tag == "set" => members
+                        .as_array()
+                        .map(|m| m.iter().filter_map(Value::as_i64).collect())
+                        .unwrap_or_default(),
+                    _ => p["trunks"].as_i64().into_iter().collect(),
+                };
+                (
+                    atom_text(&p["name"]),
+                    PortVlan {
+                        tag: opt_atom(&p["tag"]).and_then(Value::as_i64),
+                        trunks,
+                        vlan_mode: opt_atom(&p["vlan_mode"]).map(atom_text),
+                    },
+                )
+            })
+            .collect())
     }
 
     // ---- used by daemon.rs ------------------------------------------------

@@ -1,11 +1,11 @@
 //! Attaching the object's programs: observers (trace, count) on pairs of TC hooks, the
-//! fast path on ingress with a pinned link, the drop counter on `skb:kfree_skb`.
+//! fast path's program fd for a legacy TC filter (attached by `netlink::tc`), the drop
+//! counter on `skb:kfree_skb`.
 
-use std::path::Path;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 use aya::programs::{
     LinkOrder, RawTracePoint, SchedClassifier, TcAttachType,
-    links::FdLink,
     tc::{SchedClassifierLink, SchedClassifierLinkId, TcAttachOptions},
 };
 use vethscope_common::names::program;
@@ -77,6 +77,11 @@ impl Observer {
     }
 }
 
+/// The fast path's TCX link on one interface (benchmark only); dropping it detaches.
+pub struct FastpathTcxLink {
+    _link: SchedClassifierLink,
+}
+
 /// An observer's two TCX links on one interface, owned by the caller: dropping them
 /// detaches the programs, or, when the interface is already gone (the kernel then
 /// detached them itself), releases the kernel's link objects and our fds.
@@ -145,18 +150,29 @@ impl Probe {
         })
     }
 
-    /// Attaches the fast path to `target`'s ingress, last in the chain (observers see
-    /// the frame first), and pins the TCX link at `pin`, so the attachment outlives
-    /// this process (removing the pin file detaches it).
-    pub fn attach_fastpath(&mut self, target: &Target, pin: &Path) -> Result<(), ProbeError> {
+    /// The fast-path program, loaded (verified), as a raw fd for a legacy TC filter
+    /// (`netlink::tc`): the fast path attaches through netlink because a TCX link per
+    /// port costs an RCU grace period (BENCHMARKS.md). Valid while the probe lives; an
+    /// attached filter holds its own reference to the program.
+    pub fn fastpath_program_fd(&mut self) -> Result<RawFd, ProbeError> {
+        let name = program::FASTPATH_INGRESS;
+        self.load_program(name)?;
+        let fd = self
+            .classifier(name)?
+            .fd()
+            .map_err(|e| ProbeError::Load(e.to_string()))?
+            .as_fd()
+            .as_raw_fd();
+        Ok(fd)
+    }
+
+    /// Attaches the fast-path program to `target`'s ingress as a TCX link, last in the
+    /// chain; dropping the handle detaches it. Only for the attach benchmark, which
+    /// measures TCX against legacy TC.
+    pub fn attach_fastpath_tcx(&mut self, target: &Target) -> Result<FastpathTcxLink, ProbeError> {
         let name = program::FASTPATH_INGRESS;
         let link = self.attach_owned(name, target, Direction::Ingress, Position::Last)?;
-        let attach_err = |message: String| attach_error(name, target, message);
-        let fd_link = FdLink::try_from(link).map_err(|e| attach_err(e.to_string()))?;
-        fd_link
-            .pin(pin)
-            .map(|_| ())
-            .map_err(|e| attach_err(format!("pin at {}: {e}", pin.display())))
+        Ok(FastpathTcxLink { _link: link })
     }
 
     /// The drop counter on the `kfree_skb` raw tracepoint; its link stays with the

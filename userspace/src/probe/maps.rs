@@ -9,7 +9,7 @@ use std::{
 
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use vethscope_common::{
-    FastpathCounters, FdbEntry, FdbKey, TRACE_STAT_LOST, TraceConfig, names::map,
+    FastpathCounters, FastpathPort, FdbEntry, FdbKey, TRACE_STAT_LOST, TraceConfig, names::map,
 };
 
 use super::{Probe, ProbeError};
@@ -89,22 +89,49 @@ impl Probe {
         Ok(values.iter().fold(0u64, |a, v| a.wrapping_add(*v)))
     }
 
-    /// Makes the fast path's forwarding table exactly `wanted`: stale entries (a MAC
-    /// that changed, a port that went) would send frames to the wrong namespace.
-    pub fn sync_fastpath_table(&mut self, wanted: &[(FdbKey, FdbEntry)]) -> Result<(), ProbeError> {
-        let mut fdb: BpfHashMap<&mut MapData, FdbKey, FdbEntry> =
-            self.map_mut(map::FASTPATH_FDB)?;
-        let stale: Vec<FdbKey> = fdb
+    /// Makes the fast path's port map and forwarding table exactly `ports` and `fdb`:
+    /// stale entries (a MAC that changed, a port that went or that the bridge stopped
+    /// forwarding to) would send frames where the bridge would not. Stale ports go
+    /// first (a port that left stops looking up) and new ports last (a new port starts
+    /// only once its destinations are in the table).
+    pub fn sync_fastpath_tables(
+        &mut self,
+        ports: &[(u32, FastpathPort)],
+        fdb: &[(FdbKey, FdbEntry)],
+    ) -> Result<(), ProbeError> {
+        self.sync_hash(map::FASTPATH_PORTS, ports, true)?;
+        self.sync_hash(map::FASTPATH_FDB, fdb, false)?;
+        self.sync_hash(map::FASTPATH_PORTS, ports, false)
+    }
+
+    /// Makes hash map `name` hold exactly `wanted` (with `only_remove`, just drops the
+    /// entries not in `wanted`).
+    fn sync_hash<K, V>(
+        &mut self,
+        name: &'static str,
+        wanted: &[(K, V)],
+        only_remove: bool,
+    ) -> Result<(), ProbeError>
+    where
+        K: aya::Pod + Eq + std::hash::Hash,
+        V: aya::Pod,
+    {
+        let mut table: BpfHashMap<&mut MapData, K, V> = self.map_mut(name)?;
+        let keep: std::collections::HashSet<K> = wanted.iter().map(|(k, _)| *k).collect();
+        let stale: Vec<K> = table
             .keys()
             .filter_map(Result::ok)
-            .filter(|k| !wanted.iter().any(|(w, _)| w == k))
+            .filter(|k| !keep.contains(k))
             .collect();
         for k in stale {
-            let _ = fdb.remove(&k);
+            let _ = table.remove(&k);
         }
-        for (k, v) in wanted {
-            fdb.insert(k, v, 0)
-                .map_err(|e| ProbeError::map(map::FASTPATH_FDB, e))?;
+        if !only_remove {
+            for (k, v) in wanted {
+                table
+                    .insert(k, v, 0)
+                    .map_err(|e| ProbeError::map(name, e))?;
+            }
         }
         Ok(())
     }

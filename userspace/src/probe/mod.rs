@@ -22,7 +22,7 @@ use aya::{
 };
 use vethscope_common::names::map;
 
-pub use attach::{Direction, Observer, ObserverLinks, Position};
+pub use attach::{Direction, FastpathTcxLink, Observer, ObserverLinks, Position};
 pub use dropwatch::DropRing;
 pub use error::ProbeError;
 pub use maps::{FastpathStats, KernelLog, TraceRing};
@@ -36,6 +36,7 @@ static EBPF_OBJECT: &[u8] =
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PinnableMap {
     FastpathFdb,
+    FastpathPorts,
     FastpathStats,
 }
 
@@ -44,6 +45,7 @@ impl PinnableMap {
     pub fn name(self) -> &'static str {
         match self {
             PinnableMap::FastpathFdb => map::FASTPATH_FDB,
+            PinnableMap::FastpathPorts => map::FASTPATH_PORTS,
             PinnableMap::FastpathStats => map::FASTPATH_STATS,
         }
     }

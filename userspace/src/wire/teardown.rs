@@ -115,7 +115,7 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
     let mut errors: Vec<String> = Vec::new();
 
     // 0. The fast path: its pinned programs and maps, OVS flows and offload changes.
-    if let Err(e) = crate::fastpath::disable(lab).await {
+    if let Err(e) = crate::fastpath::disable_locked(lab).await {
         errors.push(e.to_string());
     }
     fault::point("fast path removed");
