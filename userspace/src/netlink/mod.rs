@@ -6,8 +6,8 @@ pub mod batch;
 pub mod bridge;
 mod error;
 pub mod link;
-mod route_get;
 pub mod msg;
+mod route_get;
 mod tables;
 pub mod tc;
 
