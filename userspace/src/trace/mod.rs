@@ -321,6 +321,7 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
         }
     }
     summary.lost = probe.trace_events_lost()?;
+    let bounds = correlator.bounds();
     if let Some((w, _)) = &mut sink.pcap {
         w.flush()?;
     }
@@ -328,13 +329,26 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
         writeln!(
             sink.out,
             "{}",
-            serde_json::json!({"type": "summary", "events": summary.events, "lost": summary.lost, "paths": summary.paths})
+            serde_json::json!({"type": "summary", "events": summary.events, "lost": summary.lost, "paths": summary.paths, "paths_dropped": bounds.paths_dropped, "hops_dropped": bounds.hops_dropped})
         )?;
     } else {
         writeln!(
             sink.out,
-            "{} events, {} lost, {} paths",
-            summary.events, summary.lost, summary.paths
+            "{} events, {} lost, {} paths{}",
+            summary.events,
+            summary.lost,
+            summary.paths,
+            if bounds.paths_dropped + bounds.hops_dropped > 0 {
+                format!(
+                    " ({} requests and {} hops not followed: at most {} open paths of {} hops each)",
+                    bounds.paths_dropped,
+                    bounds.hops_dropped,
+                    paths::MAX_OPEN_PATHS,
+                    paths::MAX_HOPS_PER_PATH
+                )
+            } else {
+                String::new()
+            }
         )?;
     }
     sink.out.flush()?;
