@@ -254,6 +254,11 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
     );
 
     let resolver = Resolver::new(&targets);
+    // Unanswered paths of a lab get the diagnose engine's findings.
+    let mut explainer = opts
+        .lab
+        .as_deref()
+        .map(crate::diagnose::explain::Explainer::new);
     let mut correlator = Correlator::new(opts.reply_timeout.as_nanos() as u64);
     let pcap = match &opts.pcap {
         Some(path) => {
@@ -291,7 +296,10 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
             }
             _ = tick.tick() => {
                 sink.out.flush()?;
-                for p in correlator.ready(monotonic_ns()) {
+                for mut p in correlator.ready(monotonic_ns()) {
+                    if let Some(x) = explainer.as_mut() {
+                        p.findings = x.findings(&p).await;
+                    }
                     sink.path(&p)?;
                     summary.paths += 1;
                     if opts.count.is_some_and(|c| summary.paths >= c as u64) {
@@ -315,7 +323,10 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
         &mut summary,
     )?;
     if opts.count.is_none_or(|c| summary.paths < c as u64) {
-        for p in correlator.drain() {
+        for mut p in correlator.drain() {
+            if let Some(x) = explainer.as_mut() {
+                p.findings = x.findings(&p).await;
+            }
             sink.path(&p)?;
             summary.paths += 1;
         }

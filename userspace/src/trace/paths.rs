@@ -48,6 +48,8 @@ pub struct Path {
     pub request: Vec<Hop>,
     pub reply: Vec<Hop>,
     pub verdict: Verdict,
+    /// For an unanswered path in a lab: what the diagnose engine finds on its way.
+    pub findings: Vec<crate::diagnose::Finding>,
 }
 
 impl Path {
@@ -236,6 +238,7 @@ fn new_path(hop: &Hop) -> Path {
         request: Vec::new(),
         reply: Vec::new(),
         verdict: Verdict::Unanswered,
+        findings: Vec::new(),
     }
 }
 
