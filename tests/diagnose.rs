@@ -428,3 +428,57 @@ fn usage_errors_exit_2() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// The same engine inside `trace`: an unanswered ARP for an address nobody has gets
+/// the finding that says so, in the NDJSON path line.
+#[test]
+fn trace_explains_an_unanswered_path() {
+    use std::io::{BufRead, BufReader, Read};
+    let lab = Lab::up("bridge", "ql");
+    let mut child = Command::new(common::bin())
+        .args([
+            "trace",
+            &lab.name,
+            "--json",
+            "--duration",
+            "6",
+            "--reply-timeout",
+            "0.5",
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start trace");
+    // The "tracing" line comes once every program is attached.
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = err.read_line(&mut line).expect("read trace stderr");
+        assert!(n > 0, "trace exited before attaching");
+        if line.contains("tracing") {
+            break;
+        }
+    }
+    assert!(!common::ping(&lab.ns("ns1"), "10.1.1.9", &[]));
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read trace output");
+    let _ = child.wait();
+    let path = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "path" && v["proto"] == "arp" && v["dst"] == "10.1.1.9")
+        .unwrap_or_else(|| panic!("no ARP path to 10.1.1.9 in {out}"));
+    assert_eq!(path["verdict"], "unanswered", "{path:#}");
+    let codes: Vec<&str> = path["findings"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f["code"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(codes, vec!["NO_SUCH_ADDRESS"], "{path:#}");
+}

@@ -67,7 +67,8 @@ pub struct Live {
     pub view: LabView,
     /// The topology as applied (from the state file), when there is one.
     pub plan: Option<Topology>,
-    pub sysctls: HashMap<String, NsSysctls>,
+    /// Read on first use, per namespace: a walk touches few of a large lab's namespaces.
+    sysctls: std::cell::RefCell<HashMap<String, NsSysctls>>,
     /// Root-namespace bridge port → /sys/class/net/PORT/brport/state.
     pub brport_state: HashMap<String, u8>,
     pub ovs: HashMap<String, OvsIface>,
@@ -84,18 +85,6 @@ impl Live {
     pub async fn gather(lab: &str) -> Result<Self, DiagnoseError> {
         let view = inspect::lab_view(lab).await?;
         let plan = wire::state::read(lab).map(|s| s.topology);
-        let mut sysctls = HashMap::new();
-        let mut spaces: Vec<String> = view.namespaces.iter().map(|n| n.name.clone()).collect();
-        spaces.push(HOST.to_string());
-        for ns in &spaces {
-            let ifnames: Vec<String> = view
-                .links
-                .iter()
-                .filter(|l| &l.netns == ns)
-                .map(|l| l.name.clone())
-                .collect();
-            sysctls.insert(ns.clone(), read_sysctls(ns, &ifnames)?);
-        }
         let mut brport_state = HashMap::new();
         for l in view.links.iter().filter(|l| l.netns == HOST) {
             if l.master.as_ref().is_some_and(|m| m.kind == "linux") {
@@ -119,7 +108,7 @@ impl Live {
             lab: lab.to_string(),
             view,
             plan,
-            sysctls,
+            sysctls: Default::default(),
             brport_state,
             ovs,
         })
@@ -130,7 +119,24 @@ impl Live {
     }
 
     pub fn sysctls(&self, netns: &str) -> NsSysctls {
-        self.sysctls.get(netns).cloned().unwrap_or_default()
+        if let Some(s) = self.sysctls.borrow().get(netns) {
+            return s.clone();
+        }
+        let ifnames: Vec<String> = self
+            .view
+            .links
+            .iter()
+            .filter(|l| l.netns == netns)
+            .map(|l| l.name.clone())
+            .collect();
+        let s = read_sysctls(netns, &ifnames).unwrap_or_else(|e| {
+            tracing::debug!("sysctls of {netns}: {e}");
+            NsSysctls::default()
+        });
+        self.sysctls
+            .borrow_mut()
+            .insert(netns.to_string(), s.clone());
+        s
     }
 
     pub fn has_netns(&self, netns: &str) -> bool {

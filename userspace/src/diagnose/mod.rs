@@ -6,6 +6,7 @@
 //! [`probe`]). `trace` uses the same engine for its unanswered paths.
 
 pub mod checks;
+pub mod explain;
 pub mod finding;
 pub mod fix;
 pub mod live;

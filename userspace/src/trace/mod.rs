@@ -254,6 +254,11 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
     );
 
     let resolver = Resolver::new(&targets);
+    // Unanswered paths of a lab get the diagnose engine's findings.
+    let mut explainer = opts
+        .lab
+        .as_deref()
+        .map(crate::diagnose::explain::Explainer::new);
     let mut correlator = Correlator::new(opts.reply_timeout.as_nanos() as u64);
     let pcap = match &opts.pcap {
         Some(path) => {
@@ -291,7 +296,10 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
             }
             _ = tick.tick() => {
                 sink.out.flush()?;
-                for p in correlator.ready(monotonic_ns()) {
+                for mut p in correlator.ready(monotonic_ns()) {
+                    if let Some(x) = explainer.as_mut() {
+                        p.findings = x.findings(&p).await;
+                    }
                     sink.path(&p)?;
                     summary.paths += 1;
                     if opts.count.is_some_and(|c| summary.paths >= c as u64) {
@@ -315,12 +323,16 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
         &mut summary,
     )?;
     if opts.count.is_none_or(|c| summary.paths < c as u64) {
-        for p in correlator.drain() {
+        for mut p in correlator.drain() {
+            if let Some(x) = explainer.as_mut() {
+                p.findings = x.findings(&p).await;
+            }
             sink.path(&p)?;
             summary.paths += 1;
         }
     }
     summary.lost = probe.trace_events_lost()?;
+    let bounds = correlator.bounds();
     if let Some((w, _)) = &mut sink.pcap {
         w.flush()?;
     }
@@ -328,13 +340,26 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
         writeln!(
             sink.out,
             "{}",
-            serde_json::json!({"type": "summary", "events": summary.events, "lost": summary.lost, "paths": summary.paths})
+            serde_json::json!({"type": "summary", "events": summary.events, "lost": summary.lost, "paths": summary.paths, "paths_dropped": bounds.paths_dropped, "hops_dropped": bounds.hops_dropped})
         )?;
     } else {
         writeln!(
             sink.out,
-            "{} events, {} lost, {} paths",
-            summary.events, summary.lost, summary.paths
+            "{} events, {} lost, {} paths{}",
+            summary.events,
+            summary.lost,
+            summary.paths,
+            if bounds.paths_dropped + bounds.hops_dropped > 0 {
+                format!(
+                    " ({} requests and {} hops not followed: at most {} open paths of {} hops each)",
+                    bounds.paths_dropped,
+                    bounds.hops_dropped,
+                    paths::MAX_OPEN_PATHS,
+                    paths::MAX_HOPS_PER_PATH
+                )
+            } else {
+                String::new()
+            }
         )?;
     }
     sink.out.flush()?;

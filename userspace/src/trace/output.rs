@@ -154,6 +154,8 @@ struct PathLine<'a> {
     last_seen: Option<HopRef<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     explanation: Option<String>,
+    #[serde(skip_serializing_if = "<[crate::diagnose::Finding]>::is_empty")]
+    findings: &'a [crate::diagnose::Finding],
 }
 
 pub fn write_path_json<W: std::io::Write>(out: &mut W, p: &Path) -> std::io::Result<()> {
@@ -177,6 +179,7 @@ pub fn write_path_json<W: std::io::Write>(out: &mut W, p: &Path) -> std::io::Res
             None
         },
         explanation: explanation(p),
+        findings: &p.findings,
     };
     serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::other)?;
     out.write_all(b"\n")
@@ -248,6 +251,12 @@ pub fn path_text(p: &Path) -> String {
     }
     if let Some(e) = explanation(p) {
         line.push_str(&format!("\n      {e}"));
+    }
+    for f in &p.findings {
+        line.push_str(&format!("\n      {} {}: {}", f.code, f.object(), f.message));
+        if let Some(fix) = &f.fix {
+            line.push_str(&format!(" — fix: {fix}"));
+        }
     }
     line
 }

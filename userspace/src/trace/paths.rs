@@ -48,6 +48,8 @@ pub struct Path {
     pub request: Vec<Hop>,
     pub reply: Vec<Hop>,
     pub verdict: Verdict,
+    /// For an unanswered path in a lab: what the diagnose engine finds on its way.
+    pub findings: Vec<crate::diagnose::Finding>,
 }
 
 impl Path {
@@ -72,19 +74,44 @@ impl Path {
     }
 }
 
+/// Paths open at once (waiting for a reply or for their reply to settle). Beyond
+/// it, new requests are counted in [`Bounds::paths_dropped`] and not followed: a flood
+/// of distinct requests must not grow memory without limit.
+pub const MAX_OPEN_PATHS: usize = 16_384;
+/// Hops kept per direction of one path; further hops are counted, not kept.
+pub const MAX_HOPS_PER_PATH: usize = 64;
+
+/// What the bounds made the correlator leave out.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Requests not followed because [`MAX_OPEN_PATHS`] paths were open.
+    pub paths_dropped: u64,
+    /// Hops not kept because their path had [`MAX_HOPS_PER_PATH`] already.
+    pub hops_dropped: u64,
+}
+
 /// Turns a stream of hops into completed paths.
 pub struct Correlator {
     open: HashMap<Key, Path>,
+    /// Attempts closed by a retry of the same request, waiting to be reported.
+    closed: Vec<Path>,
     /// How long a request waits for its reply.
     timeout_ns: u64,
+    bounds: Bounds,
 }
 
 impl Correlator {
     pub fn new(timeout_ns: u64) -> Self {
         Self {
             open: HashMap::new(),
+            closed: Vec::new(),
             timeout_ns,
+            bounds: Bounds::default(),
         }
+    }
+
+    pub fn bounds(&self) -> Bounds {
+        self.bounds
     }
 
     /// Adds a hop to its path (creating the path for a request).
@@ -93,11 +120,33 @@ impl Correlator {
             return;
         };
         if is_request {
+            // A retry (an ARP/ND request sent again, seen again where the first attempt
+            // started, with no answer yet) is a new attempt: the old one is reported
+            // on its own, and no hop is listed twice.
+            if let Some(p) = self.open.get(&key)
+                && p.reply.is_empty()
+                && p.request.first().is_some_and(|f| {
+                    f.ifindex == hop.ifindex && f.egress == hop.egress && f.netns == hop.netns
+                })
+                && let Some(old) = self.open.remove(&key)
+            {
+                self.closed.push(old);
+            }
+            if !self.open.contains_key(&key) && self.open.len() >= MAX_OPEN_PATHS {
+                self.bounds.paths_dropped += 1;
+                return;
+            }
             let path = self.open.entry(key).or_insert_with(|| new_path(&hop));
-            // A retransmitted request after the reply started is a new exchange; keep
-            // it simple and append: hops stay in time order either way.
+            if path.request.len() >= MAX_HOPS_PER_PATH {
+                self.bounds.hops_dropped += 1;
+                return;
+            }
             path.request.push(hop);
         } else if let Some(path) = self.open.get_mut(&key) {
+            if path.reply.len() >= MAX_HOPS_PER_PATH {
+                self.bounds.hops_dropped += 1;
+                return;
+            }
             path.reply.push(hop);
         }
     }
@@ -125,9 +174,11 @@ impl Correlator {
     }
 
     fn take(&mut self, keys: Vec<Key>) -> Vec<Path> {
+        let closed = std::mem::take(&mut self.closed);
         let mut out: Vec<Path> = keys
             .into_iter()
             .filter_map(|k| self.open.remove(&k))
+            .chain(closed)
             .map(|mut p| {
                 p.verdict = if p.reply.is_empty() {
                     Verdict::Unanswered
@@ -187,6 +238,7 @@ fn new_path(hop: &Hop) -> Path {
         request: Vec::new(),
         reply: Vec::new(),
         verdict: Verdict::Unanswered,
+        findings: Vec::new(),
     }
 }
 
@@ -323,6 +375,56 @@ mod tests {
         assert_eq!(paths.len(), 1);
         assert_eq!(paths[0].verdict, Verdict::Unanswered);
         assert_eq!(paths[0].last_seen().map(|h| &*h.ifname), Some("veth0"));
+    }
+
+    fn arp(ns: &str, ifname: &str, ifindex: u32, egress: bool, ts: u64) -> Hop {
+        let mut h = hop(ns, ifname, egress, ts, 8);
+        h.ifindex = ifindex;
+        h.proto = Proto::Arp {
+            op: 1,
+            sender_ip: Ipv4Addr::new(10, 1, 1, 2),
+            target_ip: Ipv4Addr::new(10, 1, 1, 9),
+            sender_mac: [2, 0, 0, 0, 0, 1],
+            target_mac: [0; 6],
+        };
+        h
+    }
+
+    #[test]
+    fn each_arp_retry_is_its_own_attempt() {
+        let mut c = Correlator::new(1_000_000_000);
+        c.push(arp("ns1", "veth0", 2, true, 10));
+        c.push(arp("ns2", "veth1", 3, false, 11));
+        c.push(arp("ns1", "veth0", 2, true, 1_000_000_010));
+        c.push(arp("ns2", "veth1", 3, false, 1_000_000_011));
+        let paths = c.drain();
+        assert_eq!(paths.len(), 2, "two attempts");
+        for p in &paths {
+            assert_eq!(p.request.len(), 2, "no hop listed twice: {:?}", p.request);
+            assert_eq!(p.verdict, Verdict::Unanswered);
+        }
+        assert!(paths[0].request[0].ts_ns < paths[1].request[0].ts_ns);
+    }
+
+    #[test]
+    fn memory_is_bounded_and_what_is_left_out_is_counted() {
+        let mut c = Correlator::new(u64::MAX);
+        // One path that loops through many hops (a broadcast storm).
+        for i in 0..(MAX_HOPS_PER_PATH as u64 + 10) {
+            c.push(arp("ns1", &format!("v{i}"), 100 + i as u32, false, i));
+        }
+        assert_eq!(c.bounds().hops_dropped, 10);
+        // Distinct requests beyond the cap of open paths (one is open already).
+        for seq in 0..(MAX_OPEN_PATHS as u64 - 1 + 5) {
+            let mut h = hop("ns1", "veth0", true, seq, 8);
+            if let Proto::Icmp { seq: s, id, .. } = &mut h.proto {
+                *s = seq as u16;
+                *id = (seq >> 16) as u16 + 1;
+            }
+            c.push(h);
+        }
+        assert_eq!(c.bounds().paths_dropped, 5);
+        assert_eq!(c.drain().len(), MAX_OPEN_PATHS);
     }
 
     #[test]
