@@ -18,7 +18,7 @@ pub(super) async fn fill(view: &mut LabView) -> Result<(), InspectError> {
     }
     // Every namespace read once, on the thread pool (a thousand namespaces one after
     // the other would each wait for a thread, a socket and four dumps).
-    let wanted: Vec<(String, Vec<String>, bool)> = spaces
+    let wanted: Vec<(String, Vec<String>, Vec<u32>)> = spaces
         .iter()
         .map(|ns| {
             let ifnames: Vec<String> = view
@@ -27,14 +27,23 @@ pub(super) async fn fill(view: &mut LabView) -> Result<(), InspectError> {
                 .filter(|l| &l.netns == ns && l.name != "lo")
                 .map(|l| l.name.clone())
                 .collect();
-            let has_linux_bridge = view
+            let linux_bridges: Vec<u32> = view
                 .bridges
                 .iter()
-                .any(|b| &b.netns == ns && b.kind == "linux");
-            (ns.clone(), ifnames, has_linux_bridge)
+                .filter(|b| &b.netns == ns && b.kind == "linux")
+                .filter_map(|b| {
+                    view.links
+                        .iter()
+                        .find(|l| &l.netns == ns && l.name == b.name)
+                        .map(|l| l.ifindex)
+                })
+                .collect();
+            (ns.clone(), ifnames, linux_bridges)
         })
         .collect();
-    let reads = netns::pool::map(&wanted, |(ns, ifnames, fdb)| read_ns(ns, ifnames, *fdb));
+    let reads = netns::pool::map(&wanted, |(ns, ifnames, bridges)| {
+        read_ns(ns, ifnames, bridges)
+    });
     let mut by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, l) in view.links.iter().enumerate() {
         by_ns.entry(l.netns.as_str()).or_default().push(i);
@@ -126,7 +135,7 @@ struct NsTables {
 
 /// Reads one namespace from a pool thread: enter it, one socket, its dumps, its sysctls
 /// (/proc/sys/net is the namespace of the reading thread).
-fn read_ns(ns: &str, ifnames: &[String], with_fdb: bool) -> Result<NsTables, InspectError> {
+fn read_ns(ns: &str, ifnames: &[String], bridges: &[u32]) -> Result<NsTables, InspectError> {
     netns::enter(ns)?;
     let mut sock = BatchSocket::open_here(ns)?;
     let lab_ns = ns != HOST;
@@ -137,10 +146,12 @@ fn read_ns(ns: &str, ifnames: &[String], with_fdb: bool) -> Result<NsTables, Ins
         } else {
             Vec::new()
         },
-        fdb: if with_fdb {
-            sock.bridge_fdb()?
-        } else {
-            Vec::new()
+        fdb: {
+            let mut fdb = Vec::new();
+            for &b in bridges {
+                fdb.extend(sock.bridge_fdb_of(b)?);
+            }
+            fdb
         },
         readings: sysctls::read_here(ifnames, lab_ns),
     })
