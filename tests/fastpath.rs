@@ -87,7 +87,7 @@ fn bridge_fast_path_on_off_and_traced() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("trace");
-        std::thread::sleep(Duration::from_millis(1500));
+        let _stderr = wait_until_tracing(&mut tracer);
         assert!(ping(&ns1, "10.1.1.3", &[]));
         let mut out = String::new();
         tracer

@@ -539,6 +539,26 @@ mod parser {
         }
     }
 
+    pub type Counters = PerCpuHashMap<MapData, LinkKey, LinkCounters>;
+
+    /// A second handle on the probe's counter map (a dup of its fd), to read and clear it.
+    pub fn counters(probe: &Probe) -> Counters {
+        use std::os::fd::AsFd;
+        let name = vethscope_common::names::map::LINK_COUNTERS;
+        let Some(aya::maps::Map::PerCpuHashMap(data)) = probe.ebpf().map(name) else {
+            panic!("the eBPF object has no per-CPU hash {name}");
+        };
+        let fd = data
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .expect("dup the map fd");
+        let data = MapData::from_fd(fd).expect("map from fd");
+        aya::maps::Map::from_map_data(data)
+            .and_then(TryInto::try_into)
+            .expect("LINK_COUNTERS as a per-CPU hash")
+    }
+
     /// BPF_PROG_TEST_RUN itself refuses an skb whose outer ethertype is IPv4 or IPv6
     /// but which is too short for that header (EINVAL before the program runs).
     pub fn refused_by_test_run(frame: &[u8]) -> bool {
@@ -551,7 +571,7 @@ mod parser {
 
     /// Runs the trace and count programs on `frame`; compares with etherparse.
     /// `Ok(false)`: the kernel's test harness refused the frame (nothing to compare).
-    pub fn check(probe: &mut Probe, frame: &[u8]) -> Result<bool, String> {
+    pub fn check(probe: &mut Probe, counters: &mut Counters, frame: &[u8]) -> Result<bool, String> {
         let (_, ret) = match probe.test_run("trace_ingress", frame, 1) {
             Ok(r) => r,
             Err(_) if refused_by_test_run(frame) => return Ok(false),
@@ -582,12 +602,6 @@ mod parser {
         if ret != -1 {
             return Err(format!("count_ingress returned {ret}, not TC_NEXT"));
         }
-        let map = probe
-            .ebpf_mut()
-            .map_mut("LINK_COUNTERS")
-            .ok_or("no LINK_COUNTERS map")?;
-        let mut counters: PerCpuHashMap<&mut MapData, LinkKey, LinkCounters> =
-            PerCpuHashMap::try_from(map).map_err(|e| e.to_string())?;
         let keys: Vec<LinkKey> = counters.keys().filter_map(Result::ok).collect();
         for k in &keys {
             let _ = counters.remove(k);
@@ -743,13 +757,14 @@ mod parser {
 
 #[test]
 fn parser() {
-    let probe = RefCell::new(
-        vethscope::probe::Probe::load(vethscope::probe::LoadOptions::default())
-            .expect("load the eBPF object (needs root and CAP_BPF)"),
-    );
+    let probe = vethscope::probe::Probe::load(vethscope::probe::LoadOptions::default())
+        .expect("load the eBPF object (needs root and CAP_BPF)");
+    let counters = RefCell::new(parser::counters(&probe));
+    let probe = RefCell::new(probe);
     let (events, refused) = (Cell::new(0u32), Cell::new(0u32));
     fuzz("parser", parser::frames(), 3000, |frame| {
-        let ran = parser::check(&mut probe.borrow_mut(), &frame).map_err(TestCaseError::fail)?;
+        let ran = parser::check(&mut probe.borrow_mut(), &mut counters.borrow_mut(), &frame)
+            .map_err(TestCaseError::fail)?;
         refused.set(refused.get() + u32::from(!ran));
         events.set(events.get() + u32::from(ran && parser::expected(&frame).is_some()));
         Ok(())

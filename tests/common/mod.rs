@@ -237,3 +237,35 @@ pub fn tcp_transfer(server_ns: &str, client_ns: &str, addr: &str, bytes: usize) 
     let got = server.join().expect("server thread");
     assert_eq!(got, bytes, "all bytes arrived over TCP");
 }
+
+/// Waits until a spawned `vethscope trace` says on stderr that its programs are attached
+/// ("tracing N interfaces"); a fixed sleep instead misses packets on a loaded machine.
+/// Returns the thread that keeps reading stderr (joined: every line it saw).
+pub fn wait_until_tracing(child: &mut std::process::Child) -> std::thread::JoinHandle<Vec<String>> {
+    use std::io::BufRead;
+    let stderr = child
+        .stderr
+        .take()
+        .expect("trace spawned with stderr piped");
+    let (attached_tx, attached_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("tracing") {
+                let _ = attached_tx.send(());
+            }
+            seen.push(line);
+        }
+        seen
+    });
+    if attached_rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        let lines = reader.join().unwrap_or_default();
+        panic!("trace did not attach within 30 s: {lines:?}");
+    }
+    reader
+}

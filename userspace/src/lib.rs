@@ -6,7 +6,9 @@
 
 pub mod bench;
 pub mod cli;
+pub mod exec;
 pub mod fastpath;
+pub mod fault;
 pub mod inspect;
 pub mod metrics;
 pub mod netlink;
@@ -15,6 +17,8 @@ pub mod ovs;
 pub mod privileges;
 pub mod probe;
 pub mod progress;
+pub mod safefs;
+pub mod save;
 pub mod topology;
 pub mod trace;
 pub mod wire;

@@ -43,7 +43,7 @@ enum Task {
     Lint,
     /// Release build, then `vethscope bench ARGS…`
     Bench(bench::Args),
-    /// A long fuzz run of the exporter's HTTP server or the in-kernel packet parser
+    /// Run a fuzz target (topology, exporter, parser) for a time and print executions per second
     Fuzz(fuzz::Args),
 }
 
