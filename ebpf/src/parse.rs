@@ -205,6 +205,13 @@ fn parse_ipv4(ctx: &TcContext, off: usize, out: &mut Parsed) -> Option<()> {
     if ihl > 20 {
         out.flags |= event_flags::IP_OPTIONS;
     }
+    // The ICMP header must lie inside the IP packet: a short packet padded to
+    // Ethernet's 60-byte minimum would otherwise show its padding as ICMP (found by
+    // tests/fuzz.rs). Bytes past the end of a truncated frame fail the read below.
+    let total_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    if total_len < ihl + 8 {
+        return None;
+    }
     if h[9] != IPPROTO_ICMP {
         return None;
     }
@@ -236,6 +243,11 @@ fn parse_ipv6(ctx: &TcContext, off: usize, out: &mut Parsed) -> Option<()> {
     if h[6] != IPPROTO_ICMPV6 {
         return None;
     }
+    // As for IPv4: ICMPv6 only within the payload length, never in Ethernet padding.
+    let payload_len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+    if payload_len < 8 {
+        return None;
+    }
     let l4 = off + 40;
     let icmp = read::<[u8; 8]>(ctx, l4)?;
     match icmp[0] {
@@ -245,7 +257,7 @@ fn parse_ipv6(ctx: &TcContext, off: usize, out: &mut Parsed) -> Option<()> {
             out.icmp_seq = u16::from_be_bytes([icmp[6], icmp[7]]);
         }
         // Neighbour solicitation / advertisement: the target follows 4 reserved bytes.
-        135 | 136 => out.nd_target = read::<[u8; 16]>(ctx, l4 + 8)?,
+        135 | 136 if payload_len >= 24 => out.nd_target = read::<[u8; 16]>(ctx, l4 + 8)?,
         _ => return None,
     }
     out.icmp_type = icmp[0];

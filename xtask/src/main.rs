@@ -45,7 +45,7 @@ enum Task {
     /// Release build, then `vethscope bench ARGS…`; `bench scale [--sizes 200,1000]
     /// [--no-mininet]`: stars of namespaces built by vethscope, ip, ip -batch, Mininet
     Bench(bench::Args),
-    /// Run a fuzz target for a time (release mode) and print executions per second
+    /// Run a fuzz target (topology, exporter, parser) for a time and print executions per second
     Fuzz(fuzz::Args),
 }
 

@@ -158,6 +158,9 @@ async fn connection(stream: TcpStream, scraper: Arc<Scraper>, activity: Arc<Acti
         .max_buf_size(MAX_HEAD)
         .max_headers(MAX_HEADERS)
         .keep_alive(true)
+        // A client may shut down its sending side and wait for the answer (as
+        // `printf 'GET …' | nc -N` does): answer it rather than drop the request.
+        .half_close(true)
         .serve_connection(io, service)
         .await;
     if let Err(e) = served {
