@@ -13,6 +13,8 @@ mod drops;
 #[cfg(target_arch = "bpf")]
 mod fastpath;
 #[cfg(target_arch = "bpf")]
+mod impair;
+#[cfg(target_arch = "bpf")]
 mod kernel;
 #[cfg(target_arch = "bpf")]
 mod packet;

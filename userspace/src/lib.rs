@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod cli;
 pub mod fastpath;
+pub mod impair;
 pub mod inspect;
 pub mod metrics;
 pub mod netlink;

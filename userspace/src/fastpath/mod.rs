@@ -167,16 +167,17 @@ pub async fn disable(lab: &str) -> Result<bool, FastpathError> {
                 .is_some_and(|n| n.to_string_lossy().starts_with("link-"))
         });
         for p in paths {
+            // Subdirectories belong to other features (impairments): not ours to remove.
+            if p.is_dir() {
+                continue;
+            }
             if let Err(e) = std::fs::remove_file(&p) {
                 errors.push(format!("remove {}: {e}", p.display()));
             }
         }
     }
-    if dir.exists()
-        && let Err(e) = std::fs::remove_dir(&dir)
-    {
-        errors.push(format!("remove {}: {e}", dir.display()));
-    }
+    // The lab's directory goes when no other feature (impairments) still uses it.
+    let _ = std::fs::remove_dir(&dir);
     // The parent is ours too; remove it when no lab uses it any more.
     let _ = std::fs::remove_dir(Path::new("/sys/fs/bpf/vethscope"));
     record::remove(lab);

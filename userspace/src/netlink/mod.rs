@@ -4,6 +4,7 @@
 
 mod error;
 pub mod link;
+mod qdisc;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -15,6 +16,7 @@ use rtnetlink::packet_route::{
 
 pub use error::NetlinkError;
 pub use link::{LinkInfo, LinkState};
+pub use qdisc::RootQdisc;
 
 use crate::{
     netns,

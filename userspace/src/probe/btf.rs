@@ -75,7 +75,10 @@ pub fn kernel_offsets() -> Result<KernelOffsets, ProbeError> {
         dev_nd_net: offset(&btf, "net_device", "nd_net")? + offset(&btf, "possible_net_t", "net")?,
         net_cookie: offset(&btf, "net", "net_cookie")?,
         valid: 1,
-        _pad: 0,
+        skb_ip_summed_bits: member_bits(&btf, &find_struct(&btf, "sk_buff")?, "ip_summed")
+            .ok_or_else(|| {
+                ProbeError::Btf("struct sk_buff has no member ip_summed in this kernel".into())
+            })?,
     })
 }
 

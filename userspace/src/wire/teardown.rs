@@ -92,6 +92,11 @@ pub(super) async fn remove_lab(lab: &str, undoing: bool) -> Result<DownReport, W
     if let Err(e) = crate::fastpath::disable(lab).await {
         errors.push(e.to_string());
     }
+    // Impairments: pinned programs and maps, and the record. Their qdiscs and link
+    // states go with the interfaces below.
+    if let Err(e) = crate::impair::remove_lab(lab) {
+        errors.push(e.to_string());
+    }
 
     // 1. OVS first: deleting a port closes vswitchd's tap of an internal port, which
     //    would otherwise be recreated; and OVS must let go of the veth ends.
