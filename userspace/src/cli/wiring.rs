@@ -23,6 +23,9 @@ pub async fn up(spec: &str, prefix: &str, fast_path: bool) -> anyhow::Result<Exi
     // Validate the file before asking for privileges: file errors come first.
     crate::topology::validate(&topo)?;
     privileges::require("up", WIRING_CAPS)?;
+    // An impairment the kernel cannot do (delay without sch_netem) fails here, before
+    // anything is made.
+    crate::impair::preflight_topology(&topo)?;
     match wire::up(&topo, &UpOptions { progress: true }).await? {
         UpOutcome::Created { objects, elapsed } => {
             println!(
@@ -39,10 +42,31 @@ pub async fn up(spec: &str, prefix: &str, fast_path: bool) -> anyhow::Result<Exi
             topo.name
         ),
     }
+    if let Err(e) = apply_impairments(&topo).await {
+        // Nothing half-made: a lab whose declared impairments failed goes away again.
+        let _ = wire::down(&topo.name).await;
+        return Err(e.context(format!("lab {} was removed again", topo.name)));
+    }
     if fast_path {
         super::fastpath_cmd::enable(&topo.name).await?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn apply_impairments(topo: &Topology) -> anyhow::Result<()> {
+    let declared = crate::impair::declared(topo);
+    if declared.is_empty() {
+        return Ok(());
+    }
+    privileges::require(
+        "up (impairments)",
+        &[Cap::NetAdmin, Cap::SysAdmin, Cap::Bpf],
+    )?;
+    crate::impair::apply_topology(topo).await?;
+    for (end, imp) in declared {
+        println!("  {end}: {imp}");
+    }
+    Ok(())
 }
 
 pub async fn down(labs: &[String], all: bool) -> anyhow::Result<ExitCode> {

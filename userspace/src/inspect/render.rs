@@ -41,6 +41,9 @@ pub fn text(view: &LabView) -> String {
                     let _ = write!(line, " (ofport {ofport})");
                 }
             }
+            if let Some(imp) = &l.impair {
+                let _ = write!(line, "  impair {imp}");
+            }
             let _ = writeln!(out, "{}", line.trim_end());
         }
     }
