@@ -50,7 +50,7 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
 
 /// Mean ns per packet over BATCHES × BATCH runs, draining trace events between batches
 /// so the ring buffer never fills (a full ring would measure the "lost" path instead).
-fn cost(probe: &mut Probe, prog: &str, frame: &[u8]) -> f64 {
+fn cost(probe: &mut Probe, prog: &'static str, frame: &[u8]) -> f64 {
     let mut total = Duration::ZERO;
     for _ in 0..BATCHES {
         match probe.test_run(prog, frame, BATCH) {

@@ -710,6 +710,23 @@ fn bpf_link_fds(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
+/// Waits until serve holds `want` bpf_link fds: the links gauge counts a lab's interfaces
+/// as soon as they are seen, and the attach of their programs may finish a moment later.
+fn wait_for_link_fds(pid: u32, want: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let have = bpf_link_fds(pid);
+        if have == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: serve holds {have} bpf_link fds, expected {want}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn labs_brought_up_later_appear_and_labs_brought_down_disappear() {
     let prefix = prefix("mc");
@@ -734,10 +751,10 @@ fn labs_brought_up_later_appear_and_labs_brought_down_disappear() {
     serve.wait_for("the new lab's 4 links", Duration::from_secs(10), |s| {
         links_gauge(s, &lab.name) == Some(4.0)
     });
-    assert_eq!(
-        bpf_link_fds(serve.pid()),
+    wait_for_link_fds(
+        serve.pid(),
         idle_links + 8,
-        "two TCX links per interface of the new lab"
+        "two TCX links per interface of the new lab",
     );
     assert!(ping(&ns1, "10.1.1.3", &[]), "ping across the new lab");
     let s = serve.wait_for("the ping counted", Duration::from_secs(5), |s| {
@@ -785,10 +802,10 @@ fn labs_brought_up_later_appear_and_labs_brought_down_disappear() {
         },
     );
     // The kernel detached the programs with the interfaces; serve closed their links.
-    assert_eq!(
-        bpf_link_fds(serve.pid()),
+    wait_for_link_fds(
+        serve.pid(),
         idle_links,
-        "TCX links of the removed lab released"
+        "TCX links of the removed lab released",
     );
     assert!(serve.stop().success(), "serve exits cleanly on SIGTERM");
     assert_clean(&prefix);

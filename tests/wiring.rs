@@ -340,7 +340,7 @@ fn graph_draws_the_live_topology() {
     let dot = ok(&["graph", &lab.name]);
     assert!(dot.starts_with("graph"), "{dot}");
     assert!(
-        dot.contains("vstwg_ns1__veth0 -- ") || dot.contains("-- vstwg_ns1__veth0"),
+        dot.contains("n_vstwg_2Dns1__veth0 -- ") || dot.contains("-- n_vstwg_2Dns1__veth0"),
         "veth edge: {dot}"
     );
     let mermaid = ok(&["graph", &lab.name, "--format", "mermaid"]);

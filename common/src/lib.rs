@@ -5,6 +5,8 @@
 //! definition; the `user` feature adds `aya::Pod` so userspace can read maps.
 #![no_std]
 
+pub mod names;
+
 /// Bytes of the frame copied into each trace event (for pcap output).
 pub const CAPTURE_LEN: usize = 128;
 

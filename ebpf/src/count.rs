@@ -6,7 +6,10 @@ use aya_ebpf::{
     maps::PerCpuHashMap,
     programs::TcContext,
 };
-use vethscope_common::{LinkCounters, LinkKey, direction};
+use vethscope_common::{
+    LinkCounters, LinkKey, direction,
+    names::{map, program},
+};
 
 use crate::{kernel::skb_netns_cookie, parse::classify, trace::TC_NEXT};
 
@@ -14,6 +17,9 @@ use crate::{kernel::skb_netns_cookie, parse::classify, trace::TC_NEXT};
 #[map]
 static LINK_COUNTERS: PerCpuHashMap<LinkKey, LinkCounters> =
     PerCpuHashMap::with_max_entries(65536, 0);
+named!(LINK_COUNTERS, map::LINK_COUNTERS);
+named!(count_ingress, program::COUNT_INGRESS);
+named!(count_egress, program::COUNT_EGRESS);
 
 #[classifier]
 pub fn count_ingress(ctx: TcContext) -> i32 {

@@ -6,7 +6,10 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuHashMap},
     programs::RawTracePointContext,
 };
-use vethscope_common::{DropKey, IfaceKey};
+use vethscope_common::{
+    DropKey, IfaceKey,
+    names::{map, program},
+};
 
 use crate::kernel::{KERNEL_OFFSETS, dev_netns_cookie, read_kernel};
 
@@ -16,6 +19,9 @@ static DROP_WATCH: HashMap<IfaceKey, u8> = HashMap::with_max_entries(16384, 0);
 
 #[map]
 static DROP_COUNTERS: PerCpuHashMap<DropKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
+named!(DROP_WATCH, map::DROP_WATCH);
+named!(DROP_COUNTERS, map::DROP_COUNTERS);
+named!(drops_kfree_skb, program::DROPS_KFREE_SKB);
 
 #[raw_tracepoint(tracepoint = "kfree_skb")]
 pub fn drops_kfree_skb(ctx: RawTracePointContext) -> i32 {

@@ -8,7 +8,10 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuHashMap},
     programs::TcContext,
 };
-use vethscope_common::{FastpathCounters, FdbEntry, FdbKey};
+use vethscope_common::{
+    FastpathCounters, FdbEntry, FdbKey,
+    names::{map, program},
+};
 
 use crate::{packet::read, trace::TC_NEXT};
 
@@ -20,6 +23,9 @@ static FASTPATH_FDB: HashMap<FdbKey, FdbEntry> = HashMap::with_max_entries(4096,
 #[map]
 static FASTPATH_STATS: PerCpuHashMap<u32, FastpathCounters> =
     PerCpuHashMap::with_max_entries(4096, 0);
+named!(FASTPATH_FDB, map::FASTPATH_FDB);
+named!(FASTPATH_STATS, map::FASTPATH_STATS);
+named!(fastpath_ingress, program::FASTPATH_INGRESS);
 
 #[classifier]
 pub fn fastpath_ingress(ctx: TcContext) -> i32 {

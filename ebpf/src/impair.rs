@@ -15,6 +15,7 @@ use aya_ebpf::{
 };
 use vethscope_common::{
     CHECKSUM_PARTIAL, IfaceKey, ImpairConfig, ImpairCounters, PacketEvent, direction, event_flags,
+    names::{map, program},
 };
 
 use crate::{
@@ -35,6 +36,12 @@ const NO_IFINDEX: u32 = 0;
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
+
+named!(IMPAIR_CONFIG, map::IMPAIR_CONFIG);
+named!(IMPAIR_STATS, map::IMPAIR_STATS);
+named!(IMPAIR_EVENTS, map::IMPAIR_EVENTS);
+named!(IMPAIR_CLONING, map::IMPAIR_CLONING);
+named!(impair_egress, program::IMPAIR_EGRESS);
 
 #[map]
 static IMPAIR_CONFIG: HashMap<IfaceKey, ImpairConfig> = HashMap::with_max_entries(4096, 0);

@@ -11,6 +11,7 @@ use vethscope_common::KernelOffsets;
 
 #[map]
 pub static KERNEL_OFFSETS: Array<KernelOffsets> = Array::with_max_entries(1, 0);
+named!(KERNEL_OFFSETS, vethscope_common::names::map::KERNEL_OFFSETS);
 
 #[inline(always)]
 pub fn read_kernel<T>(addr: u64) -> Option<T> {

@@ -6,6 +6,21 @@
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
+/// Fails the build when a `#[map]` static or a program function is not named as its
+/// constant in `vethscope_common::names` (userspace finds them by those constants).
+#[cfg(target_arch = "bpf")]
+macro_rules! named {
+    ($item:ident, $name:expr) => {
+        const _: () = assert!(
+            vethscope_common::names::same(stringify!($item), $name),
+            concat!(
+                stringify!($item),
+                " is not named as its constant in vethscope_common::names"
+            )
+        );
+    };
+}
+
 #[cfg(target_arch = "bpf")]
 mod count;
 #[cfg(target_arch = "bpf")]

@@ -9,7 +9,9 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use vethscope_common::{
     CAPTURE_LEN, PacketEvent, TRACE_STAT_COUNT, TRACE_STAT_EMITTED, TRACE_STAT_LOST, TraceConfig,
-    direction, proto, proto_mask,
+    direction,
+    names::{map, program},
+    proto, proto_mask,
 };
 
 use crate::{kernel::skb_netns_cookie, parse::parse};
@@ -27,6 +29,12 @@ static TRACE_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(TRACE_STAT_
 
 #[map]
 static TRACE_CONFIG: Array<TraceConfig> = Array::with_max_entries(1, 0);
+named!(TRACE_EVENTS, map::TRACE_EVENTS);
+named!(TRACE_STATS, map::TRACE_STATS);
+named!(TRACE_CONFIG, map::TRACE_CONFIG);
+named!(noop, program::NOOP);
+named!(trace_ingress, program::TRACE_INGRESS);
+named!(trace_egress, program::TRACE_EGRESS);
 
 /// Does nothing: the baseline of BPF_PROG_TEST_RUN's own cost in benchmarks.
 #[classifier]

@@ -6,7 +6,9 @@
 
 pub mod bench;
 pub mod cli;
+pub mod exec;
 pub mod fastpath;
+pub mod fault;
 pub mod impair;
 pub mod inspect;
 pub mod metrics;
@@ -16,6 +18,8 @@ pub mod ovs;
 pub mod privileges;
 pub mod probe;
 pub mod progress;
+pub mod safefs;
+pub mod save;
 pub mod topology;
 pub mod trace;
 pub mod wire;

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
                 }),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: logs captured in files or CI stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

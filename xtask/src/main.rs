@@ -5,6 +5,7 @@
 mod bench;
 mod build;
 mod demo;
+mod fuzz;
 mod interrupt;
 mod leftovers;
 mod lint;
@@ -42,6 +43,8 @@ enum Task {
     Lint,
     /// Release build, then `vethscope bench ARGS…`
     Bench(bench::Args),
+    /// Run a fuzz target for a time (release mode) and print executions per second
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Task::Demo(args) => demo::run(&args),
         Task::Lint => lint::run(),
         Task::Bench(args) => bench::run(&args),
+        Task::Fuzz(args) => fuzz::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

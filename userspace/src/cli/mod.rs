@@ -1,7 +1,9 @@
 //! Command-line interface: argument definitions and dispatch. Handlers return
 //! `anyhow::Result`; `main` prints the error chain as one message.
 
+mod args;
 mod bench_cmd;
+mod check_cmd;
 mod fastpath_cmd;
 mod impair_check;
 mod impair_cmd;
@@ -12,6 +14,7 @@ mod wiring;
 use clap::{Parser, Subcommand};
 
 use crate::inspect::graph::Format;
+use crate::topology::names::{parse_ifname, parse_lab, parse_netns, parse_prefix};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,7 +40,7 @@ pub enum Command {
         /// A topology file, or a built-in scenario name.
         topology: String,
         /// Prefix the lab name, namespaces and root-namespace objects (run copies side by side).
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", value_parser = parse_prefix)]
         prefix: String,
         /// Enable the eBPF fast path (bpf_redirect_peer between bridge ports) right away.
         #[arg(long)]
@@ -47,7 +50,7 @@ pub enum Command {
     #[command(after_help = "Examples:\n  vethscope down bridge\n  vethscope down --all")]
     Down {
         /// Lab names.
-        #[arg(required_unless_present = "all")]
+        #[arg(required_unless_present = "all", value_parser = parse_lab)]
         labs: Vec<String>,
         /// Remove every lab vethscope made.
         #[arg(long, conflicts_with = "labs")]
@@ -58,6 +61,7 @@ pub enum Command {
         after_help = "Examples:\n  vethscope show bridge\n  vethscope show bridge --json | jq '.links[] | {netns, name, peer}'\n  vethscope show           # every lab"
     )]
     Show {
+        #[arg(value_parser = parse_lab)]
         lab: Option<String>,
         #[arg(long)]
         json: bool,
@@ -67,6 +71,7 @@ pub enum Command {
         after_help = "Examples:\n  vethscope graph bridge | dot -Tsvg > bridge.svg\n  vethscope graph ovs --format mermaid"
     )]
     Graph {
+        #[arg(value_parser = parse_lab)]
         lab: Option<String>,
         #[arg(long, value_enum, default_value = "dot")]
         format: Format,
@@ -110,6 +115,39 @@ checksum check catches (an IPv4 header bit for TCP/UDP whose checksum a veth lea
         after_help = "Examples:\n  vethscope bench --duration 5 --svg bench.svg --json bench.json\n  vethscope bench --wirings direct,bridge,fast-path --streams 4"
     )]
     Bench(BenchArgs),
+    /// Run a command (or a shell) inside a namespace of a lab.
+    #[command(
+        after_help = "Examples:\n  vethscope exec bridge ns1 -- ping -c1 10.1.1.3\n  vethscope exec bridge ns1 -- ip route\n  vethscope exec bridge ns1            # a shell ($SHELL, else /bin/sh)\n\nThe command sees the namespace's interfaces in `ip` and in /sys; its exit code is vethscope's."
+    )]
+    Exec {
+        /// The lab.
+        lab: String,
+        /// One of the lab's namespaces.
+        ns: String,
+        /// The command and its arguments (after `--`); none for a shell.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Print a running lab as a topology file that `up` accepts and that brings it back.
+    #[command(
+        after_help = "Examples:\n  vethscope save bridge > bridge-now.yaml\n  vethscope down bridge && vethscope up bridge-now.yaml"
+    )]
+    Save {
+        /// The lab.
+        lab: String,
+    },
+    /// Check a topology file without building anything: every error of the file at once,
+    /// each with file:line:col. Exit status 0 when the file is valid.
+    #[command(
+        after_help = "Examples:\n  vethscope check examples/bridge.yaml\n  vethscope check lab.yaml --prefix t1-"
+    )]
+    Check {
+        /// A topology file, or a built-in scenario name.
+        topology: String,
+        /// Check as `up --prefix` would build it.
+        #[arg(long, default_value = "", value_parser = parse_prefix)]
+        prefix: String,
+    },
     /// List the labs that are up.
     #[command(after_help = "Example:\n  vethscope list")]
     List,
@@ -126,6 +164,7 @@ checksum check catches (an IPv4 header bit for TCP/UDP whose checksum a veth lea
 #[derive(Debug, clap::Args)]
 pub struct TraceArgs {
     /// Lab to trace; without it, every veth on the host and lo of every named namespace.
+    #[arg(value_parser = parse_lab)]
     pub lab: Option<String>,
     /// NDJSON output (docs/trace-json.md).
     #[arg(long)]
@@ -133,8 +172,8 @@ pub struct TraceArgs {
     /// Also write every traced frame to this pcapng file (one interface per namespace/interface).
     #[arg(long)]
     pub pcap: Option<std::path::PathBuf>,
-    /// Stop after this many seconds.
-    #[arg(long)]
+    /// Stop after this many seconds (at most a year).
+    #[arg(long, value_parser = args::run_seconds)]
     pub duration: Option<f64>,
     /// Stop after this many completed paths.
     #[arg(long)]
@@ -143,16 +182,16 @@ pub struct TraceArgs {
     #[arg(long, default_value = "arp,icmp,icmpv6")]
     pub proto: String,
     /// Only interfaces in this namespace.
-    #[arg(long = "ns")]
+    #[arg(long = "ns", value_parser = parse_netns)]
     pub netns: Option<String>,
     /// Only interfaces with this name.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_ifname)]
     pub iface: Option<String>,
     /// Forward the eBPF programs' own log messages (parse decisions) to the terminal.
     #[arg(long)]
     pub ebpf_log: bool,
     /// Seconds a request waits for its reply before it is reported unanswered.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = args::reply_timeout)]
     pub reply_timeout: f64,
     /// Print only paths, not a line per hop.
     #[arg(long)]
@@ -165,6 +204,7 @@ pub struct TraceArgs {
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Labs to watch (labs brought up later are picked up when named here).
+    #[arg(value_parser = parse_lab)]
     pub labs: Vec<String>,
     /// Watch every veth on the host (and lo of every named namespace) instead.
     #[arg(long, conflicts_with = "labs")]
@@ -173,18 +213,25 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:9464")]
     pub listen: std::net::SocketAddr,
     /// Seconds between looks for links that appeared or vanished.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = args::refresh)]
     pub refresh: f64,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum FastpathAction {
     /// Attach the redirect programs and fill the forwarding table from live state.
-    Enable { lab: String },
+    Enable {
+        #[arg(value_parser = parse_lab)]
+        lab: String,
+    },
     /// Detach them and remove the pinned programs and maps.
-    Disable { lab: String },
+    Disable {
+        #[arg(value_parser = parse_lab)]
+        lab: String,
+    },
     /// Per port: attached or not, frames redirected, frames passed to the bridge.
     Status {
+        #[arg(value_parser = parse_lab)]
         lab: String,
         #[arg(long)]
         json: bool,
@@ -256,7 +303,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "direct,bridge,ovs,ovs-internal,fast-path")]
     pub wirings: String,
     /// Seconds per measurement.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = args::bench_seconds)]
     pub duration: f64,
     /// Parallel TCP streams for the multi-stream run.
     #[arg(long, default_value_t = 4)]
@@ -278,7 +325,7 @@ pub struct BenchArgs {
     pub svg: Option<std::path::PathBuf>,
     /// Prefix of the labs the bench makes (at most 6 characters; labs with it are
     /// removed first, as leftovers of an earlier run).
-    #[arg(long, default_value = "vsb-")]
+    #[arg(long, default_value = "vsb-", value_parser = parse_prefix)]
     pub prefix: String,
 }
 
@@ -300,6 +347,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Link(args) => impair_cmd::link(args).await,
         Command::Bench(args) => bench_cmd::bench(args).await,
         Command::List => wiring::list().await,
+        Command::Save { lab } => wiring::save(&lab).await,
+        Command::Exec { lab, ns, command } => wiring::exec(&lab, &ns, &command).await,
+        Command::Check { topology, prefix } => check_cmd::check(&topology, &prefix),
         Command::Scenarios => {
             for name in crate::topology::scenarios::NAMES {
                 println!("{name:<13} {}", crate::topology::scenarios::describe(name));

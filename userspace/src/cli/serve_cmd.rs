@@ -22,6 +22,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.refresh
         ),
     };
+    // Watching a lab that is not up is allowed (it is picked up when it comes up),
+    // but a typo in its name would otherwise serve nothing, silently.
+    for lab in &args.labs {
+        if crate::wire::state::read(lab).is_none() {
+            eprintln!(
+                "vethscope: warning: lab {lab} is not up; its links are served once it is (labs up: {})",
+                up_labs()
+            );
+        }
+    }
     let opts = ServeOptions {
         scope: if args.all {
             Scope::All
@@ -33,4 +43,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     metrics::serve(&opts).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn up_labs() -> String {
+    let labs = crate::wire::state::labs();
+    if labs.is_empty() {
+        "none".into()
+    } else {
+        labs.join(", ")
+    }
 }

@@ -7,21 +7,14 @@ use anyhow::Context;
 use crate::{
     inspect::{self, graph::Format},
     privileges::{self, Cap},
-    topology::Topology,
     wire::{self, UpOptions, UpOutcome},
 };
 
 const WIRING_CAPS: &[Cap] = &[Cap::NetAdmin, Cap::SysAdmin];
 
 pub async fn up(spec: &str, prefix: &str, fast_path: bool) -> anyhow::Result<ExitCode> {
-    let topo = Topology::load(spec)?;
-    let topo = if prefix.is_empty() {
-        topo
-    } else {
-        topo.with_prefix(prefix)
-    };
     // Validate the file before asking for privileges: file errors come first.
-    crate::topology::validate(&topo)?;
+    let topo = super::check_cmd::load_checked(spec, prefix)?;
     privileges::require("up", WIRING_CAPS)?;
     // An impairment the kernel cannot do (delay without sch_netem) fails here, before
     // anything is made.
@@ -36,6 +29,13 @@ pub async fn up(spec: &str, prefix: &str, fast_path: bool) -> anyhow::Result<Exi
                 topo.links.len(),
                 elapsed.as_secs_f64() * 1000.0
             );
+            crate::exec::run_startup_commands(&topo, |r| {
+                println!("{}$ {}", r.netns, r.command);
+                for line in r.output.lines() {
+                    println!("  {line}");
+                }
+                println!("  (exit {})", r.exit_code);
+            })?;
         }
         UpOutcome::AlreadyUp => println!(
             "lab {} is already up with this definition; nothing to do",
@@ -53,7 +53,7 @@ pub async fn up(spec: &str, prefix: &str, fast_path: bool) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-async fn apply_impairments(topo: &Topology) -> anyhow::Result<()> {
+async fn apply_impairments(topo: &crate::topology::Topology) -> anyhow::Result<()> {
     let declared = crate::impair::declared(topo);
     if declared.is_empty() {
         return Ok(());
@@ -147,5 +147,30 @@ pub async fn list() -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| "unrecorded (marks only; `vethscope down` removes it)".into());
         println!("{lab:<24} {status}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn exec(lab: &str, ns: &str, command: &[String]) -> anyhow::Result<ExitCode> {
+    privileges::require("exec", WIRING_CAPS)?;
+    let ns = crate::exec::lab_namespace(lab, ns).await?;
+    let (program, args) = match command.split_first() {
+        Some((p, rest)) => (p.clone(), rest.to_vec()),
+        None => (login_shell(), Vec::new()),
+    };
+    let code = crate::exec::run_interactive(&ns, &program, &args)?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// `$SHELL` when it names an existing absolute path, else /bin/sh.
+fn login_shell() -> String {
+    std::env::var("SHELL")
+        .ok()
+        .filter(|s| s.starts_with('/') && std::path::Path::new(s).is_file())
+        .unwrap_or_else(|| "/bin/sh".to_string())
+}
+
+pub async fn save(lab: &str) -> anyhow::Result<ExitCode> {
+    privileges::require("save", WIRING_CAPS)?;
+    print!("{}", crate::save::save(lab).await?);
     Ok(ExitCode::SUCCESS)
 }

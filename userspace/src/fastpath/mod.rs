@@ -15,16 +15,12 @@ mod record;
 
 use std::path::{Path, PathBuf};
 
-use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuHashMap};
-use vethscope_common::{FastpathCounters, FdbEntry, FdbKey};
+use vethscope_common::{FastpathCounters, FdbEntry, FdbKey, names::map};
 
 pub use error::FastpathError;
 pub use plan::{Plan, Port};
 
-use crate::probe::{Direction, LoadOptions, Position, Probe, Target};
-
-const FDB: &str = "FASTPATH_FDB";
-const STATS: &str = "FASTPATH_STATS";
+use crate::probe::{FastpathStats, LoadOptions, PinnableMap, Probe, Target};
 
 /// Where a lab's fast-path objects are pinned.
 pub fn pin_dir(lab: &str) -> PathBuf {
@@ -36,7 +32,7 @@ fn link_pin(lab: &str, ifname: &str) -> PathBuf {
 }
 
 pub fn is_enabled(lab: &str) -> bool {
-    pin_dir(lab).join(FDB).exists()
+    pin_dir(lab).join(map::FASTPATH_FDB).exists()
 }
 
 /// What `enable` did.
@@ -57,11 +53,19 @@ pub async fn enable(lab: &str) -> Result<Enabled, FastpathError> {
     let plan = plan::build(lab).await?;
     let refreshed = is_enabled(lab);
     let dir = pin_dir(lab);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| FastpathError::io(lab, format!("create {}", dir.display()), e))?;
+    make_pin_dir(&dir).map_err(|e| {
+        FastpathError::io(
+            lab,
+            format!("create {}", dir.display()),
+            std::io::Error::other(e),
+        )
+    })?;
     let mut probe = Probe::load(LoadOptions {
         ebpf_log: false,
-        map_pins: vec![(FDB, dir.join(FDB)), (STATS, dir.join(STATS))],
+        map_pins: [PinnableMap::FastpathFdb, PinnableMap::FastpathStats]
+            .into_iter()
+            .map(|m| (m, dir.join(m.name())))
+            .collect(),
     })
     .map_err(|e| FastpathError::probe(lab, e))?;
     let entries = fill_fdb(lab, &mut probe, &plan)?;
@@ -83,13 +87,7 @@ pub async fn enable(lab: &str) -> Result<Enabled, FastpathError> {
         };
         // Last in the chain: observers (trace, serve) attach first and still see the frame.
         probe
-            .attach_pinned(
-                "fastpath_ingress",
-                &target,
-                Direction::Ingress,
-                Position::Last,
-                &pin,
-            )
+            .attach_fastpath(&target, &pin)
             .map_err(|e| FastpathError::probe(lab, e))?;
     }
     // OVS's userspace datapath reads ports through AF_PACKET, which sees a frame before
@@ -105,12 +103,6 @@ pub async fn enable(lab: &str) -> Result<Enabled, FastpathError> {
 }
 
 fn fill_fdb(lab: &str, probe: &mut Probe, plan: &Plan) -> Result<usize, FastpathError> {
-    let map = probe
-        .ebpf_mut()
-        .map_mut(FDB)
-        .ok_or_else(|| FastpathError::map(lab, FDB, "missing"))?;
-    let mut fdb: BpfHashMap<&mut MapData, FdbKey, FdbEntry> =
-        BpfHashMap::try_from(map).map_err(|e| FastpathError::map(lab, FDB, e))?;
     let wanted: Vec<(FdbKey, FdbEntry)> = plan
         .ports
         .iter()
@@ -127,20 +119,9 @@ fn fill_fdb(lab: &str, probe: &mut Probe, plan: &Plan) -> Result<usize, Fastpath
             )
         })
         .collect();
-    // Stale entries (a MAC that changed, a port that went) would send frames to the
-    // wrong namespace: remove everything not in the live plan.
-    let stale: Vec<FdbKey> = fdb
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| !wanted.iter().any(|(w, _)| w == k))
-        .collect();
-    for k in stale {
-        let _ = fdb.remove(&k);
-    }
-    for (k, v) in &wanted {
-        fdb.insert(k, v, 0)
-            .map_err(|e| FastpathError::map(lab, FDB, e))?;
-    }
+    probe
+        .sync_fastpath_table(&wanted)
+        .map_err(|e| FastpathError::probe(lab, e))?;
     Ok(wanted.len())
 }
 
@@ -159,27 +140,10 @@ pub async fn disable(lab: &str) -> Result<bool, FastpathError> {
     {
         errors.push(e.to_string());
     }
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        // Links first (detaching the programs), then the maps.
-        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        paths.sort_by_key(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("link-"))
-        });
-        for p in paths {
-            // Subdirectories belong to other features (impairments): not ours to remove.
-            if p.is_dir() {
-                continue;
-            }
-            if let Err(e) = std::fs::remove_file(&p) {
-                errors.push(format!("remove {}: {e}", p.display()));
-            }
-        }
+    // Walked with safefs: a planted `vethscope/LAB -> /etc` is refused, never followed.
+    if let Err(e) = remove_pins(&dir) {
+        errors.push(e);
     }
-    // The lab's directory goes when no other feature (impairments) still uses it.
-    let _ = std::fs::remove_dir(&dir);
-    // The parent is ours too; remove it when no lab uses it any more.
-    let _ = std::fs::remove_dir(Path::new("/sys/fs/bpf/vethscope"));
     record::remove(lab);
     if errors.is_empty() {
         Ok(true)
@@ -188,6 +152,78 @@ pub async fn disable(lab: &str) -> Result<bool, FastpathError> {
             lab: lab.to_string(),
             errors,
         })
+    }
+}
+
+/// Creates `/sys/fs/bpf/vethscope/LAB` with mode 0700 through safefs: no symlink on the
+/// way is followed, and an existing directory must be ours.
+fn make_pin_dir(dir: &Path) -> Result<(), String> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("{} has no lab directory name", dir.display()))?;
+    crate::safefs::Dir::bpf(true)
+        .and_then(|root| match root {
+            Some(root) => root.subdir(name, true),
+            None => Ok(None),
+        })
+        .map_err(|e| e.to_string())?
+        .map(|_| ())
+        .ok_or_else(|| format!("cannot create {}", dir.display()))
+}
+
+/// Removes the pins in `dir` (links first: that detaches the programs, then the maps),
+/// then `dir`, then the parent when no lab uses it any more. Nothing is followed: a
+/// symlink on the way is an error, and each entry's owner is checked before unlinking.
+fn remove_pins(dir: &Path) -> Result<(), String> {
+    let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {
+        return Err(format!("{} has no lab directory name", dir.display()));
+    };
+    let root = match crate::safefs::Dir::bpf(false) {
+        Ok(Some(root)) => root,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let lab_dir = match root.subdir(name, false) {
+        Ok(Some(d)) => d,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut names = lab_dir.list().map_err(|e| e.to_string())?;
+    names.sort_by_key(|n| !n.starts_with("link-"));
+    let mut errors = Vec::new();
+    for n in &names {
+        // A subdirectory belongs to another feature (impairments): not ours to remove.
+        if lab_dir
+            .stat(n)
+            .ok()
+            .flatten()
+            .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        {
+            continue;
+        }
+        if let Err(e) = lab_dir.remove_file(n) {
+            errors.push(e.to_string());
+        }
+    }
+    drop(lab_dir);
+    // The lab's directory goes when no other feature still uses it.
+    match root.remove_dir(name) {
+        Err(crate::safefs::SafeFsError::Sys {
+            errno: nix::errno::Errno::ENOTEMPTY,
+            ..
+        }) => {}
+        Err(e) => errors.push(e.to_string()),
+        Ok(_) => {}
+    }
+    // The parent is ours too; it goes when empty (ENOTEMPTY otherwise: other labs).
+    if let Ok(parent) = crate::safefs::Dir::system(Path::new(crate::safefs::BPF_ROOT)) {
+        let _ = parent.remove_dir(crate::safefs::BPF_DIR);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
     }
 }
 
@@ -243,22 +279,7 @@ pub async fn status(lab: &str) -> Result<Status, FastpathError> {
 
 /// Per host-side ifindex counters, summed over CPUs, from the pinned map.
 pub fn read_counters(lab: &str) -> Result<Vec<(u32, FastpathCounters)>, FastpathError> {
-    let path = pin_dir(lab).join(STATS);
-    let data = MapData::from_pin(&path).map_err(|e| FastpathError::map(lab, STATS, e))?;
-    let map = Map::from_map_data(data).map_err(|e| FastpathError::map(lab, STATS, e))?;
-    let stats: PerCpuHashMap<MapData, u32, FastpathCounters> =
-        PerCpuHashMap::try_from(map).map_err(|e| FastpathError::map(lab, STATS, e))?;
-    Ok(stats
-        .iter()
-        .filter_map(Result::ok)
-        .map(|(ifindex, per_cpu)| {
-            let sum = per_cpu
-                .iter()
-                .fold(FastpathCounters::default(), |a, c| FastpathCounters {
-                    redirected: a.redirected + c.redirected,
-                    passed: a.passed + c.passed,
-                });
-            (ifindex, sum)
-        })
-        .collect())
+    let stats =
+        FastpathStats::open_pinned(&pin_dir(lab)).map_err(|e| FastpathError::probe(lab, e))?;
+    Ok(stats.totals().into_iter().collect())
 }

@@ -35,6 +35,20 @@ pub fn install(lab: &str, plan: &Plan, record: &mut Record) -> Result<Vec<String
     let ep = endpoint(lab)?;
     for bridge in &netdev {
         let ports: Vec<_> = plan.ports.iter().filter(|p| &&p.bridge == bridge).collect();
+        // Port names come from live state (a foreign interface may sit on a lab bridge):
+        // one with `,` `=` or spaces would change the match, so it is refused.
+        if let Some(bad) = ports.iter().find(|p| {
+            crate::topology::names::check(crate::topology::names::NameKind::Interface, &p.ifname)
+                .is_err()
+        }) {
+            return Err(FastpathError::Ovs {
+                lab: lab.to_string(),
+                message: format!(
+                    "port {:?} of bridge {bridge} has a name that cannot be used in an OpenFlow match",
+                    bad.ifname
+                ),
+            });
+        }
         let mut flows = Vec::new();
         for inp in &ports {
             for dst in &ports {

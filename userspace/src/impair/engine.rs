@@ -5,16 +5,10 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuHashMap};
-use vethscope_common::{IfaceKey, ImpairConfig, ImpairCounters};
+use vethscope_common::{IfaceKey, ImpairConfig, ImpairCounters, names::map};
 
 use super::{ImpairError, paths, spec::Impairment};
-use crate::probe::{Direction, LoadOptions, Position, Probe, Target};
-
-pub const PROGRAM: &str = "impair_egress";
-pub const CONFIG: &str = "IMPAIR_CONFIG";
-pub const STATS: &str = "IMPAIR_STATS";
-pub const EVENTS: &str = "IMPAIR_EVENTS";
+use crate::probe::{ImpairConfigPinned, ImpairStats, LoadOptions, PinnableMap, Probe, Target};
 
 pub fn key(cookie: u64, ifindex: u32) -> IfaceKey {
     IfaceKey {
@@ -32,36 +26,25 @@ pub fn config(imp: &Impairment) -> ImpairConfig {
     }
 }
 
-fn map_path(lab: &str, map: &str) -> PathBuf {
-    paths::pin_dir(lab).join(map)
-}
-
 /// Puts `cfg` in the lab's settings map and attaches the program to the end (once).
 /// The settings go in first, so the first packet the program sees is already judged.
 pub fn attach(lab: &str, target: &Target, cfg: ImpairConfig) -> Result<(), ImpairError> {
-    let dir = paths::pin_dir(lab);
-    paths::ensure_dir(&dir)
-        .map_err(|e| ImpairError::io(lab, format!("create {}", dir.display()), e))?;
+    let dir = paths::ensure_pin_dir(lab)?;
     let mut probe = Probe::load(LoadOptions {
         ebpf_log: false,
-        map_pins: [CONFIG, STATS, EVENTS]
-            .into_iter()
-            .map(|m| (m, map_path(lab, m)))
-            .collect(),
+        map_pins: [
+            PinnableMap::ImpairConfig,
+            PinnableMap::ImpairStats,
+            PinnableMap::ImpairEvents,
+        ]
+        .into_iter()
+        .map(|m| (m, dir.join(m.name())))
+        .collect(),
     })
     .map_err(|e| ImpairError::probe(lab, e))?;
-    let k = key(target.cookie, target.ifindex);
-    {
-        let map = probe
-            .ebpf_mut()
-            .map_mut(CONFIG)
-            .ok_or_else(|| ImpairError::map(lab, CONFIG, "missing"))?;
-        let mut settings: BpfHashMap<&mut MapData, IfaceKey, ImpairConfig> =
-            BpfHashMap::try_from(map).map_err(|e| ImpairError::map(lab, CONFIG, e))?;
-        settings
-            .insert(k, cfg, 0)
-            .map_err(|e| ImpairError::map(lab, CONFIG, e))?;
-    }
+    probe
+        .set_impair_config(key(target.cookie, target.ifindex), cfg)
+        .map_err(|e| ImpairError::probe(lab, e))?;
     let pin = paths::link_pin(lab, &target.netns, &target.ifname);
     if std::fs::symlink_metadata(&pin).is_ok() {
         return Ok(());
@@ -69,23 +52,15 @@ pub fn attach(lab: &str, target: &Target, cfg: ImpairConfig) -> Result<(), Impai
     // Last in the egress chain: observers (trace, serve) attach first and still see a
     // packet this program drops.
     probe
-        .attach_pinned(PROGRAM, target, Direction::Egress, Position::Last, &pin)
+        .attach_impair(target, &pin)
         .map_err(|e| ImpairError::probe(lab, e))
 }
 
 /// Replaces the settings of an end whose program is already attached.
 pub fn update(lab: &str, k: IfaceKey, cfg: ImpairConfig) -> Result<(), ImpairError> {
-    let mut settings = open_config(lab)?;
-    settings
-        .insert(k, cfg, 0)
-        .map_err(|e| ImpairError::map(lab, CONFIG, e))
-}
-
-fn open_config(lab: &str) -> Result<BpfHashMap<MapData, IfaceKey, ImpairConfig>, ImpairError> {
-    let data =
-        MapData::from_pin(map_path(lab, CONFIG)).map_err(|e| ImpairError::map(lab, CONFIG, e))?;
-    let map = Map::from_map_data(data).map_err(|e| ImpairError::map(lab, CONFIG, e))?;
-    BpfHashMap::try_from(map).map_err(|e| ImpairError::map(lab, CONFIG, e))
+    ImpairConfigPinned::open_pinned(&paths::pin_dir(lab))
+        .and_then(|mut m| m.set(k, cfg))
+        .map_err(|e| ImpairError::probe(lab, e))
 }
 
 /// Detaches the program from one end and forgets its settings and counters.
@@ -95,76 +70,32 @@ pub fn detach(
     ifname: &str,
     k: Option<IfaceKey>,
 ) -> Result<(), ImpairError> {
-    let pin = paths::link_pin(lab, netns, ifname);
-    paths::remove_file(&pin)
-        .map_err(|e| ImpairError::io(lab, format!("remove {}", pin.display()), e))?;
+    paths::remove_pin(lab, &paths::link_pin_name(netns, ifname))?;
     if let Some(k) = k {
-        if let Ok(mut settings) = open_config(lab) {
-            let _ = settings.remove(&k);
+        let dir = paths::pin_dir(lab);
+        if let Ok(mut settings) = ImpairConfigPinned::open_pinned(&dir) {
+            settings.remove(k);
         }
-        if let Ok(mut stats) = open_stats(lab) {
-            let _ = stats.remove(&k);
+        if let Ok(mut stats) = ImpairStats::open_pinned(&dir) {
+            stats.remove(k);
         }
     }
     Ok(())
 }
 
-fn open_stats(lab: &str) -> Result<PerCpuHashMap<MapData, IfaceKey, ImpairCounters>, ImpairError> {
-    let data =
-        MapData::from_pin(map_path(lab, STATS)).map_err(|e| ImpairError::map(lab, STATS, e))?;
-    let map = Map::from_map_data(data).map_err(|e| ImpairError::map(lab, STATS, e))?;
-    PerCpuHashMap::try_from(map).map_err(|e| ImpairError::map(lab, STATS, e))
-}
-
 /// Counters per end, summed over CPUs. Empty when nothing was ever attached.
 pub fn counters(lab: &str) -> HashMap<IfaceKey, ImpairCounters> {
-    let Ok(stats) = open_stats(lab) else {
-        return HashMap::new();
-    };
-    stats
-        .iter()
-        .filter_map(Result::ok)
-        .map(|(k, per_cpu)| {
-            let sum = per_cpu
-                .iter()
-                .fold(ImpairCounters::default(), |a, c| ImpairCounters {
-                    seen: a.seen + c.seen,
-                    dropped: a.dropped + c.dropped,
-                    duplicated: a.duplicated + c.duplicated,
-                    corrupted: a.corrupted + c.corrupted,
-                });
-            (k, sum)
-        })
-        .collect()
+    ImpairStats::open_pinned(&paths::pin_dir(lab))
+        .map(|s| s.totals())
+        .unwrap_or_default()
 }
 
 /// The pinned event ring buffer of `lab`, for `trace`.
 pub fn events_pin(lab: &str) -> PathBuf {
-    map_path(lab, EVENTS)
+    paths::pin_dir(lab).join(map::IMPAIR_EVENTS)
 }
 
 /// Removes every pin of `lab` (links first, detaching the programs, then the maps).
 pub fn remove_all(lab: &str) -> Vec<String> {
-    let dir = paths::pin_dir(lab);
-    let mut errors = Vec::new();
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return errors;
-    };
-    let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-    files.sort_by_key(|p| {
-        !p.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("egress_"))
-    });
-    for p in files {
-        if let Err(e) = paths::remove_file(&p) {
-            errors.push(format!("remove {}: {e}", p.display()));
-        }
-    }
-    if let Err(e) = std::fs::remove_dir(&dir) {
-        errors.push(format!("remove {}: {e}", dir.display()));
-    }
-    // The lab's and our root directory go when nothing else (the fast path) uses them.
-    let _ = std::fs::remove_dir(paths::lab_pin_dir(lab));
-    let _ = std::fs::remove_dir("/sys/fs/bpf/vethscope");
-    errors
+    paths::remove_pin_dir(lab)
 }

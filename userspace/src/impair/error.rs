@@ -34,6 +34,11 @@ pub enum ImpairError {
         map: String,
         message: String,
     },
+    #[error("lab {lab}: {source}")]
+    Fs {
+        lab: String,
+        source: crate::safefs::SafeFsError,
+    },
     #[error("lab {lab}: cannot {what}: {source}")]
     Io {
         lab: String,

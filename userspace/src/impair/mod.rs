@@ -402,12 +402,9 @@ pub async fn apply_topology(t: &Topology) -> Result<usize, ImpairError> {
 /// states go with the interfaces, which `down` deletes.
 pub fn remove_lab(lab: &str) -> Result<(), ImpairError> {
     let mut errors = engine::remove_all(lab);
-    let p = paths::record_path(lab);
-    if let Err(e) = paths::remove_file(&p) {
-        errors.push(format!("remove {}: {e}", p.display()));
+    if let Err(e) = paths::remove_record(lab) {
+        errors.push(e.to_string());
     }
-    // The records' directory goes with the last lab that had impairments.
-    let _ = std::fs::remove_dir(paths::record_dir());
     if errors.is_empty() {
         Ok(())
     } else {

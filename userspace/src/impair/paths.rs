@@ -1,134 +1,141 @@
-//! Every filesystem path of impairments, and the rules for touching them, in one place
-//! (so switching to the shared `safefs` module later is a change here only):
-//! directories root-owned, mode 0700, never through a symlink; files written with
-//! `O_NOFOLLOW` to a temporary name and renamed; bpffs names without dots.
+//! Every filesystem path of impairments, in one place, all through `safefs` (walked
+//! from checked directory fds, mode 0700, ours alone, no symlink followed; bpffs names
+//! encoded with `safefs::bpf_name`):
+//! - `/sys/fs/bpf/vethscope/LAB/impair/` — the maps and one TCX link per end;
+//! - `/run/vethscope/impair/LAB.json` — the record.
 
-use std::{
-    fs,
-    io::{self, Write},
-    os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt},
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
-const BPF_ROOT: &str = "/sys/fs/bpf/vethscope";
+use super::ImpairError;
+use crate::safefs::{self, Dir, SafeFsError, bpf_name};
 
-/// A name as bpffs accepts it: bpffs refuses names with dots, so `.` becomes `%2e`
-/// (and `%`, `+`, `/` are escaped the same way, keeping distinct names distinct).
-pub fn bpf_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        match c {
-            '.' | '%' | '+' | '/' => out.push_str(&format!("%{:02x}", c as u32)),
-            c => out.push(c),
-        }
+const SUBDIR: &str = "impair";
+
+fn fs_err(lab: &str) -> impl FnOnce(SafeFsError) -> ImpairError + '_ {
+    move |source| ImpairError::Fs {
+        lab: lab.to_string(),
+        source,
     }
-    out
-}
-
-/// The lab's directory in bpffs (shared with the fast path, whose names it matches).
-pub fn lab_pin_dir(lab: &str) -> PathBuf {
-    Path::new(BPF_ROOT).join(bpf_name(lab))
 }
 
 /// Where the impairment maps and links of `lab` are pinned.
 pub fn pin_dir(lab: &str) -> PathBuf {
-    lab_pin_dir(lab).join("impair")
+    Path::new(safefs::BPF_ROOT)
+        .join(safefs::BPF_DIR)
+        .join(bpf_name(lab))
+        .join(SUBDIR)
 }
 
-/// The pinned TCX link of one end: removing it detaches the program.
+/// File name of the pinned TCX link of one end (`+` cannot occur in an encoded name).
+pub fn link_pin_name(netns: &str, ifname: &str) -> String {
+    format!("egress_{}+{}", bpf_name(netns), bpf_name(ifname))
+}
+
 pub fn link_pin(lab: &str, netns: &str, ifname: &str) -> PathBuf {
-    pin_dir(lab).join(format!("egress_{}+{}", bpf_name(netns), bpf_name(ifname)))
+    pin_dir(lab).join(link_pin_name(netns, ifname))
 }
 
-pub fn record_dir() -> PathBuf {
-    Path::new(crate::wire::RUN_DIR).join("impair")
+/// The pin directory, opened (and created when `create`); `None` when absent.
+fn open_pin_dir(lab: &str, create: bool) -> Result<Option<Dir>, ImpairError> {
+    let Some(root) = Dir::bpf(create).map_err(fs_err(lab))? else {
+        return Ok(None);
+    };
+    let Some(lab_dir) = root.subdir(&bpf_name(lab), create).map_err(fs_err(lab))? else {
+        return Ok(None);
+    };
+    lab_dir.subdir(SUBDIR, create).map_err(fs_err(lab))
 }
 
-pub fn record_path(lab: &str) -> PathBuf {
-    record_dir().join(format!("{}.json", bpf_name(lab)))
+/// Creates the pin directory (0700, ours) and returns its path for aya's pinning.
+pub fn ensure_pin_dir(lab: &str) -> Result<PathBuf, ImpairError> {
+    open_pin_dir(lab, true)?;
+    Ok(pin_dir(lab))
 }
 
-/// Creates `dir` and its missing parents with mode 0700. An existing component that is
-/// a symlink, not a directory, or (below `/run` and `/sys/fs/bpf`) not owned by root
-/// is refused: these are paths only we write.
-pub fn ensure_dir(dir: &Path) -> io::Result<()> {
-    let mut cur = PathBuf::new();
-    for comp in dir.components() {
-        cur.push(comp);
-        match fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(io::Error::other(format!(
-                    "{} is a symlink; vethscope does not follow symlinks here (remove it)",
-                    cur.display()
-                )));
-            }
-            Ok(m) if !m.is_dir() => {
-                return Err(io::Error::other(format!(
-                    "{} exists and is not a directory (remove it)",
-                    cur.display()
-                )));
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::DirBuilder::new().mode(0o700).create(&cur)?;
-                fs::set_permissions(&cur, fs::Permissions::from_mode(0o700))?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    let m = fs::symlink_metadata(dir)?;
-    if m.uid() != 0 && nix::unistd::geteuid().is_root() {
-        return Err(io::Error::other(format!(
-            "{} is not owned by root; vethscope keeps its state only in its own directories (remove it)",
-            dir.display()
-        )));
+/// Removes one pinned file (a link: this detaches the program). Absent is fine.
+pub fn remove_pin(lab: &str, name: &str) -> Result<(), ImpairError> {
+    if let Some(dir) = open_pin_dir(lab, false)? {
+        dir.remove_file(name).map_err(fs_err(lab))?;
     }
     Ok(())
 }
 
-/// Writes `bytes` to `path` (mode 0600) without following symlinks, atomically.
-pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::other("path without a directory"))?;
-    ensure_dir(dir)?;
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)
-}
-
-/// Reads `path` without following a symlink; `None` when absent.
-pub fn read_file(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    match fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(mut f) => {
-            let mut out = Vec::new();
-            f.read_to_end(&mut out)?;
-            Ok(Some(out))
+/// Removes every pin of `lab` — links first (detaching the programs), then the maps —
+/// and the directories that are left empty. Returns the errors.
+pub fn remove_pin_dir(lab: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    let dir = match open_pin_dir(lab, false) {
+        Ok(Some(d)) => d,
+        Ok(None) => return errors,
+        Err(e) => return vec![e.to_string()],
+    };
+    let mut names = dir.list().unwrap_or_default();
+    names.sort_by_key(|n| !n.starts_with("egress_"));
+    for n in &names {
+        if let Err(e) = dir.remove_file(n) {
+            errors.push(e.to_string());
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+    }
+    drop(dir);
+    if let Ok(Some(root)) = Dir::bpf(false) {
+        if let Ok(Some(lab_dir)) = root.subdir(&bpf_name(lab), false) {
+            if let Err(e) = lab_dir.remove_dir(SUBDIR) {
+                errors.push(e.to_string());
+            }
+            drop(lab_dir);
+            // The lab's directory and ours go when nothing else (the fast path) uses them.
+            let _ = root.remove_dir(&bpf_name(lab));
+        }
+        drop(root);
+        if let Ok(parent) = Dir::system(Path::new(safefs::BPF_ROOT)) {
+            let _ = parent.remove_dir(safefs::BPF_DIR);
+        }
+    }
+    errors
+}
+
+fn record_name(lab: &str) -> String {
+    format!("{}.json", bpf_name(lab))
+}
+
+fn records(lab: &str, create: bool) -> Result<Option<Dir>, ImpairError> {
+    let Some(run) = Dir::run(create).map_err(fs_err(lab))? else {
+        return Ok(None);
+    };
+    run.subdir(SUBDIR, create).map_err(fs_err(lab))
+}
+
+pub fn read_record(lab: &str) -> Result<Option<Vec<u8>>, ImpairError> {
+    match records(lab, false)? {
+        Some(dir) => dir.read(&record_name(lab)).map_err(fs_err(lab)),
+        None => Ok(None),
     }
 }
 
-/// Removes a file we made; absent is fine. Never follows a symlink (unlink doesn't).
-pub fn remove_file(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+pub fn write_record(lab: &str, bytes: &[u8]) -> Result<(), ImpairError> {
+    let dir = records(lab, true)?.ok_or_else(|| ImpairError::Invalid {
+        message: format!("lab {lab}: /run/vethscope/impair could not be created"),
+    })?;
+    dir.write_atomic(&record_name(lab), bytes)
+        .map_err(fs_err(lab))
+}
+
+/// Removes the record, and the records' directory when it is left empty.
+pub fn remove_record(lab: &str) -> Result<(), ImpairError> {
+    if let Some(dir) = records(lab, false)? {
+        dir.remove_file(&record_name(lab)).map_err(fs_err(lab))?;
     }
+    if let Ok(Some(run)) = Dir::run(false) {
+        let _ = run.remove_dir(SUBDIR);
+    }
+    Ok(())
+}
+
+/// For messages: where the record lives.
+pub fn record_path(lab: &str) -> PathBuf {
+    Path::new(crate::wire::RUN_DIR)
+        .join(SUBDIR)
+        .join(record_name(lab))
 }
 
 #[cfg(test)]
@@ -136,13 +143,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bpf_names_have_no_dots_and_stay_distinct() {
-        assert_eq!(bpf_name("ns1"), "ns1");
-        assert_eq!(bpf_name("a.b"), "a%2eb");
-        assert_eq!(bpf_name("t1-ns"), "t1-ns");
-        assert_ne!(bpf_name("a%2e"), bpf_name("a."));
-        assert!(
-            !link_pin("lab.x", "n.s", "if.0").to_string_lossy()[BPF_ROOT.len()..].contains('.')
-        );
+    fn pin_names_have_no_dots_and_stay_distinct() {
+        assert_eq!(link_pin_name("ns1", "veth0"), "egress_ns1+veth0");
+        assert_ne!(link_pin_name("a+b", "c"), link_pin_name("a", "b+c"));
+        assert!(!link_pin_name("n.s", "eth0.10").contains('.'));
+        assert!(!pin_dir("lab.x").to_string_lossy()["/sys/fs/bpf".len()..].contains('.'));
     }
 }

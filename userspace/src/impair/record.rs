@@ -44,26 +44,20 @@ impl Record {
 }
 
 pub fn read(lab: &str) -> Result<Record, ImpairError> {
-    let p = paths::record_path(lab);
-    match paths::read_file(&p)
-        .map_err(|e| ImpairError::io(lab, format!("read {}", p.display()), e))?
-    {
+    match paths::read_record(lab)? {
         None => Ok(Record::default()),
         Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| ImpairError::Record {
             lab: lab.to_string(),
-            path: p.display().to_string(),
+            path: paths::record_path(lab).display().to_string(),
             message: e.to_string(),
         }),
     }
 }
 
 pub fn write(lab: &str, r: &Record) -> Result<(), ImpairError> {
-    let p = paths::record_path(lab);
     if r.ends.is_empty() {
-        return paths::remove_file(&p)
-            .map_err(|e| ImpairError::io(lab, format!("remove {}", p.display()), e));
+        return paths::remove_record(lab);
     }
     let text = serde_json::to_vec_pretty(r).unwrap_or_default();
-    paths::write_file(&p, &text)
-        .map_err(|e| ImpairError::io(lab, format!("write {}", p.display()), e))
+    paths::write_record(lab, &text)
 }

@@ -71,6 +71,9 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
         ns_views.push(NamespaceView {
             name: ns.clone(),
             inode: netns::inode(ns)?,
+            sysctls: Default::default(),
+            routes: Vec::new(),
+            neighbours: Vec::new(),
         });
         let nl = Netlink::open(ns).await?;
         let addrs = nl.addresses().await?;
@@ -92,9 +95,11 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
 
     let (ovs_ports, ovs_bridges) = ovs_facts(lab);
     let host_by_index: HashMap<u32, &LinkInfo> = host_links.iter().map(|l| (l.index, l)).collect();
+    let peers = resolve_peers(&raws).await?;
     let mut links: Vec<LinkView> = raws
         .iter()
-        .map(|r| {
+        .zip(peers)
+        .map(|(r, peer)| {
             let ovs = ovs_ports.get(&r.link.name);
             let kind = match (&r.link.kind, ovs) {
                 (_, Some(p)) if p.internal => "ovs-internal".to_string(),
@@ -134,12 +139,13 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
                 mtu: r.link.mtu,
                 state: r.link.state,
                 addresses: r.addresses.clone(),
-                peer: resolve_peer(r, &raws),
+                peer,
                 master,
                 admin_up: r.link.admin_up,
                 impair: impairs
                     .end(&r.netns, &r.link.name)
                     .map(|e| e.impairment.clone()),
+                sysctls: Default::default(),
             }
         })
         .collect();
@@ -162,11 +168,14 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
                 .filter(|p| p.master == Some(b.index))
                 .map(|p| p.name.clone())
                 .collect(),
+            netns: HOST.to_string(),
+            fdb: Vec::new(),
         })
         .collect();
     bridges.extend(ovs_bridges);
 
-    Ok(LabView {
+    let mut view = LabView {
+        schema_version: super::SCHEMA_VERSION,
         lab: lab.to_string(),
         status: match plan.map(|p| p.status) {
             Some(state::Status::Up) => "up".into(),
@@ -176,7 +185,9 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
         namespaces: ns_views,
         bridges,
         links,
-    })
+    };
+    super::tables::fill(&mut view).await?;
+    Ok(view)
 }
 
 async fn wire_owner(ns: &str) -> Option<String> {
@@ -193,27 +204,63 @@ fn addresses_of(addrs: &[(u32, crate::topology::Cidr)], index: u32) -> Vec<Strin
         .collect()
 }
 
-/// A veth's peer: the veth whose index is our peer index and whose peer index is ours,
-/// in the same namespace when the kernel reports no peer namespace id, else in another.
-fn resolve_peer(r: &Raw, all: &[Raw]) -> Option<PeerView> {
-    if !r.link.is_veth() {
-        return None;
+/// Every veth's peer (`None` for other links), in the order of `all`.
+async fn resolve_peers(all: &[Raw]) -> Result<Vec<Option<PeerView>>, InspectError> {
+    let mut sockets: HashMap<String, Netlink> = HashMap::new();
+    let mut out = Vec::with_capacity(all.len());
+    for r in all {
+        let candidates = peer_candidates(r, all);
+        let found = match candidates.as_slice() {
+            [] => None,
+            [one] => Some(*one),
+            // Interface indexes repeat across namespaces: several veths can name us as
+            // their peer by index. The peer's namespace id, as our namespace numbers
+            // it, tells which one is really ours.
+            many => {
+                let wanted = r.link.peer_netnsid;
+                if !sockets.contains_key(&r.netns) {
+                    sockets.insert(r.netns.clone(), Netlink::open(&r.netns).await?);
+                }
+                let nl = &sockets[&r.netns];
+                let mut hit = None;
+                for c in many {
+                    let fd = netns::open(&c.netns)?;
+                    if nl.nsid_of(&fd).await? == wanted {
+                        hit = Some(*c);
+                        break;
+                    }
+                }
+                hit
+            }
+        };
+        out.push(found.map(|o| PeerView {
+            netns: o.netns.clone(),
+            name: o.link.name.clone(),
+            ifindex: o.link.index,
+        }));
     }
-    let peer_index = r.link.peer_index?;
+    Ok(out)
+}
+
+/// The veths that could be `r`'s peer: index is our peer index and peer index is ours,
+/// in the same namespace when the kernel reports no peer namespace id, else in another.
+fn peer_candidates<'a>(r: &Raw, all: &'a [Raw]) -> Vec<&'a Raw> {
+    if !r.link.is_veth() {
+        return Vec::new();
+    }
+    let Some(peer_index) = r.link.peer_index else {
+        return Vec::new();
+    };
     let same_ns = r.link.peer_netnsid.is_none();
     all.iter()
-        .find(|o| {
+        .filter(|o| {
             o.link.is_veth()
                 && o.link.index == peer_index
                 && o.link.peer_index == Some(r.link.index)
                 && (o.netns == r.netns) == same_ns
                 && !(o.netns == r.netns && o.link.name == r.link.name)
         })
-        .map(|o| PeerView {
-            netns: o.netns.clone(),
-            name: o.link.name.clone(),
-            ifindex: o.link.index,
-        })
+        .collect()
 }
 
 fn ovs_facts(lab: &str) -> (HashMap<String, OvsPort>, Vec<BridgeView>) {
@@ -255,6 +302,8 @@ fn ovs_facts(lab: &str) -> (HashMap<String, OvsPort>, Vec<BridgeView>) {
             kind: "ovs".into(),
             datapath: Some(b.datapath_type.clone()),
             ports: names,
+            netns: HOST.to_string(),
+            fdb: Vec::new(),
         });
     }
     (ports, bridges)

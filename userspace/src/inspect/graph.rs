@@ -13,8 +13,57 @@ pub enum Format {
     Mermaid,
 }
 
+/// A node id from live names (which may hold any byte the kernel allows): letters and
+/// digits as they are, everything else as `_XX`, so ids never collide (`a.b` vs `a_b`),
+/// never start with a digit, and need no quoting in DOT or Mermaid.
 fn id(netns: &str, name: &str) -> String {
-    format!("{netns}__{name}").replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    fn enc(s: &str, out: &mut String) {
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() {
+                out.push(b as char);
+            } else {
+                let _ = write!(out, "_{b:02X}");
+            }
+        }
+    }
+    let mut out = String::from("n_");
+    enc(netns, &mut out);
+    out.push_str("__");
+    enc(name, &mut out);
+    out
+}
+
+/// Text inside a DOT double-quoted string: `"` and `\` escaped, control characters
+/// dropped (a name can never end the string or inject attributes).
+fn dot_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text inside a Mermaid `["..."]` label or `|...|` edge label: quotes, pipes, angle
+/// brackets and `#` as Mermaid entity codes.
+fn mermaid_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("#quot;"),
+            '<' => out.push_str("#lt;"),
+            '>' => out.push_str("#gt;"),
+            '|' => out.push_str("#124;"),
+            '#' => out.push_str("#35;"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn groups(view: &LabView) -> Vec<String> {
@@ -38,12 +87,13 @@ fn pairs(view: &LabView) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-fn label(l: &super::LinkView) -> String {
-    let mut s = format!("{} ({})", l.name, l.kind);
+/// The lines of a node's label, unescaped.
+fn label_lines(l: &super::LinkView) -> Vec<String> {
+    let mut lines = vec![format!("{} ({})", l.name, l.kind)];
     if !l.addresses.is_empty() {
-        let _ = write!(s, "\\n{}", l.addresses.join(" "));
+        lines.push(l.addresses.join(" "));
     }
-    s
+    lines
 }
 
 pub fn render(view: &LabView, format: Format) -> String {
@@ -56,12 +106,13 @@ pub fn render(view: &LabView, format: Format) -> String {
 fn dot(view: &LabView) -> String {
     let mut out = format!(
         "graph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
-        view.lab
+        dot_text(&view.lab)
     );
     for (i, ns) in groups(view).iter().enumerate() {
         let _ = writeln!(
             out,
-            "  subgraph cluster_{i} {{\n    label=\"namespace {ns}\";"
+            "  subgraph cluster_{i} {{\n    label=\"namespace {}\";",
+            dot_text(ns)
         );
         for l in view
             .links
@@ -77,7 +128,11 @@ fn dot(view: &LabView) -> String {
                 out,
                 "    {} [label=\"{}\"{shape}];",
                 id(&l.netns, &l.name),
-                label(l)
+                label_lines(l)
+                    .iter()
+                    .map(|t| dot_text(t))
+                    .collect::<Vec<_>>()
+                    .join("\\n")
             );
         }
         let _ = writeln!(out, "  }}");
@@ -97,7 +152,7 @@ fn dot(view: &LabView) -> String {
                     "  {} -- {} [style=dashed, label=\"{}\"];",
                     id(HOST, &b.name),
                     id(&port.netns, &port.name),
-                    b.kind
+                    dot_text(&b.kind)
                 );
             }
         }
@@ -109,13 +164,22 @@ fn dot(view: &LabView) -> String {
 fn mermaid(view: &LabView) -> String {
     let mut out = String::from("flowchart LR\n");
     for ns in groups(view) {
-        let _ = writeln!(out, "  subgraph {}[\"namespace {ns}\"]", id("ns", &ns));
+        let _ = writeln!(
+            out,
+            "  subgraph {}[\"namespace {}\"]",
+            id("ns", &ns),
+            mermaid_text(&ns)
+        );
         for l in view
             .links
             .iter()
             .filter(|l| l.netns == ns && l.kind != "lo")
         {
-            let text = label(l).replace("\\n", "<br/>");
+            let text = label_lines(l)
+                .iter()
+                .map(|t| mermaid_text(t))
+                .collect::<Vec<_>>()
+                .join("<br/>");
             let _ = writeln!(out, "    {}[\"{text}\"]", id(&l.netns, &l.name));
         }
         let _ = writeln!(out, "  end");
@@ -134,11 +198,37 @@ fn mermaid(view: &LabView) -> String {
                     out,
                     "  {} -.-|{}| {}",
                     id(HOST, &b.name),
-                    b.kind,
+                    mermaid_text(&b.kind),
                     id(&port.netns, &port.name)
                 );
             }
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Live names may hold anything the kernel allows (a foreign interface on a lab
+    /// bridge): they must not end a string, add attributes or collide. (Tested on the
+    /// escaping functions, so the test does not depend on the view's fields.)
+    #[test]
+    fn hostile_names_are_escaped_and_ids_stay_apart() {
+        let name = "a\"];x [label=\"pwn\\";
+        let dot = format!("n [label=\"{}\"];", dot_text(name));
+        assert_eq!(dot, "n [label=\"a\\\"];x [label=\\\"pwn\\\\\"];");
+        assert_eq!(dot_text("a\nb"), "a b");
+        let m = mermaid_text("a\"]|<b>#");
+        assert!(!m.contains(['"', '|', '<', '>']), "{m}");
+        assert_ne!(id("n", "a.b"), id("n", "a_b"));
+        assert_ne!(id("a__b", "c"), id("a", "b__c"));
+        assert!(id("1ns", "x").starts_with("n_"));
+        assert!(
+            id("n\"s", "x\" y")
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        );
+    }
 }

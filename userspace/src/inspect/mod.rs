@@ -4,8 +4,12 @@
 mod gather;
 pub mod graph;
 pub mod render;
+pub mod sysctls;
+mod tables;
 
 pub use gather::{InspectError, lab_view};
+
+use std::collections::BTreeMap;
 
 /// Where a link is attached: a Linux bridge (master) or an OVS bridge (port).
 #[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
@@ -42,12 +46,66 @@ pub struct LinkView {
     /// Impairment of packets leaving this end (`impair`), when set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub impair: Option<crate::impair::Impairment>,
+    /// Forwarding-related sysctls of this interface (`ipv4.rp_filter`, …; see
+    /// [`sysctls::INTERFACE_KEYS`]); empty for `lo`.
+    pub sysctls: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
 pub struct NamespaceView {
     pub name: String,
     pub inode: u64,
+    /// Namespace-wide forwarding sysctls (full keys, [`sysctls::NAMESPACE_KEYS`]).
+    pub sysctls: BTreeMap<String, String>,
+    /// The main table's unicast routes, IPv4 then IPv6.
+    pub routes: Vec<RouteView>,
+    /// ARP and NDP entries.
+    pub neighbours: Vec<NeighbourView>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
+pub struct RouteView {
+    /// "ipv4" or "ipv6".
+    pub family: String,
+    /// "default" or a CIDR.
+    pub to: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    /// Who made it: "kernel" (connected subnets), "static" (vethscope, `ip route add`), …
+    pub protocol: String,
+    /// "universe", "link", "host".
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
+pub struct NeighbourView {
+    pub dev: String,
+    pub address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// "reachable", "stale", "delay", "probe", "failed", "incomplete", "permanent".
+    pub state: String,
+}
+
+/// One entry of a bridge's forwarding table (Linux FDB or OVS MAC learning table).
+#[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
+pub struct FdbView {
+    pub mac: String,
+    /// The port (interface name) the MAC is reached through; the bridge's own name
+    /// for its local port.
+    pub port: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    /// Linux: "permanent" (the bridge's own MACs), "static", "reachable" (learned),
+    /// "stale". OVS: "learned" or "static".
+    pub state: String,
+    /// OVS only: seconds since the MAC was last seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age: Option<u32>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
@@ -57,10 +115,16 @@ pub struct BridgeView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub datapath: Option<String>,
     pub ports: Vec<String>,
+    /// The namespace the bridge device lives in (`host` = the root namespace).
+    pub netns: String,
+    /// The forwarding table: where each MAC was learned.
+    pub fdb: Vec<FdbView>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
 pub struct LabView {
+    /// Version of this JSON layout (docs/show-json.md); bumped on incompatible change.
+    pub schema_version: u32,
     pub lab: String,
     /// "up", "creating" (an `up` is running or died), or "unrecorded" (marks only).
     pub status: String,
@@ -68,6 +132,9 @@ pub struct LabView {
     pub bridges: Vec<BridgeView>,
     pub links: Vec<LinkView>,
 }
+
+/// The `schema_version` of `show --json` this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
 
 impl LabView {
     pub fn link(&self, netns: &str, name: &str) -> Option<&LinkView> {

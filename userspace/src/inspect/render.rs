@@ -45,6 +45,39 @@ pub fn text(view: &LabView) -> String {
                 let _ = write!(line, "  impair {imp}");
             }
             let _ = writeln!(out, "{}", line.trim_end());
+            // Interface sysctls only where they are not 0, the common case.
+            let set = pairs(&l.sysctls, |k, v| v != "0" && !k.contains("disable_ipv6"));
+            if !set.is_empty() {
+                let _ = writeln!(out, "      sysctls {set}");
+            }
+        }
+        if let Some(nv) = view.namespaces.iter().find(|n| n.name == ns) {
+            // `default.*` only matters for interfaces made later; --json has it.
+            let set = pairs(&nv.sysctls, |k, _| !k.contains(".default."));
+            if !set.is_empty() {
+                let _ = writeln!(out, "    sysctls {set}");
+            }
+            for r in &nv.routes {
+                let mut line = format!("    route {} {}", r.family, r.to);
+                if let Some(via) = &r.via {
+                    let _ = write!(line, " via {via}");
+                }
+                if let Some(dev) = &r.dev {
+                    let _ = write!(line, " dev {dev}");
+                }
+                let _ = write!(line, " proto {} scope {}", r.protocol, r.scope);
+                let _ = writeln!(out, "{line}");
+            }
+            for n in &nv.neighbours {
+                let _ = writeln!(
+                    out,
+                    "    neighbour {} dev {} {} {}",
+                    n.address,
+                    n.dev,
+                    n.mac.as_deref().unwrap_or("(no MAC)"),
+                    n.state
+                );
+            }
         }
     }
     for b in &view.bridges {
@@ -60,6 +93,30 @@ pub fn text(view: &LabView) -> String {
             b.kind,
             b.ports.join(", ")
         );
+        for e in &b.fdb {
+            let vlan = e.vlan.map(|v| format!(" vlan {v}")).unwrap_or_default();
+            let age = e.age.map(|a| format!(" age {a}s")).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    fdb {} port {}{vlan} {}{age}",
+                e.mac, e.port, e.state
+            );
+        }
     }
     out
+}
+
+/// `key=value` pairs with the common `net.` / `conf.` prefixes shortened for reading.
+fn pairs(
+    m: &std::collections::BTreeMap<String, String>,
+    keep: impl Fn(&str, &str) -> bool,
+) -> String {
+    m.iter()
+        .filter(|(k, v)| keep(k, v))
+        .map(|(k, v)| {
+            let k = k.strip_prefix("net.").unwrap_or(k).replace(".conf.", ".");
+            format!("{k}={v}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

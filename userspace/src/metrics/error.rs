@@ -12,8 +12,6 @@ pub enum MetricsError {
     Probe(#[from] crate::probe::ProbeError),
     #[error("eBPF map {map}: {message}")]
     Map { map: String, message: String },
-    #[error("cannot attach the drop counter to the kfree_skb tracepoint: {0}")]
-    Drops(String),
     #[error("cannot start the metrics server: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -1,30 +1,60 @@
-//! A small HTTP/1.1 server for `/metrics` and `/healthz`: GET only, keep-alive (a
-//! Prometheus server reuses its connection between scrapes), bounded request heads and
-//! connection count, and a timeout on idle connections. Hand-written because the
-//! exporter needs two fixed routes, not a web framework.
+//! The exporter's HTTP server: hyper's HTTP/1.1 for `/metrics` and `/healthz`, GET
+//! only, keep-alive (a Prometheus server reuses its connection between scrapes).
+//!
+//! Every wait is bounded, because any local user can connect:
+//! - request heads: at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`] fields (hyper
+//!   answers 431 beyond), read within [`HEAD_TIMEOUT`] — which also ends keep-alive
+//!   connections idle for that long (hyper restarts the timer for each request);
+//! - writes: see [`DeadlineIo`] (a client that stops reading loses its connection);
+//! - connections: at most [`MAX_CONNECTIONS`]; one more evicts the connection that has
+//!   moved no byte for the longest time, so idle or stuck clients cannot lock out a
+//!   scraper, and the number of tasks never exceeds the cap;
+//! - scrapes: queued to one thread (bounded queue), and requests waiting together
+//!   share one scrape.
 
 use std::{
+    collections::HashMap,
     net::SocketAddr,
-    sync::{Arc, mpsc},
-    time::Duration,
+    sync::{Arc, Mutex, mpsc},
+    time::{Duration, Instant},
 };
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::Incoming,
+    header::{self, HeaderValue},
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus::Registry;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
-    sync::{Semaphore, oneshot},
-    task::JoinHandle,
+    sync::oneshot,
+    task::{AbortHandle, JoinHandle, JoinSet},
 };
 
-use super::{MetricsError, openmetrics::Format};
+use super::{
+    MetricsError,
+    deadline_io::{Activity, DeadlineIo, Limits},
+    openmetrics::Format,
+};
 
-/// Larger request heads are refused (Prometheus sends a few hundred bytes).
-const MAX_HEAD: usize = 16 * 1024;
-/// Connections served at once; more get 503 and are closed.
-const MAX_CONNECTIONS: usize = 64;
-/// An idle keep-alive connection is closed after this long (Prometheus reconnects).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest request head (Prometheus sends a few hundred bytes; hyper's minimum is 8 KiB).
+pub const MAX_HEAD: usize = 16 * 1024;
+pub const MAX_HEADERS: usize = 64;
+/// Connections served at once; one more evicts the quietest.
+pub const MAX_CONNECTIONS: usize = 128;
+/// Time to send a request head, and the longest a keep-alive connection stays idle
+/// (Prometheus scrapes every 15 s by default and reconnects when it finds it closed).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(20);
+pub const LIMITS: Limits = Limits {
+    write_stall: Duration::from_secs(5),
+    response: Duration::from_secs(30),
+    read_idle: Duration::from_secs(60),
+};
 
 /// Binds the listening socket: done first, so a taken port fails before anything is
 /// attached, with a sentence that names the option to change.
@@ -37,304 +67,232 @@ pub async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, M
 /// Serves `registry` on `listener` until the returned task is aborted.
 pub fn spawn(listener: TcpListener, registry: Registry) -> std::io::Result<JoinHandle<()>> {
     let scraper = Arc::new(Scraper::start(registry)?);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    Ok(tokio::spawn(async move {
-        // Connections live in this set, so aborting the server ends them too.
-        let mut connections = tokio::task::JoinSet::new();
-        loop {
-            while connections.try_join_next().is_some() {}
-            let (stream, peer) = match listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of fds or similar: back off instead of spinning.
-                    tracing::warn!("metrics server: cannot accept a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+    Ok(tokio::spawn(accept_loop(listener, scraper)))
+}
+
+/// The live connections, with what eviction needs: how to end each, and when it last
+/// moved a byte.
+#[derive(Default)]
+struct Table {
+    next_id: u64,
+    live: HashMap<u64, (AbortHandle, Arc<Activity>)>,
+}
+
+impl Table {
+    /// Ends the connection that has been quiet the longest.
+    fn evict_quietest(&mut self) {
+        let quietest = self
+            .live
+            .iter()
+            .min_by_key(|(_, (_, a))| a.last_ms())
+            .map(|(id, _)| *id);
+        if let Some((handle, _)) = quietest.and_then(|id| self.live.remove(&id)) {
+            handle.abort();
+        }
+    }
+}
+
+/// Takes a connection out of the table when its task ends, however it ends.
+struct Leave(Arc<Mutex<Table>>, u64);
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        lock(&self.0).live.remove(&self.1);
+    }
+}
+
+fn lock(table: &Mutex<Table>) -> std::sync::MutexGuard<'_, Table> {
+    // Every update is one insert or remove: a panic elsewhere cannot leave it torn.
+    table.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn accept_loop(listener: TcpListener, scraper: Arc<Scraper>) {
+    let epoch = Instant::now();
+    let table = Arc::new(Mutex::new(Table::default()));
+    // Connections live in this set, so aborting the server ends them too.
+    let mut tasks = JoinSet::new();
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of fds or similar: back off instead of spinning.
+                tracing::warn!("metrics server: cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let activity = Arc::new(Activity::new(epoch));
+        // Held across spawn and insert, so the task's `Leave` cannot run before the
+        // insert and leave a dead entry behind.
+        let mut t = lock(&table);
+        while t.live.len() >= MAX_CONNECTIONS {
+            t.evict_quietest();
+        }
+        let id = t.next_id;
+        t.next_id += 1;
+        let (table2, scraper) = (table.clone(), scraper.clone());
+        let handle = tasks.spawn({
+            let activity = activity.clone();
+            async move {
+                // Made on the first poll: a task dropped unpolled (runtime shutting
+                // down) must not take this lock inside `spawn`.
+                let _leave = Leave(table2, id);
+                connection(stream, scraper, activity).await;
+            }
+        });
+        t.live.insert(id, (handle, activity));
+    }
+}
+
+async fn connection(stream: TcpStream, scraper: Arc<Scraper>, activity: Arc<Activity>) {
+    let _ = stream.set_nodelay(true);
+    let io = TokioIo::new(DeadlineIo::new(stream, LIMITS, activity));
+    let service = service_fn(move |req: Request<Incoming>| {
+        let scraper = scraper.clone();
+        async move { Ok::<_, std::convert::Infallible>(route(&req, &scraper).await) }
+    });
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .max_headers(MAX_HEADERS)
+        .keep_alive(true)
+        .serve_connection(io, service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!("metrics connection ended: {e}");
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// The answer to one request. Public for the fuzz tests, which feed it arbitrary
+/// methods, paths and `Accept` headers.
+pub async fn route<B>(req: &Request<B>, scraper: &Scraper) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported\n");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET"));
+        // A body we do not read is not drained: end the connection after the answer.
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            // A header that is not text cannot name a format we know: the default.
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            let format = Format::negotiate(accept);
+            match scraper.scrape(format).await {
+                Ok(body) => {
+                    let mut r = Response::new(Full::new(body));
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(format.content_type()),
+                    );
+                    r
                 }
-            };
-            let scraper = scraper.clone();
-            match slots.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    connections.spawn(async move {
-                        connection(stream, &scraper).await;
-                        drop(permit);
-                    });
-                }
-                Err(_) => {
-                    tracing::debug!("metrics server: too many connections, refusing {peer}");
-                    connections.spawn(async move {
-                        let mut stream = stream;
-                        let _ = respond(&mut stream, &Response::text(503, "busy\n"), true).await;
-                    });
+                Err(ScrapeError::Busy) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many scrapes waiting\n",
+                ),
+                Err(ScrapeError::Failed(e)) => {
+                    tracing::warn!("cannot produce the metrics: {e}");
+                    text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "cannot produce the metrics\n",
+                    )
                 }
             }
         }
-    }))
+        "/healthz" => text(StatusCode::OK, "ok"),
+        _ => text(StatusCode::NOT_FOUND, "not found (try /metrics)\n"),
+    }
 }
 
-type Job = (Format, oneshot::Sender<Result<String, String>>);
+#[derive(Debug)]
+pub enum ScrapeError {
+    /// The queue is full (more waiting scrapes than connections allowed).
+    Busy,
+    Failed(String),
+}
 
-/// Scrapes run one at a time on one long-lived thread: each holds every series in
-/// memory at once, so concurrent scrapes would multiply the peak, and on changing
-/// threads (the blocking pool) each would leave its own malloc arena holding a
-/// scrape's worth of freed memory. Reading the maps is thousands of syscalls, so it
-/// stays off the async workers too.
-struct Scraper {
-    jobs: mpsc::Sender<Job>,
+type Job = (Format, oneshot::Sender<Result<Bytes, String>>);
+
+/// Scrapes run on one long-lived thread: each holds every series in memory at once,
+/// so concurrent scrapes would multiply the peak, and on changing threads (the
+/// blocking pool) each would leave its own malloc arena holding a scrape's worth of
+/// freed memory. Reading the maps is thousands of syscalls, so it stays off the async
+/// workers too. Requests that queued up while a scrape ran are answered by one scrape
+/// per format, so a burst of requests costs at most two scrapes, not one each.
+pub struct Scraper {
+    jobs: mpsc::SyncSender<Job>,
 }
 
 impl Scraper {
-    fn start(registry: Registry) -> std::io::Result<Self> {
-        let (jobs, queue) = mpsc::channel::<Job>();
+    pub fn start(registry: Registry) -> std::io::Result<Self> {
+        let (jobs, queue) = mpsc::sync_channel::<Job>(MAX_CONNECTIONS);
         std::thread::Builder::new()
             .name("vethscope-scrape".into())
             .spawn(move || {
                 // Ends when the server (every sender) is gone.
-                for (format, reply) in queue {
-                    let t0 = std::time::Instant::now();
-                    let families = registry.gather();
-                    let t1 = std::time::Instant::now();
-                    let body = format.encode(&families);
-                    tracing::debug!(
-                        "scrape: {} series gathered in {:?}, {} bytes of {format:?} in {:?}",
-                        families.iter().map(|f| f.get_metric().len()).sum::<usize>(),
-                        t1 - t0,
-                        body.as_ref().map_or(0, String::len),
-                        t1.elapsed()
-                    );
-                    let _ = reply.send(body);
+                while let Ok(first) = queue.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(queue.try_iter());
+                    answer(&registry, batch);
                 }
             })?;
         Ok(Self { jobs })
     }
 
-    async fn scrape(&self, format: Format) -> Result<String, String> {
+    pub async fn scrape(&self, format: Format) -> Result<Bytes, ScrapeError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send((format, reply))
-            .map_err(|_| "the scrape thread has stopped".to_string())?;
+        self.jobs.try_send((format, reply)).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => ScrapeError::Busy,
+            mpsc::TrySendError::Disconnected(_) => {
+                ScrapeError::Failed("the scrape thread has stopped".into())
+            }
+        })?;
         answer
             .await
-            .map_err(|_| "the scrape thread has stopped".to_string())?
+            .map_err(|_| ScrapeError::Failed("the scrape thread has stopped".into()))?
+            .map_err(ScrapeError::Failed)
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
-struct Request {
-    method: String,
-    path: String,
-    accept: Option<String>,
-    /// The client asked to close (or speaks HTTP/1.0), or sent a body we do not read.
-    close: bool,
-}
-
-struct Response {
-    status: u16,
-    content_type: &'static str,
-    body: String,
-}
-
-impl Response {
-    fn text(status: u16, body: &str) -> Self {
-        Self {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body: body.to_string(),
-        }
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "",
-    }
-}
-
-async fn connection(mut stream: TcpStream, scraper: &Scraper) {
-    let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    loop {
-        let head = match tokio::time::timeout(IDLE_TIMEOUT, read_head(&mut stream, &mut buf)).await
-        {
-            Ok(Ok(Some(head))) => head,
-            Ok(Ok(None)) | Err(_) => return,
-            Ok(Err(status)) => {
-                let _ = respond(&mut stream, &Response::text(status, "bad request\n"), true).await;
-                return;
-            }
-        };
-        let (response, close) = match parse(&head) {
-            Ok(req) => (route(&req, scraper).await, req.close),
-            Err(status) => (Response::text(status, "bad request\n"), true),
-        };
-        if respond(&mut stream, &response, close).await.is_err() || close {
-            return;
-        }
-    }
-}
-
-/// Reads one request head (up to the blank line); bytes after it stay in `buf` for
-/// the next request. `Ok(None)`: the client closed the connection between requests.
-async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<Vec<u8>>, u16> {
-    loop {
-        if let Some(end) = find_head_end(buf) {
-            let head = buf[..end].to_vec();
-            buf.drain(..end);
-            return Ok(Some(head));
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(431);
-        }
-        let mut chunk = [0u8; 2048];
-        match stream.read(&mut chunk).await {
-            Ok(0) if buf.is_empty() => return Ok(None),
-            Ok(0) => return Err(400),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(_) => return Ok(None),
-        }
-    }
-}
-
-/// End of the head, blank line included; tolerates bare LF line ends.
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-fn parse(head: &[u8]) -> Result<Request, u16> {
-    let text = std::str::from_utf8(head).map_err(|_| 400u16)?;
-    let mut lines = text.lines();
-    let mut first = lines.next().unwrap_or_default().split_whitespace();
-    let (Some(method), Some(target), Some(version)) = (first.next(), first.next(), first.next())
-    else {
-        return Err(400);
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Err(400);
-    }
-    let mut close = version == "HTTP/1.0";
-    let mut accept = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
+/// One scrape per format asked for in `batch`, sent to every asker.
+fn answer(registry: &Registry, batch: Vec<Job>) {
+    let mut bodies: HashMap<Format, Result<Bytes, String>> = HashMap::new();
+    for (format, reply) in batch {
+        if reply.is_closed() {
             continue;
-        };
-        let value = value.trim();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "accept" => accept = Some(value.to_string()),
-            "connection" => {
-                let v = value.to_ascii_lowercase();
-                if v.contains("close") {
-                    close = true;
-                } else if v.contains("keep-alive") {
-                    close = false;
-                }
-            }
-            // We never read request bodies; a request that has one ends the connection
-            // so its body is not taken for the next request.
-            "content-length" if value != "0" => close = true,
-            "transfer-encoding" => close = true,
-            _ => {}
         }
-    }
-    let path = target
-        .split(['?', '#'])
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    Ok(Request {
-        method: method.to_string(),
-        path,
-        accept,
-        close,
-    })
-}
-
-async fn route(req: &Request, scraper: &Scraper) -> Response {
-    if req.method != "GET" {
-        return Response::text(405, "only GET is supported\n");
-    }
-    match req.path.as_str() {
-        "/metrics" => {
-            let format = Format::negotiate(req.accept.as_deref());
-            match scraper.scrape(format).await {
-                Ok(body) => Response {
-                    status: 200,
-                    content_type: format.content_type(),
-                    body,
-                },
-                Err(e) => {
-                    tracing::warn!("cannot produce the metrics: {e}");
-                    Response::text(500, "cannot produce the metrics\n")
-                }
-            }
-        }
-        "/healthz" => Response::text(200, "ok"),
-        _ => Response::text(404, "not found (try /metrics)\n"),
-    }
-}
-
-async fn respond(stream: &mut TcpStream, r: &Response, close: bool) -> std::io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
-        r.status,
-        reason(r.status),
-        r.content_type,
-        r.body.len()
-    );
-    if r.status == 405 {
-        head.push_str("Allow: GET\r\n");
-    }
-    if close {
-        head.push_str("Connection: close\r\n");
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(r.body.as_bytes()).await?;
-    stream.flush().await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_a_prometheus_scrape() {
-        let head = b"GET /metrics?x=1 HTTP/1.1\r\nHost: 127.0.0.1:9464\r\nAccept: application/openmetrics-text;version=1.0.0\r\nUser-Agent: Prometheus/2.42.0\r\n\r\n";
-        let req = parse(head).unwrap_or_else(|s| panic!("status {s}"));
-        assert_eq!(req.method, "GET");
-        assert_eq!(req.path, "/metrics");
-        assert_eq!(
-            req.accept.as_deref(),
-            Some("application/openmetrics-text;version=1.0.0")
-        );
-        assert!(!req.close);
-    }
-
-    #[test]
-    fn http10_and_bodies_close_the_connection() {
-        assert!(parse(b"GET / HTTP/1.0\r\n\r\n").is_ok_and(|r| r.close));
-        assert!(
-            parse(b"POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\n").is_ok_and(|r| r.close)
-        );
-        assert!(parse(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").is_ok_and(|r| r.close));
-        assert_eq!(parse(b"nonsense\r\n\r\n"), Err(400));
-        assert_eq!(parse(b"GET / SPDY/3\r\n\r\n"), Err(400));
-    }
-
-    #[test]
-    fn finds_the_end_of_a_head() {
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nrest"), Some(18));
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\n\n"), Some(16));
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n"), None);
+        let body = bodies
+            .entry(format)
+            .or_insert_with(|| {
+                let t0 = std::time::Instant::now();
+                let families = registry.gather();
+                let body = format.encode(&families).map(Bytes::from);
+                tracing::debug!(
+                    "scrape: {} bytes of {format:?} in {:?}",
+                    body.as_ref().map_or(0, Bytes::len),
+                    t0.elapsed()
+                );
+                body
+            })
+            .clone();
+        let _ = reply.send(body);
     }
 }

@@ -16,15 +16,10 @@ use aya::{
 };
 use vethscope_common::{
     DropKey, FastpathCounters, IfaceKey, LinkCounters, LinkKey, TRACE_STAT_LOST, class, direction,
+    names::map::{DROP_COUNTERS, DROP_WATCH, FASTPATH_STATS, LINK_COUNTERS, TRACE_STATS},
 };
 
 use super::{LinkId, MetricsError};
-
-pub const LINK_COUNTERS: &str = "LINK_COUNTERS";
-pub const DROP_COUNTERS: &str = "DROP_COUNTERS";
-pub const DROP_WATCH: &str = "DROP_WATCH";
-pub const TRACE_STATS: &str = "TRACE_STATS";
-pub const FASTPATH_STATS: &str = "FASTPATH_STATS";
 
 /// A second handle on one of the probe's maps (a dup of its fd).
 fn dup(ebpf: &Ebpf, name: &str) -> Result<Map, MetricsError> {

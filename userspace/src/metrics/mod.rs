@@ -8,8 +8,9 @@
 //! - `http` + `openmetrics`: `/metrics` (Prometheus text or OpenMetrics) and `/healthz`.
 
 mod collector;
+mod deadline_io;
 mod error;
-mod http;
+pub mod http;
 mod links;
 mod maps;
 mod openmetrics;

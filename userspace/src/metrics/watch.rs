@@ -14,8 +14,6 @@ use std::{
     },
 };
 
-use aya::programs::{RawTracePoint, tc::SchedClassifierLink};
-
 use super::{
     LinkTable, MetricsError,
     links::{LinkId, LinkLabels, id_of},
@@ -23,12 +21,8 @@ use super::{
 };
 use crate::{
     inspect::InspectError,
-    probe::{self, Direction, Position, Probe, ProbeError, Target, TargetFilter},
+    probe::{self, Observer, ObserverLinks, Position, Probe, ProbeError, Target, TargetFilter},
 };
-
-const COUNT_INGRESS: &str = "count_ingress";
-const COUNT_EGRESS: &str = "count_egress";
-const DROPS_PROGRAM: &str = "drops_kfree_skb";
 
 /// What `serve` watches.
 #[derive(Clone, Debug)]
@@ -94,7 +88,7 @@ pub async fn list(scope: &Scope) -> Listing {
 struct Attached {
     lab: String,
     /// Ingress and egress; dropping them detaches.
-    _links: [SchedClassifierLink; 2],
+    _links: ObserverLinks,
 }
 
 /// What one sync changed.
@@ -118,9 +112,8 @@ impl Counting {
     /// Loads the counting programs (a verifier rejection fails here, once, not per
     /// link) and attaches the drop counter to `kfree_skb`.
     pub fn new(probe: &mut Probe, table: Arc<RwLock<LinkTable>>) -> Result<Self, MetricsError> {
-        probe.load_program(COUNT_INGRESS)?;
-        probe.load_program(COUNT_EGRESS)?;
-        attach_drops(probe)?;
+        probe.load_observer(Observer::Count)?;
+        probe.attach_drop_counter()?;
         Ok(Self {
             maps: CounterMaps::open(probe.ebpf())?,
             table,
@@ -235,27 +228,6 @@ impl Counting {
     }
 }
 
-fn attach_both(probe: &mut Probe, t: &Target) -> Result<[SchedClassifierLink; 2], ProbeError> {
-    let ingress = probe.attach_owned(COUNT_INGRESS, t, Direction::Ingress, Position::First)?;
-    // If egress fails, `ingress` is dropped here, which detaches it again.
-    let egress = probe.attach_owned(COUNT_EGRESS, t, Direction::Egress, Position::First)?;
-    Ok([ingress, egress])
-}
-
-/// The drop counter on the `kfree_skb` raw tracepoint; its link stays with the program
-/// (detached when the probe goes). It only counts interfaces in `DROP_WATCH`.
-fn attach_drops(probe: &mut Probe) -> Result<(), MetricsError> {
-    let prog: &mut RawTracePoint = probe
-        .ebpf_mut()
-        .program_mut(DROPS_PROGRAM)
-        .ok_or_else(|| {
-            MetricsError::Drops(format!("the eBPF object has no program {DROPS_PROGRAM}"))
-        })?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| MetricsError::Drops(e.to_string()))?;
-    prog.load()
-        .map_err(|e| MetricsError::Drops(format!("the kernel rejected {DROPS_PROGRAM}: {e}")))?;
-    prog.attach("kfree_skb")
-        .map_err(|e| MetricsError::Drops(e.to_string()))?;
-    Ok(())
+fn attach_both(probe: &mut Probe, t: &Target) -> Result<ObserverLinks, ProbeError> {
+    probe.attach_observer_owned(Observer::Count, t, Position::First)
 }

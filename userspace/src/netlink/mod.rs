@@ -5,6 +5,7 @@
 mod error;
 pub mod link;
 mod qdisc;
+mod tables;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -17,6 +18,7 @@ use rtnetlink::packet_route::{
 pub use error::NetlinkError;
 pub use link::{LinkInfo, LinkState};
 pub use qdisc::RootQdisc;
+pub use tables::{FdbEntry, NeighbourEntry, RouteEntry};
 
 use crate::{
     netns,

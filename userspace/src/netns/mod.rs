@@ -51,7 +51,10 @@ pub fn list() -> Vec<String> {
 /// when it is killed between creating the file and bind-mounting the namespace on it.
 pub fn is_mounted(name: &str) -> bool {
     const NSFS_MAGIC: i64 = 0x6e73_6673;
-    nix::sys::statfs::statfs(&path(name)).is_ok_and(|s| s.filesystem_type().0 == NSFS_MAGIC)
+    let p = path(name);
+    // statfs follows symlinks; a symlink is never a namespace of ours.
+    !std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink())
+        && nix::sys::statfs::statfs(&p).is_ok_and(|s| s.filesystem_type().0 == NSFS_MAGIC)
 }
 
 /// Opens a namespace for `setns` or `IFLA_NET_NS_FD`; `host` is our own namespace.
@@ -165,10 +168,18 @@ pub fn create(name: &str) -> Result<(), NetnsError> {
 /// Deletes a named namespace (its interfaces go with it). Absent is success.
 pub fn delete(name: &str) -> Result<(), NetnsError> {
     let target = path(name);
-    if !target.exists() {
+    let Ok(meta) = std::fs::symlink_metadata(&target) else {
         return Ok(());
+    };
+    // A symlink planted in /run/netns is never followed: unmounting through it could
+    // detach any mount of the host. Only the link itself goes.
+    if meta.file_type().is_symlink() {
+        return std::fs::remove_file(&target).map_err(|source| NetnsError::Io {
+            what: format!("remove {}", target.display()),
+            source,
+        });
     }
-    match umount2(&target, MntFlags::MNT_DETACH) {
+    match umount2(&target, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW) {
         Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
         Err(e) => {
             return Err(NetnsError::Sys {

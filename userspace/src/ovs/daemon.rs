@@ -221,6 +221,18 @@ fn candidates(ours: &Layout, vswitchds: &[Proc]) -> Vec<PathBuf> {
     all.push(ours.sock());
     all.extend(vswitchds.iter().filter_map(Proc::vswitchd_db));
     let mut seen = Vec::new();
+    // Any user can name a process ovs-vswitchd and put any `unix:` path in its
+    // command line: only sockets owned by root in root-owned directories that nobody
+    // else can write to are ever connected to.
+    all.retain(|p| match trusted_socket(p) {
+        Ok(()) => true,
+        Err(why) => {
+            if p.exists() {
+                info!(socket = %p.display(), "not using this OVSDB socket: {why}");
+            }
+            false
+        }
+    });
     all.retain(|p| {
         let key = fs::canonicalize(p).unwrap_or_else(|_| p.clone());
         if seen.contains(&key) {
@@ -231,6 +243,32 @@ fn candidates(ours: &Layout, vswitchds: &[Proc]) -> Vec<PathBuf> {
         }
     });
     all
+}
+
+/// Why a database socket may not be trusted, if it may not: it must be a socket
+/// owned by root (or by us), in a directory owned by root (or by us) that group and
+/// others cannot write to.
+fn trusted_socket(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let me = nix::unistd::geteuid().as_raw();
+    let meta = fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    if !meta.file_type().is_socket() {
+        return Err("not a socket".into());
+    }
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(format!("owned by uid {}", meta.uid()));
+    }
+    let parent = path.parent().ok_or("no directory")?;
+    // /var/run is usually a symlink to /run: judge the directory it leads to.
+    let dir = fs::canonicalize(parent).map_err(|e| e.to_string())?;
+    let dmeta = fs::metadata(&dir).map_err(|e| e.to_string())?;
+    if dmeta.uid() != 0 && dmeta.uid() != me {
+        return Err(format!("{} is owned by uid {}", dir.display(), dmeta.uid()));
+    }
+    if dmeta.mode() & 0o022 != 0 {
+        return Err(format!("{} is writable by group or others", dir.display()));
+    }
+    Ok(())
 }
 
 /// Start ovsdb-server (unless ours answers already) and ovs-vswitchd in
@@ -619,4 +657,32 @@ fn processes(name: &str) -> Vec<Proc> {
         .filter_map(Proc::read)
         .filter(|p| p.comm == name)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn only_private_sockets_are_trusted() {
+        let dir = std::env::temp_dir().join(format!("vethscope-ovs-trust-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        let sock = dir.join("db.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        assert_eq!(trusted_socket(&sock), Ok(()));
+        // A directory others may write to: they could have replaced the socket.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(trusted_socket(&sock).unwrap_err().contains("writable"));
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        // A socket of another user.
+        nix::unistd::chown(&sock, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        assert!(trusted_socket(&sock).unwrap_err().contains("uid 65534"));
+        // Not a socket at all.
+        fs::write(dir.join("file"), "").unwrap();
+        assert!(trusted_socket(&dir.join("file")).is_err());
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

@@ -18,6 +18,7 @@
 mod daemon;
 mod datapath;
 mod error;
+mod fdb;
 mod jsonrpc;
 mod ofctl;
 mod ovsdb;
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 pub use daemon::{ensure_running, find_running, stop_ours};
 pub use datapath::{genl_family_id, kernel_datapath_available};
 pub use error::OvsError;
+pub use fdb::{OvsFdbEntry, fdb_show};
 pub use ofctl::{ofctl_add_flows, ofctl_del_flows_cookie};
 pub use ovsdb::{BridgeInfo, InterfaceInfo, Ovsdb, Owned, PortInfo};
 

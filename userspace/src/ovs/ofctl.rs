@@ -32,17 +32,31 @@ pub fn ofctl_add_flows(ep: &OvsEndpoint, bridge: &str, flows: &[String]) -> Resu
     input.push('\n');
     // Through a file, not stdin: vethscope restores the default SIGPIPE action (so
     // `| head` ends it quietly), and an ovs-ofctl that exits before reading its stdin
-    // would then kill us.
-    let file =
-        std::env::temp_dir().join(format!("vethscope-flows-{}-{bridge}", std::process::id()));
-    std::fs::write(&file, input.as_bytes()).map_err(|e| OvsError::Command {
+    // would then kill us. The file lives in vethscope's private run directory (0700,
+    // ours, walked without following symlinks), never in a shared $TMPDIR where its
+    // predictable name could be planted first.
+    let not_run = |e: String| OvsError::Command {
         command: format!("ovs-ofctl add-flows {bridge}"),
         status: "not run".into(),
-        stderr: format!("cannot write {}: {e}", file.display()),
-    })?;
-    let file_arg = file.display().to_string();
+        stderr: e,
+    };
+    let dir = crate::safefs::Dir::run(true)
+        .and_then(|run| match run {
+            Some(run) => run.subdir("tmp", true),
+            None => Ok(None),
+        })
+        .map_err(|e| not_run(e.to_string()))?
+        .ok_or_else(|| not_run("no private run directory".into()))?;
+    let name = format!(
+        "flows-{}-{}",
+        std::process::id(),
+        crate::safefs::bpf_name(bridge)
+    );
+    dir.write_atomic(&name, input.as_bytes())
+        .map_err(|e| not_run(e.to_string()))?;
+    let file_arg = dir.path().join(&name).display().to_string();
     let result = run_ofctl(ep, bridge, &["add-flows"], &[file_arg.as_str()], None);
-    let _ = std::fs::remove_file(&file);
+    let _ = dir.remove_file(&name);
     result?;
     info!(bridge, count = flows.len(), "added OpenFlow rules");
     Ok(())

@@ -4,7 +4,9 @@ pub enum ProbeError {
     #[error("cannot load vethscope's eBPF object: {0}")]
     Load(String),
     #[error("the eBPF object has no program {0}")]
-    NoProgram(String),
+    NoProgram(&'static str),
+    #[error("the eBPF object has no map {0}")]
+    NoMap(&'static str),
     #[error("the kernel rejected eBPF program {program}: {message}")]
     Verifier { program: String, message: String },
     #[error("cannot attach {program} to interface {ifname} in namespace {netns}: {message}")]
@@ -12,6 +14,12 @@ pub enum ProbeError {
         program: String,
         ifname: String,
         netns: String,
+        message: String,
+    },
+    #[error("cannot attach {program} to tracepoint {tracepoint}: {message}")]
+    AttachTracepoint {
+        program: &'static str,
+        tracepoint: &'static str,
         message: String,
     },
     #[error("kernel BTF: {0}")]
@@ -24,4 +32,13 @@ pub enum ProbeError {
     Inspect(#[from] crate::inspect::InspectError),
     #[error(transparent)]
     Netlink(#[from] crate::netlink::NetlinkError),
+}
+
+impl ProbeError {
+    pub(crate) fn map(map: &str, e: impl std::fmt::Display) -> Self {
+        Self::Map {
+            map: map.to_string(),
+            message: e.to_string(),
+        }
+    }
 }

@@ -1,11 +1,15 @@
-//! The eBPF side, from userspace: load the embedded object once, attach its TC programs
-//! (TCX) to interfaces in any namespace, read its maps.
+//! The eBPF side, from userspace, and the only module that uses aya: load the embedded
+//! object once, attach its programs to interfaces in any namespace, and hand out typed
+//! handles on its maps. Callers name programs by role ([`Observer`], the fast path,
+//! the drop counter) and maps by what they hold, never by string.
 //!
 //! TCX attachments are bpf_links owned by file descriptors of this process: they vanish
 //! when it exits (Ctrl-C, kill, crash), so an observer never outlives `trace`/`serve`.
 
+mod attach;
 pub mod btf;
 mod error;
+mod maps;
 mod targets;
 mod testrun;
 
@@ -13,57 +17,48 @@ use std::collections::HashMap;
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{
-        LinkOrder, SchedClassifier, TcAttachType,
-        tc::{SchedClassifierLink, SchedClassifierLinkId, TcAttachOptions},
-    },
+    maps::{Map, MapData, MapError},
 };
+use vethscope_common::names::map;
 
+pub use attach::{Direction, Observer, ObserverLinks, Position};
 pub use error::ProbeError;
+pub use maps::{FastpathStats, ImpairConfigPinned, ImpairStats, KernelLog, TraceRing};
 pub use targets::{Target, TargetFilter, host_targets, lab_targets};
-
-use crate::netns;
 
 /// The programs, built by build.rs from ebpf/ and embedded in the binary.
 static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vethscope-ebpf"));
 
+/// A map of the object that can be pinned (or reused when already pinned).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    Ingress,
-    Egress,
+pub enum PinnableMap {
+    FastpathFdb,
+    FastpathStats,
+    ImpairConfig,
+    ImpairStats,
+    ImpairEvents,
 }
 
-impl Direction {
-    fn attach_type(self) -> TcAttachType {
+impl PinnableMap {
+    /// The map's name, which is also its file name under a pin directory.
+    pub fn name(self) -> &'static str {
         match self {
-            Direction::Ingress => TcAttachType::Ingress,
-            Direction::Egress => TcAttachType::Egress,
+            PinnableMap::FastpathFdb => map::FASTPATH_FDB,
+            PinnableMap::FastpathStats => map::FASTPATH_STATS,
+            PinnableMap::ImpairConfig => map::IMPAIR_CONFIG,
+            PinnableMap::ImpairStats => map::IMPAIR_STATS,
+            PinnableMap::ImpairEvents => map::IMPAIR_EVENTS,
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Ingress => "ingress",
-            Direction::Egress => "egress",
-        }
-    }
-}
-
-/// Where in an interface's TCX chain a program goes: observers first, so they see a
-/// frame before a later program (the fast path) redirects it.
-#[derive(Clone, Copy, Debug)]
-pub enum Position {
-    First,
-    Last,
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct LoadOptions {
     /// Let the programs' aya-log statements through (`--ebpf-log`).
     pub ebpf_log: bool,
-    /// Maps to pin (or reuse when already pinned): (map name, bpffs path).
-    pub map_pins: Vec<(&'static str, std::path::PathBuf)>,
+    /// Maps to pin (or reuse when already pinned) at these bpffs paths.
+    pub map_pins: Vec<(PinnableMap, std::path::PathBuf)>,
 }
 
 pub struct Probe {
@@ -80,7 +75,7 @@ impl Probe {
         let mut loader = EbpfLoader::new();
         loader.override_global("AYA_LOG_LEVEL", &level, true);
         for (map, path) in &opts.map_pins {
-            loader.map_pin_path(map, path.as_path());
+            loader.map_pin_path(map.name(), path.as_path());
         }
         let ebpf = loader
             .load(EBPF_OBJECT)
@@ -96,166 +91,91 @@ impl Probe {
     /// The programs find each packet's namespace through these offsets (see ebpf/src/kernel.rs).
     fn set_kernel_offsets(&mut self) -> Result<(), ProbeError> {
         let offsets = btf::kernel_offsets()?;
-        let map = self
-            .ebpf
-            .map_mut("KERNEL_OFFSETS")
-            .ok_or_else(|| ProbeError::Map {
-                map: "KERNEL_OFFSETS".into(),
-                message: "missing".into(),
-            })?;
-        let mut array: aya::maps::Array<&mut aya::maps::MapData, vethscope_common::KernelOffsets> =
-            aya::maps::Array::try_from(map).map_err(|e| ProbeError::Map {
-                map: "KERNEL_OFFSETS".into(),
-                message: e.to_string(),
-            })?;
-        array.set(0, offsets, 0).map_err(|e| ProbeError::Map {
-            map: "KERNEL_OFFSETS".into(),
-            message: e.to_string(),
-        })
+        let mut array: aya::maps::Array<&mut MapData, vethscope_common::KernelOffsets> =
+            self.map_mut(map::KERNEL_OFFSETS)?;
+        array
+            .set(0, offsets, 0)
+            .map_err(|e| ProbeError::map(map::KERNEL_OFFSETS, e))
     }
 
-    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
-        &mut self.ebpf
-    }
-
+    /// The loaded object, for the metrics exporter's own map handles.
+    // Transitional: metrics/ is being rewritten in parallel; it should move to typed
+    // handles of this module, after which this goes.
     pub fn ebpf(&self) -> &Ebpf {
         &self.ebpf
     }
 
-    /// Loads (verifies) a program into the kernel; idempotent.
-    pub fn load_program(&mut self, name: &str) -> Result<(), ProbeError> {
-        let prog = self.classifier(name)?;
-        if prog.fd().is_err() {
-            prog.load().map_err(|e| ProbeError::Verifier {
-                program: name.to_string(),
-                message: e.to_string(),
-            })?;
-        }
-        Ok(())
+    /// A typed view of map `name`, borrowing the object.
+    fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T, ProbeError>
+    where
+        T: TryFrom<&'a mut Map, Error = MapError>,
+    {
+        let map = self.ebpf.map_mut(name).ok_or(ProbeError::NoMap(name))?;
+        T::try_from(map).map_err(|e| ProbeError::map(name, e))
     }
 
-    fn classifier(&mut self, name: &str) -> Result<&mut SchedClassifier, ProbeError> {
-        self.ebpf
-            .program_mut(name)
-            .ok_or_else(|| ProbeError::NoProgram(name.to_string()))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(e.to_string()))
+    /// A typed view of map `name`, read-only.
+    fn map_ref<'a, T>(&'a self, name: &'static str) -> Result<T, ProbeError>
+    where
+        T: TryFrom<&'a Map, Error = MapError>,
+    {
+        let map = self.ebpf.map(name).ok_or(ProbeError::NoMap(name))?;
+        T::try_from(map).map_err(|e| ProbeError::map(name, e))
     }
 
-    /// Attaches program `name` to `target` in `dir`. The interface name is resolved
-    /// inside the target's namespace (on a thread that entered it). The link stays with
-    /// the program (detached when the probe is dropped).
-    pub fn attach(
-        &mut self,
-        name: &str,
-        target: &Target,
-        dir: Direction,
-        pos: Position,
-    ) -> Result<(), ProbeError> {
-        self.attach_id(name, target, dir, pos).map(|_| ())
-    }
-
-    /// Attaches like [`Probe::attach`] but hands the TCX link to the caller, for
-    /// observers whose set of interfaces changes while they run (`serve`): dropping the
-    /// link detaches the program, or, when the interface is already gone (the kernel
-    /// then detached it itself), releases the kernel's link object and our fd.
-    pub fn attach_owned(
-        &mut self,
-        name: &str,
-        target: &Target,
-        dir: Direction,
-        pos: Position,
-    ) -> Result<SchedClassifierLink, ProbeError> {
-        let id = self.attach_id(name, target, dir, pos)?;
-        self.classifier(name)?
-            .take_link(id)
-            .map_err(|e| ProbeError::Attach {
-                program: name.to_string(),
-                ifname: target.ifname.clone(),
-                netns: target.netns.clone(),
-                message: e.to_string(),
-            })
-    }
-
-    fn attach_id(
-        &mut self,
-        name: &str,
-        target: &Target,
-        dir: Direction,
-        pos: Position,
-    ) -> Result<SchedClassifierLinkId, ProbeError> {
-        self.load_program(name)?;
-        self.cookies.insert(target.cookie, target.netns.clone());
-        let prog = self.classifier(name)?;
-        let order = match pos {
-            Position::First => LinkOrder::first(),
-            Position::Last => LinkOrder::last(),
-        };
-        let ifname = target.ifname.clone();
-        netns::run_in(&target.netns, move || {
-            prog.attach_with_options(&ifname, dir.attach_type(), TcAttachOptions::TcxOrder(order))
-        })?
-        .map_err(|e| ProbeError::Attach {
-            program: name.to_string(),
-            ifname: target.ifname.clone(),
-            netns: target.netns.clone(),
-            message: e.to_string(),
-        })
-    }
-
-    /// Attaches program `name` to `target` and pins the TCX link at `pin`, so the
-    /// attachment outlives this process (removing the pin file detaches it).
-    pub fn attach_pinned(
-        &mut self,
-        name: &str,
-        target: &Target,
-        dir: Direction,
-        pos: Position,
-        pin: &std::path::Path,
-    ) -> Result<(), ProbeError> {
-        self.load_program(name)?;
-        let prog = self.classifier(name)?;
-        let order = match pos {
-            Position::First => LinkOrder::first(),
-            Position::Last => LinkOrder::last(),
-        };
-        let attach_err = |message: String| ProbeError::Attach {
-            program: name.to_string(),
-            ifname: target.ifname.clone(),
-            netns: target.netns.clone(),
-            message,
-        };
-        let ifname = target.ifname.clone();
-        let id = netns::run_in(&target.netns, || {
-            prog.attach_with_options(&ifname, dir.attach_type(), TcAttachOptions::TcxOrder(order))
-        })?
-        .map_err(|e| attach_err(e.to_string()))?;
-        let link = prog.take_link(id).map_err(|e| attach_err(e.to_string()))?;
-        let fd_link =
-            aya::programs::links::FdLink::try_from(link).map_err(|e| attach_err(e.to_string()))?;
-        fd_link
-            .pin(pin)
-            .map(|_| ())
-            .map_err(|e| attach_err(format!("pin at {}: {e}", pin.display())))
-    }
-
-    /// Attaches an ingress/egress program pair to every target.
-    pub fn attach_pair(
-        &mut self,
-        base: &str,
-        targets: &[Target],
-        pos: Position,
-    ) -> Result<usize, ProbeError> {
-        let mut n = 0;
-        for t in targets {
-            self.attach(&format!("{base}_ingress"), t, Direction::Ingress, pos)?;
-            self.attach(&format!("{base}_egress"), t, Direction::Egress, pos)?;
-            n += 2;
-        }
-        Ok(n)
+    /// Map `name` taken out of the object (for a handle that lives apart from the probe,
+    /// e.g. the ring buffer registered with the async runtime). Once only.
+    fn take_map<T>(&mut self, name: &'static str) -> Result<T, ProbeError>
+    where
+        T: TryFrom<Map, Error = MapError>,
+    {
+        let map = self.ebpf.take_map(name).ok_or(ProbeError::NoMap(name))?;
+        T::try_from(map).map_err(|e| ProbeError::map(name, e))
     }
 
     pub fn netns_of_cookie(&self, cookie: u64) -> Option<&str> {
         self.cookies.get(&cookie).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vethscope_common::names;
+
+    /// Every name userspace looks up exists in the object it embeds (the eBPF crate
+    /// checks the other direction at compile time).
+    #[test]
+    fn every_name_constant_is_in_the_object() {
+        let obj = aya_obj::Object::parse(super::EBPF_OBJECT).expect("parse the eBPF object");
+        for name in names::map::ALL {
+            assert!(obj.maps.contains_key(*name), "no map {name} in the object");
+        }
+        for name in names::program::ALL {
+            assert!(
+                obj.programs.contains_key(*name),
+                "no program {name} in the object"
+            );
+        }
+    }
+
+    #[test]
+    fn every_map_and_program_of_the_object_has_a_constant() {
+        let obj = aya_obj::Object::parse(super::EBPF_OBJECT).expect("parse the eBPF object");
+        for name in obj.maps.keys() {
+            // aya-log's own map, and the sections of globals (.rodata, .bss, .data).
+            if name.starts_with('.') || name == "AYA_LOGS" {
+                continue;
+            }
+            assert!(
+                names::map::ALL.contains(&name.as_str()),
+                "map {name} has no constant"
+            );
+        }
+        for name in obj.programs.keys() {
+            assert!(
+                names::program::ALL.contains(&name.as_str()),
+                "program {name} has no constant"
+            );
+        }
     }
 }

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use aya::{
     maps::{MapData, RingBuf},
-    programs::{SchedClassifier, TestRun, TestRunOptions},
+    programs::{TestRun, TestRunOptions},
 };
-use vethscope_common::PacketEvent;
+use vethscope_common::{PacketEvent, names::map};
 
 use super::{Probe, ProbeError};
 
@@ -16,17 +16,12 @@ impl Probe {
     /// time per run and the program's return value.
     pub fn test_run(
         &mut self,
-        name: &str,
+        name: &'static str,
         frame: &[u8],
         repeat: u32,
     ) -> Result<(Duration, i32), ProbeError> {
         self.load_program(name)?;
-        let prog: &SchedClassifier = self
-            .ebpf
-            .program(name)
-            .ok_or_else(|| ProbeError::NoProgram(name.to_string()))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(e.to_string()))?;
+        let prog = self.classifier(name)?;
         let res = prog
             .test_run(TestRunOptions {
                 data_in: Some(frame),
@@ -39,18 +34,7 @@ impl Probe {
 
     /// Takes every event waiting in the trace ring buffer.
     pub fn drain_trace_events(&mut self) -> Result<Vec<PacketEvent>, ProbeError> {
-        let map = self
-            .ebpf
-            .map_mut("TRACE_EVENTS")
-            .ok_or_else(|| ProbeError::Map {
-                map: "TRACE_EVENTS".into(),
-                message: "missing".into(),
-            })?;
-        let mut ring: RingBuf<&mut MapData> =
-            RingBuf::try_from(map).map_err(|e| ProbeError::Map {
-                map: "TRACE_EVENTS".into(),
-                message: e.to_string(),
-            })?;
+        let mut ring: RingBuf<&mut MapData> = self.map_mut(map::TRACE_EVENTS)?;
         let mut out = Vec::new();
         while let Some(item) = ring.next() {
             if let Some(ev) = crate::trace::event::parse_event(&item) {

@@ -6,9 +6,11 @@
 
 mod cidr;
 mod error;
+pub mod names;
 mod parse;
 mod prefix;
 pub mod scenarios;
+pub mod sysctl_keys;
 mod validate;
 mod yaml;
 
@@ -17,12 +19,13 @@ use std::path::Path;
 pub use cidr::Cidr;
 pub use error::{Location, TopologyError};
 pub use parse::parse_mac;
-pub use validate::{validate, validate_environment};
+pub use validate::{check_prefix, validate, validate_environment};
+pub use yaml::FILE_MAX;
 
 /// The reserved namespace name for the root namespace.
 pub const HOST: &str = "host";
 /// Linux limit for interface names (IFNAMSIZ - 1).
-pub const IFNAME_MAX: usize = 15;
+pub const IFNAME_MAX: usize = names::IFNAME_MAX;
 
 /// Line and column (1-based) of an object in its source file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -47,6 +50,16 @@ pub struct Namespace {
     /// Full sysctl keys (`net.ipv4.conf.all.rp_filter`) applied inside the namespace.
     pub sysctls: Vec<Sysctl>,
     pub routes: Vec<Route>,
+    /// Shell command lines run in order inside the namespace after `up` made the lab.
+    #[serde(default)]
+    pub exec: Vec<ExecLine>,
+    pub pos: Pos,
+}
+
+/// One `exec:` line of a namespace (run as `/bin/sh -c LINE`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExecLine {
+    pub command: String,
     pub pos: Pos,
 }
 
@@ -157,13 +170,42 @@ impl Topology {
         parse::parse(text, source)
     }
 
-    /// Reads and parses a file.
+    /// Reads and parses a file (at most [`FILE_MAX`] bytes: a lab file is small, and a
+    /// huge or endless one, like /dev/zero, must not exhaust memory).
     pub fn from_file(path: &Path) -> Result<Self, TopologyError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TopologyError::Read {
+        use std::io::Read;
+        let read_err = |e| TopologyError::Read {
             path: path.display().to_string(),
             source: e,
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(FILE_MAX as u64 + 1).read_to_end(&mut bytes))
+            .map_err(read_err)?;
+        let file = path.display().to_string();
+        if bytes.len() > FILE_MAX {
+            return Err(TopologyError::Syntax {
+                file,
+                line: 1,
+                col: 1,
+                message: format!(
+                    "the file is larger than {} MiB; a lab file is far smaller",
+                    FILE_MAX >> 20
+                ),
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let before = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let col = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+            TopologyError::Syntax {
+                file: file.clone(),
+                line,
+                col,
+                message: "the file is not UTF-8 text".into(),
+            }
         })?;
-        Self::from_yaml(&text, &path.display().to_string())
+        Self::from_yaml(&text, &file)
     }
 
     /// A built-in scenario by name, or a file path.

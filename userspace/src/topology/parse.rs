@@ -2,8 +2,9 @@
 //! (references, uniqueness, limits) are in `validate`.
 
 use super::{
-    Bridge, BridgeKind, Cidr, End, Link, Namespace, Place, Pos, Route, Sysctl, Topology,
+    Bridge, BridgeKind, Cidr, End, ExecLine, Link, Namespace, Place, Pos, Route, Sysctl, Topology,
     TopologyError,
+    names::{self, NameKind},
     yaml::{self, Errors, Node},
 };
 
@@ -26,17 +27,31 @@ pub fn parse(text: &str, file: &str) -> Result<Topology, TopologyError> {
         bridges: Vec::new(),
         links: Vec::new(),
     };
+    // Every item is parsed even after one failed, so a file's errors come in one run.
+    let mut errors = Vec::new();
     for (key, value, _) in &top {
         match key.as_str() {
-            "name" => name = Some(yaml::string(value, &errs, "lab", "name")?),
+            "name" => match lab_name(value, &errs) {
+                Ok(n) => name = Some(n),
+                Err(e) => {
+                    errors.push(e);
+                    name = Some(String::new());
+                }
+            },
             "namespaces" => {
                 for item in yaml::sequence(value, &errs, "namespaces")? {
-                    topo.namespaces.push(namespace(item, &errs)?);
+                    match namespace(item, &errs) {
+                        Ok(ns) => topo.namespaces.push(ns),
+                        Err(e) => errors.push(e),
+                    }
                 }
             }
             "bridges" => {
                 for item in yaml::sequence(value, &errs, "bridges")? {
-                    topo.bridges.push(bridge(item, &errs)?);
+                    match bridge(item, &errs) {
+                        Ok(b) => topo.bridges.push(b),
+                        Err(e) => errors.push(e),
+                    }
                 }
             }
             "links" => {
@@ -44,21 +59,40 @@ pub fn parse(text: &str, file: &str) -> Result<Topology, TopologyError> {
                     .into_iter()
                     .enumerate()
                 {
-                    topo.links.push(link(item, i + 1, &errs)?);
+                    match link(item, i + 1, &errs) {
+                        Ok(l) => topo.links.push(l),
+                        Err(e) => errors.push(e),
+                    }
                 }
             }
             _ => {}
         }
     }
-    topo.name = name.ok_or_else(|| {
-        errs.hint(
+    if name.is_none() {
+        errors.push(errs.hint(
             Pos { line: 1, col: 1 },
             "lab",
             "the lab has no `name`",
             "add a line `name: mylab` at the top",
+        ));
+    }
+    TopologyError::from_list(errors)?;
+    topo.name = name.unwrap_or_default();
+    Ok(topo)
+}
+
+/// The lab name, checked where it is written (it becomes file names under /run and
+/// /sys/fs/bpf).
+fn lab_name(node: &Node<'_>, errs: &Errors<'_>) -> Result<String, TopologyError> {
+    let name = yaml::string(node, errs, "lab", "name")?;
+    names::check(NameKind::Lab, &name).map_err(|e| {
+        errs.at(
+            yaml::pos(node),
+            format!("lab {}", name.escape_debug()),
+            e.to_string(),
         )
     })?;
-    Ok(topo)
+    Ok(name)
 }
 
 fn namespace(node: &Node<'_>, errs: &Errors<'_>) -> Result<Namespace, TopologyError> {
@@ -66,11 +100,17 @@ fn namespace(node: &Node<'_>, errs: &Errors<'_>) -> Result<Namespace, TopologyEr
     let fields = yaml::entries(node, errs, "namespace")?;
     let name = required(&fields, "name", at, errs, "namespace")?;
     let object = format!("namespace {name}");
-    yaml::check_keys(&fields, &["name", "sysctls", "routes"], errs, &object)?;
+    yaml::check_keys(
+        &fields,
+        &["name", "sysctls", "routes", "exec"],
+        errs,
+        &object,
+    )?;
     let mut ns = Namespace {
         name,
         sysctls: Vec::new(),
         routes: Vec::new(),
+        exec: Vec::new(),
         pos: at,
     };
     for (key, value, _) in &fields {
@@ -79,6 +119,11 @@ fn namespace(node: &Node<'_>, errs: &Errors<'_>) -> Result<Namespace, TopologyEr
             "routes" => {
                 for item in yaml::sequence(value, errs, &object)? {
                     ns.routes.push(route(item, errs, &object)?);
+                }
+            }
+            "exec" => {
+                for item in yaml::sequence(value, errs, &object)? {
+                    ns.exec.push(exec_line(item, errs, &object)?);
                 }
             }
             _ => {}
@@ -321,6 +366,36 @@ fn route(node: &Node<'_>, errs: &Errors<'_>, object: &str) -> Result<Route, Topo
         ));
     }
     Ok(route)
+}
+
+/// Longest `exec:` line accepted (a startup command, not a script).
+const EXEC_LINE_MAX: usize = 4096;
+
+fn exec_line(node: &Node<'_>, errs: &Errors<'_>, object: &str) -> Result<ExecLine, TopologyError> {
+    let at = yaml::pos(node);
+    let command = yaml::string(node, errs, object, "exec")?;
+    let problem = if command.trim().is_empty() {
+        Some("an `exec` command is empty".to_string())
+    } else if command.len() > EXEC_LINE_MAX {
+        Some(format!(
+            "an `exec` command is {} bytes long (at most {EXEC_LINE_MAX})",
+            command.len()
+        ))
+    } else {
+        command
+            .chars()
+            .find(|c| c.is_control() && *c != '\t')
+            .map(|c| format!("an `exec` command contains the control character {c:?}"))
+    };
+    match problem {
+        Some(p) => Err(errs.hint(
+            at,
+            object,
+            p,
+            "write one shell command line per item, e.g. `- ip route add 10.2.0.0/16 via 10.1.1.1`",
+        )),
+        None => Ok(ExecLine { command, pos: at }),
+    }
 }
 
 fn sysctls(node: &Node<'_>, errs: &Errors<'_>, object: &str) -> Result<Vec<Sysctl>, TopologyError> {

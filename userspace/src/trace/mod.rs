@@ -15,11 +15,12 @@ use std::{
 
 use std::sync::Arc;
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
 use tokio::io::unix::AsyncFd;
-use vethscope_common::{TRACE_STAT_LOST, TraceConfig, proto_mask};
+use vethscope_common::{TraceConfig, proto_mask};
 
-use crate::probe::{self, LoadOptions, Position, Probe, ProbeError, Target, TargetFilter};
+use crate::probe::{
+    self, LoadOptions, Observer, Position, Probe, ProbeError, Target, TargetFilter, TraceRing,
+};
 use event::Hop;
 use paths::{Correlator, Path};
 
@@ -131,7 +132,7 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Registers a map's fd (ring buffer, logger) with the runtime for readiness.
+/// Registers a map's fd (trace ring, kernel log) with the runtime for readiness.
 fn readable<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
     // SAFETY: the fd belongs to `inner`, which the AsyncFd owns from here on, so it stays
     // open and unchanged for the AsyncFd's whole life.
@@ -186,6 +187,24 @@ impl<W: Write> Sink<'_, W> {
     }
 }
 
+/// Takes every event waiting in the ring: each becomes a hop, printed and correlated.
+fn drain_ring<W: Write>(
+    ring: &mut TraceRing,
+    resolver: &Resolver,
+    sink: &mut Sink<'_, W>,
+    correlator: &mut Correlator,
+    summary: &mut TraceSummary,
+) -> std::io::Result<()> {
+    while let Some(item) = ring.next_event() {
+        summary.events += 1;
+        if let Some(hop) = resolver.hop(&item) {
+            sink.hop(&hop)?;
+            correlator.push(hop);
+        }
+    }
+    Ok(())
+}
+
 /// Runs a trace until Ctrl-C / SIGTERM, `duration`, or `count` paths.
 pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSummary, TraceError> {
     let targets = match &opts.lab {
@@ -202,21 +221,18 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
         ebpf_log: opts.ebpf_log,
         ..Default::default()
     })?;
-    configure(&mut probe, opts.proto_mask, opts.pcap.is_some())?;
+    probe.set_trace_config(TraceConfig {
+        proto_mask: opts.proto_mask,
+        capture: u32::from(opts.pcap.is_some()),
+    })?;
     let mut logger = if opts.ebpf_log {
-        aya_log::EbpfLogger::init(probe.ebpf_mut())
-            .ok()
-            .and_then(|l| readable(l).ok())
+        probe.take_kernel_log().ok().and_then(|l| readable(l).ok())
     } else {
         None
     };
-    let attached = probe.attach_pair("trace", &targets, Position::First)?;
-    let ring = probe
-        .ebpf_mut()
-        .take_map("TRACE_EVENTS")
-        .ok_or_else(|| map_err("TRACE_EVENTS", "missing"))?;
-    let ring = RingBuf::try_from(ring).map_err(|e| map_err("TRACE_EVENTS", e))?;
-    let mut ring = readable(ring).map_err(|e| map_err("TRACE_EVENTS", e))?;
+    let attached = probe.attach_observer(Observer::Trace, &targets, Position::First)?;
+    let mut ring = readable(probe.take_trace_ring()?)
+        .map_err(|e| ProbeError::map(vethscope_common::names::map::TRACE_EVENTS, e))?;
     // Counting programs and the HTTP server live as long as the trace (dropped on return).
     let _exporter = match opts.metrics {
         Some(addr) => Some(
@@ -265,14 +281,7 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
-                let rb = guard.get_inner_mut();
-                while let Some(item) = rb.next() {
-                    summary.events += 1;
-                    if let Some(hop) = resolver.hop(&item) {
-                        sink.hop(&hop)?;
-                        correlator.push(hop);
-                    }
-                }
+                drain_ring(guard.get_inner_mut(), &resolver, &mut sink, &mut correlator, &mut summary)?;
                 guard.clear_ready();
             }
             guard = async { match logger.as_mut() { Some(l) => l.readable_mut().await, None => std::future::pending().await } } => {
@@ -298,23 +307,20 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
         }
     }
     // Events still in the ring, then every open path.
-    {
-        let rb = ring.get_mut();
-        while let Some(item) = rb.next() {
-            summary.events += 1;
-            if let Some(hop) = resolver.hop(&item) {
-                sink.hop(&hop)?;
-                correlator.push(hop);
-            }
-        }
-    }
+    drain_ring(
+        ring.get_mut(),
+        &resolver,
+        &mut sink,
+        &mut correlator,
+        &mut summary,
+    )?;
     if opts.count.is_none_or(|c| summary.paths < c as u64) {
         for p in correlator.drain() {
             sink.path(&p)?;
             summary.paths += 1;
         }
     }
-    summary.lost = lost_events(&probe)?;
+    summary.lost = probe.trace_events_lost()?;
     if let Some((w, _)) = &mut sink.pcap {
         w.flush()?;
     }
@@ -333,44 +339,4 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
     }
     sink.out.flush()?;
     Ok(summary)
-}
-
-fn map_err(map: &str, e: impl std::fmt::Display) -> ProbeError {
-    ProbeError::Map {
-        map: map.to_string(),
-        message: e.to_string(),
-    }
-}
-
-pub fn configure(probe: &mut Probe, mask: u32, capture: bool) -> Result<(), ProbeError> {
-    let map = probe
-        .ebpf_mut()
-        .map_mut("TRACE_CONFIG")
-        .ok_or_else(|| map_err("TRACE_CONFIG", "missing"))?;
-    let mut config: aya::maps::Array<&mut MapData, TraceConfig> =
-        aya::maps::Array::try_from(map).map_err(|e| map_err("TRACE_CONFIG", e))?;
-    config
-        .set(
-            0,
-            TraceConfig {
-                proto_mask: mask,
-                capture: u32::from(capture),
-            },
-            0,
-        )
-        .map_err(|e| map_err("TRACE_CONFIG", e))
-}
-
-/// Events the kernel could not put into the ring (it was full), summed over CPUs.
-pub fn lost_events(probe: &Probe) -> Result<u64, ProbeError> {
-    let map = probe
-        .ebpf()
-        .map("TRACE_STATS")
-        .ok_or_else(|| map_err("TRACE_STATS", "missing"))?;
-    let stats: PerCpuArray<&MapData, u64> =
-        PerCpuArray::try_from(map).map_err(|e| map_err("TRACE_STATS", e))?;
-    let values = stats
-        .get(&TRACE_STAT_LOST, 0)
-        .map_err(|e| map_err("TRACE_STATS", e))?;
-    Ok(values.iter().sum())
 }

@@ -10,6 +10,7 @@ use super::{
     teardown,
 };
 use crate::{
+    fault,
     netlink::{LinkInfo, Netlink, NetlinkError},
     netns, ovs,
     progress::Progress,
@@ -56,14 +57,14 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
             lab: lab.clone(),
             source,
         })?;
-    preflight::check_free(t, &host).await?;
     // The OVS lock keeps a concurrent `down` of another lab from stopping the daemons
-    // we are about to use.
-    let _ovs_lock = if t.uses_ovs() {
+    // we are about to check (preflight) and use.
+    let ovs_lock = if t.uses_ovs() {
         Some(state::ovs_lock()?)
     } else {
         None
     };
+    preflight::check_free(t, &host).await?;
 
     let started = Instant::now();
     let mut st = LabState {
@@ -74,6 +75,7 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
         created_unix: state::now_unix(),
     };
     state::write(&st)?;
+    fault::point("state written");
 
     let total = t.namespaces.len() + t.bridges.len() + t.links.len();
     let mut builder = Builder {
@@ -83,6 +85,7 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
         nls: HashMap::new(),
         ovs: None,
         progress: Progress::new(total, opts.progress),
+        created: teardown::Created::default(),
     };
     match builder.build().await {
         Ok(()) => {
@@ -90,6 +93,7 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
             st.status = Status::Up;
             st.ovs_datapath = builder.ovs.as_ref().map(|o| o.datapath.to_string());
             state::write(&st)?;
+            fault::point("lab up");
             Ok(UpOutcome::Created {
                 objects: total,
                 elapsed: started.elapsed(),
@@ -97,10 +101,18 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
         }
         Err(e) => {
             builder.progress.finish();
+            let created = std::mem::take(&mut builder.created);
+            // Close our netlink sockets and namespace handles first: an open handle
+            // keeps a deleted namespace (and the host ends of its veths) alive.
             drop(builder);
             tracing::warn!("up of lab {lab} failed, removing what was made: {e}");
-            if let Err(undo) = teardown::remove_lab(&lab, true).await {
+            if let Err(undo) = teardown::remove_lab(&lab, Some(&created)).await {
                 tracing::error!("undo of lab {lab} was incomplete: {undo}");
+            }
+            // Daemons this `up` started are stopped again when no lab uses them.
+            if t.uses_ovs() {
+                drop(ovs_lock);
+                teardown::stop_ovs_if_unused();
             }
             Err(e)
         }
@@ -145,6 +157,9 @@ struct Builder<'t> {
     nls: HashMap<String, Netlink>,
     ovs: Option<OvsSession>,
     progress: Progress,
+    /// Objects this run made that carry no mark yet: the only unmarked objects an
+    /// undo may remove (a same-named one made by someone else is never touched).
+    created: teardown::Created,
 }
 
 impl Builder<'_> {
@@ -189,6 +204,7 @@ impl Builder<'_> {
         for ns in &self.t.namespaces {
             self.progress.step(&format!("namespace {}", ns.name));
             self.create_namespace(ns).await?;
+            fault::point("namespace made");
         }
         for br in &self.t.bridges {
             self.progress.step(&format!("bridge {}", br.name));
@@ -196,6 +212,7 @@ impl Builder<'_> {
                 BridgeKind::Linux => self.create_linux_bridge(br).await?,
                 BridgeKind::Ovs => self.create_ovs_bridge(br).await?,
             }
+            fault::point("bridge made");
         }
         for link in &self.t.links {
             match link {
@@ -203,10 +220,12 @@ impl Builder<'_> {
                     self.progress
                         .step(&format!("veth {} — {}", ends[0].name, ends[1].name));
                     self.create_veth(ends).await?;
+                    fault::point("veth made");
                 }
                 Link::OvsInternal { bridge, end, .. } => {
                     self.progress.step(&format!("ovs-internal {}", end.name));
                     self.create_ovs_internal(bridge, end).await?;
+                    fault::point("ovs-internal port made");
                 }
             }
         }
@@ -220,6 +239,7 @@ impl Builder<'_> {
                 nl.add_route(route, dev.as_ref())
                     .await
                     .map_err(|e| self.nl_err(e))?;
+                fault::point("route added");
             }
         }
         Ok(())
@@ -238,6 +258,8 @@ impl Builder<'_> {
                 source,
             },
         })?;
+        self.created.namespaces.push(ns.name.clone());
+        fault::point("namespace created, not marked");
         let nl = Netlink::open(&ns.name).await.map_err(|e| self.nl_err(e))?;
         // Mark first: from here on `down` recognises the namespace as ours.
         let lo = nl.require("lo").await.map_err(|e| self.nl_err(e))?;
@@ -261,6 +283,8 @@ impl Builder<'_> {
             .create_bridge(&br.name)
             .await
             .map_err(|e| self.nl_err(e))?;
+        self.created.bridges.push(br.name.clone());
+        fault::point("bridge created, not marked");
         let link = self
             .host
             .require(&br.name)
@@ -358,7 +382,9 @@ impl Builder<'_> {
             .create_veth(&a.name, &b.name, peer_ns.as_ref())
             .await
             .map_err(|e| self.nl_err(e))?;
+        fault::point("veth created, not marked");
         self.configure_end(a).await?;
+        fault::point("first end configured");
         self.configure_end(b).await?;
         // OVS userspace datapath: the namespace end must checksum in software (see ethtool.rs).
         for (end, other) in [(a, b), (b, a)] {

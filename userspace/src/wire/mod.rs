@@ -13,6 +13,7 @@ mod teardown;
 pub use apply::{UpOptions, UpOutcome, up};
 pub use error::WireError;
 pub use ethtool::set_tx_checksum;
+pub use preflight::owner_of_netns;
 pub use teardown::{DownReport, down, down_all, known_labs};
 
 /// Where vethscope keeps its run-time state (tmpfs: labs do not survive a reboot either).

@@ -10,7 +10,13 @@ use std::{
 use nix::fcntl::{Flock, FlockArg};
 
 use super::{RUN_DIR, WireError};
-use crate::topology::Topology;
+use crate::{
+    safefs,
+    topology::{
+        Topology,
+        names::{self, NameKind},
+    },
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -32,61 +38,121 @@ pub struct LabState {
     pub created_unix: u64,
 }
 
-fn labs_dir() -> PathBuf {
-    Path::new(RUN_DIR).join("labs")
+/// `/run/vethscope/labs`, walked safely (see `safefs`).
+fn labs_dir(create: bool) -> Result<Option<safefs::Dir>, safefs::SafeFsError> {
+    match safefs::Dir::run(create)? {
+        Some(run) => run.subdir("labs", create),
+        None => Ok(None),
+    }
 }
 
+fn file_name(lab: &str) -> String {
+    format!("{lab}.json")
+}
+
+/// Where the state of `lab` is kept (for messages; access goes through `safefs`).
 pub fn path(lab: &str) -> PathBuf {
-    labs_dir().join(format!("{lab}.json"))
+    Path::new(RUN_DIR).join("labs").join(file_name(lab))
 }
 
+/// The state of a lab, if it has one. A name that is not a valid lab name never
+/// reaches the filesystem.
 pub fn read(lab: &str) -> Option<LabState> {
-    let text = std::fs::read_to_string(path(lab)).ok()?;
-    serde_json::from_str(&text).ok()
+    names::check(NameKind::Lab, lab).ok()?;
+    let dir = labs_dir(false).ok()??;
+    let bytes = dir.read(&file_name(lab)).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn safefs_err(lab: &str, what: &str, e: safefs::SafeFsError) -> WireError {
+    WireError::Io {
+        lab: lab.to_string(),
+        what: what.to_string(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+fn check_lab(lab: &str) -> Result<(), WireError> {
+    names::check(NameKind::Lab, lab).map_err(|e| WireError::Other {
+        lab: lab.escape_debug().to_string(),
+        message: e.to_string(),
+    })
 }
 
 pub fn write(state: &LabState) -> Result<(), WireError> {
-    let io = |what: &str, source| WireError::Io {
-        lab: state.lab.clone(),
-        what: what.to_string(),
-        source,
-    };
-    std::fs::create_dir_all(labs_dir()).map_err(|e| io("create the state directory", e))?;
+    check_lab(&state.lab)?;
+    let dir = labs_dir(true)
+        .and_then(|d| {
+            d.ok_or_else(|| safefs::SafeFsError::BadName {
+                name: "labs".into(),
+            })
+        })
+        .map_err(|e| safefs_err(&state.lab, "create the state directory", e))?;
     let text = serde_json::to_string_pretty(state).map_err(|e| WireError::Other {
         lab: state.lab.clone(),
         message: format!("cannot encode the state: {e}"),
     })?;
-    // Write then rename, so a crash never leaves a torn state file.
-    let final_path = path(&state.lab);
-    let tmp = final_path.with_extension("json.tmp");
-    std::fs::write(&tmp, text).map_err(|e| io("write the state file", e))?;
-    std::fs::rename(&tmp, &final_path).map_err(|e| io("write the state file", e))
+    // Written to a fresh file then renamed, so a crash never leaves a torn state file.
+    dir.write_atomic(&file_name(&state.lab), text.as_bytes())
+        .map_err(|e| safefs_err(&state.lab, "write the state file", e))
 }
 
 pub fn remove(lab: &str) {
-    let _ = std::fs::remove_file(path(lab));
+    if names::check(NameKind::Lab, lab).is_err() {
+        return;
+    }
+    if let Ok(Some(dir)) = labs_dir(false)
+        && let Err(e) = dir.remove_file(&file_name(lab))
+    {
+        tracing::warn!("lab {lab}: could not remove its state file: {e}");
+    }
 }
 
-/// Labs that have a state file.
+/// Labs that have a state file (names that are not valid lab names are skipped: they
+/// were not written by us).
 pub fn labs() -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir(labs_dir()) else {
+    let Ok(Some(dir)) = labs_dir(false) else {
         return Vec::new();
     };
-    let mut labs: Vec<String> = dir
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
+    dir.list()
+        .unwrap_or_default()
+        .into_iter()
         .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
-        .collect();
-    labs.sort();
-    labs
+        .filter(|n| names::check(NameKind::Lab, n).is_ok())
+        .collect()
 }
 
-/// An exclusive lock, released on drop.
-pub struct Lock(#[allow(dead_code)] Flock<File>);
+/// An exclusive lock, released on drop. A lab's lock file is removed on release when
+/// the lab has no state (it was only looked up, or it was just taken down), so names
+/// that were only looked up leave nothing behind.
+pub struct Lock {
+    file: Option<Flock<File>>,
+    dir: Option<safefs::Dir>,
+    name: String,
+    /// The lab whose state decides whether the file stays.
+    lab: Option<String>,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Unlink while still holding the lock; `lock` re-checks after taking it that the
+        // file it locked is still the one in the directory, so nobody can hold a lock
+        // on a removed file while another takes a new one.
+        if let (Some(lab), Some(dir)) = (&self.lab, &self.dir)
+            && read(lab).is_none()
+        {
+            let _ = dir.remove_file(&self.name);
+        }
+        drop(self.file.take());
+    }
+}
 
 /// The lock of one lab.
 pub fn lab_lock(lab: &str) -> Result<Lock, WireError> {
-    lock(&format!("lab-{lab}"))
+    check_lab(lab)?;
+    let mut lock = lock(&format!("lab-{lab}"))?;
+    lock.lab = Some(lab.to_string());
+    Ok(lock)
 }
 
 /// The lock around starting, using and stopping the shared Open vSwitch daemons.
@@ -97,18 +163,50 @@ pub fn ovs_lock() -> Result<Lock, WireError> {
 
 /// Takes the lock named `name`, waiting for another vethscope process that holds it.
 fn lock(name: &str) -> Result<Lock, WireError> {
-    let dir = Path::new(RUN_DIR).join("locks");
-    let io = |what: &str, source| WireError::Io {
-        lab: name.to_string(),
-        what: what.to_string(),
-        source,
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| io("create the lock directory", e))?;
-    let file =
-        File::create(dir.join(format!("{name}.lock"))).map_err(|e| io("open the lock file", e))?;
-    Flock::lock(file, FlockArg::LockExclusive)
-        .map(Lock)
-        .map_err(|(_, e)| io("take the lock", std::io::Error::from(e)))
+    use std::os::fd::AsFd;
+    let dir = safefs::Dir::run(true)
+        .and_then(|run| match run {
+            Some(run) => run.subdir("locks", true),
+            None => Ok(None),
+        })
+        .and_then(|d| {
+            d.ok_or_else(|| safefs::SafeFsError::BadName {
+                name: "locks".into(),
+            })
+        })
+        .map_err(|e| safefs_err(name, "open the lock directory", e))?;
+    let file_name = format!("{name}.lock");
+    loop {
+        let file = dir
+            .open_lock(&file_name)
+            .map_err(|e| safefs_err(name, "open the lock file", e))?;
+        let locked = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| {
+            safefs_err(
+                name,
+                "take the lock",
+                safefs::SafeFsError::Sys {
+                    what: "flock",
+                    path: file_name.clone(),
+                    errno: e,
+                },
+            )
+        })?;
+        // The holder before us may have removed the file while we waited: then our lock
+        // is on a file nobody else will find; take the lock again on the current one.
+        let held = nix::sys::stat::fstat(locked.as_fd()).ok();
+        let current = dir.stat(&file_name).ok().flatten();
+        if let (Some(h), Some(c)) = (held, current)
+            && h.st_dev == c.st_dev
+            && h.st_ino == c.st_ino
+        {
+            return Ok(Lock {
+                file: Some(locked),
+                dir: Some(dir),
+                name: file_name,
+                lab: None,
+            });
+        }
+    }
 }
 
 pub fn now_unix() -> u64 {

@@ -9,9 +9,13 @@ use super::{
     state::{self},
 };
 use crate::{
+    fault,
     netlink::Netlink,
     netns, ovs,
-    topology::{BridgeKind, HOST},
+    topology::{
+        BridgeKind, HOST,
+        names::{self, NameKind},
+    },
 };
 
 #[derive(Debug, Default)]
@@ -24,9 +28,17 @@ pub struct DownReport {
     pub was_absent: bool,
 }
 
+/// What a failed `up` made itself before marking it: the only unmarked objects its
+/// undo removes.
+#[derive(Debug, Default)]
+pub(super) struct Created {
+    pub namespaces: Vec<String>,
+    pub bridges: Vec<String>,
+}
+
 pub async fn down(lab: &str) -> Result<DownReport, WireError> {
     let _lock = state::lab_lock(lab)?;
-    remove_lab(lab, false).await
+    remove_lab(lab, None).await
 }
 
 /// Every lab vethscope knows of: state files plus marks found on live objects.
@@ -56,6 +68,15 @@ pub async fn known_labs() -> BTreeSet<String> {
             }
         }
     }
+    // Marks are kernel aliases anyone with CAP_NET_ADMIN can set: a "lab" whose name is
+    // not a valid lab name is not ours and never reaches a path.
+    labs.retain(|l| {
+        let ok = names::check(NameKind::Lab, l).is_ok();
+        if !ok {
+            tracing::warn!("ignoring a vethscope mark with an invalid lab name {:?}", l);
+        }
+        ok
+    });
     labs
 }
 
@@ -79,7 +100,10 @@ pub async fn down_all() -> Result<Vec<DownReport>, WireError> {
 }
 
 /// The work of `down`, also used to undo a failed `up` (the caller holds the lab lock).
-pub(super) async fn remove_lab(lab: &str, undoing: bool) -> Result<DownReport, WireError> {
+/// `undo` lists what that `up` made; without it (a `down`), unmarked objects of the
+/// state file's plan are removed when they look like an interrupted `up` left them.
+pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<DownReport, WireError> {
+    let undoing = undo.is_some();
     let alias = mark::alias(lab);
     let plan = state::read(lab);
     let mut report = DownReport {
@@ -97,15 +121,15 @@ pub(super) async fn remove_lab(lab: &str, undoing: bool) -> Result<DownReport, W
     if let Err(e) = crate::impair::remove_lab(lab) {
         errors.push(e.to_string());
     }
+    fault::point("fast path removed");
 
     // 1. OVS first: deleting a port closes vswitchd's tap of an internal port, which
     //    would otherwise be recreated; and OVS must let go of the veth ends.
     let uses_ovs = plan.as_ref().is_none_or(|p| p.topology.uses_ovs());
     if uses_ovs {
-        match remove_ovs(lab, undoing).await {
-            Ok(n) => report.ovs_objects = n,
-            Err(e) => errors.push(e),
-        }
+        let (n, ovs_errors) = remove_ovs(lab, undoing).await;
+        report.ovs_objects = n;
+        errors.extend(ovs_errors);
     }
 
     // 2. Root-namespace interfaces carrying our mark; plus planned bridges an interrupted
@@ -114,17 +138,20 @@ pub(super) async fn remove_lab(lab: &str, undoing: bool) -> Result<DownReport, W
     match Netlink::open(HOST).await {
         Ok(host) => match host.links().await {
             Ok(links) => {
-                let planned: Vec<String> = plan
-                    .as_ref()
-                    .map(|p| {
-                        p.topology
-                            .bridges
-                            .iter()
-                            .filter(|b| b.kind == BridgeKind::Linux)
-                            .map(|b| b.name.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let planned: Vec<String> = match undo {
+                    Some(created) => created.bridges.clone(),
+                    None => plan
+                        .as_ref()
+                        .map(|p| {
+                            p.topology
+                                .bridges
+                                .iter()
+                                .filter(|b| b.kind == BridgeKind::Linux)
+                                .map(|b| b.name.clone())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                };
                 for link in &links {
                     let ours = link.alias.as_deref() == Some(alias.as_str())
                         || (link.alias.is_none()
@@ -135,6 +162,7 @@ pub(super) async fn remove_lab(lab: &str, undoing: bool) -> Result<DownReport, W
                             Ok(()) => report.interfaces += 1,
                             Err(e) => errors.push(e.to_string()),
                         }
+                        fault::point("host interface removed");
                     }
                 }
             }
@@ -145,10 +173,13 @@ pub(super) async fn remove_lab(lab: &str, undoing: bool) -> Result<DownReport, W
 
     // 3. Namespaces: marked ones (their interfaces and veth peers go with them), and
     //    planned ones that are still bare (made, killed before the mark was set).
-    let planned_ns: Vec<String> = plan
-        .as_ref()
-        .map(|p| p.topology.netns_names().map(str::to_string).collect())
-        .unwrap_or_default();
+    let planned_ns: Vec<String> = match undo {
+        Some(created) => created.namespaces.clone(),
+        None => plan
+            .as_ref()
+            .map(|p| p.topology.netns_names().map(str::to_string).collect())
+            .unwrap_or_default(),
+    };
     for ns in netns::list() {
         let ours = match super::preflight::owner_of_netns(&ns).await {
             Some(owner) => owner == lab,
@@ -161,7 +192,19 @@ pub(super) async fn remove_lab(lab: &str, undoing: bool) -> Result<DownReport, W
                 Ok(()) => report.namespaces += 1,
                 Err(e) => errors.push(e.to_string()),
             }
+            fault::point("namespace removed");
         }
+    }
+
+    // 3b. The host ends of veths whose namespace was just deleted vanish a moment
+    //     later (the kernel cleans namespaces up asynchronously). An `up` killed
+    //     before it marked such an end leaves it unmarked: wait (bounded) until the
+    //     planned ones are gone, so that `down` returning means gone and an immediate
+    //     `up` finds the names free.
+    if report.namespaces > 0
+        && let Some(p) = &plan
+    {
+        wait_for_host_ends(&p.topology).await;
     }
 
     // 4. Stop the OVS daemons if we started them and no lab uses OVS any more.
@@ -182,6 +225,50 @@ pub(super) async fn remove_lab(lab: &str, undoing: bool) -> Result<DownReport, W
     }
 }
 
+/// Waits up to 5 s until no unmarked root-namespace veth end of the plan exists.
+async fn wait_for_host_ends(t: &crate::topology::Topology) {
+    let names: Vec<&str> = t
+        .links
+        .iter()
+        .filter_map(|l| match l {
+            crate::topology::Link::Veth { ends, .. } => Some(ends),
+            _ => None,
+        })
+        .flat_map(|ends| ends.iter())
+        .filter(|e| e.netns() == HOST)
+        .map(|e| e.name.as_str())
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    let Ok(host) = Netlink::open(HOST).await else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mut lingering = Vec::new();
+        for n in &names {
+            if let Ok(Some(link)) = host.link_by_name(n).await
+                && link.alias.is_none()
+                && link.kind.as_deref() == Some("veth")
+            {
+                lingering.push(*n);
+            }
+        }
+        if lingering.is_empty() {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            tracing::warn!(
+                "veth ends {} are still there 5 s after their namespaces were removed",
+                lingering.join(", ")
+            );
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// A namespace holding nothing but `lo`: what `up` leaves if killed right after creating it.
 async fn is_bare(ns: &str) -> bool {
     match Netlink::open(ns).await {
@@ -193,42 +280,63 @@ async fn is_bare(ns: &str) -> bool {
     }
 }
 
-async fn remove_ovs(lab: &str, undoing: bool) -> Result<usize, String> {
-    let Some(ep) = ovs::find_running(&super::ovs_run_dir()) else {
-        return Ok(0);
-    };
-    // When undoing a failed `up`, that `up` already holds the OVS lock (and flock is
-    // per open file, so taking it again here would wait forever).
+/// Removes the lab's OVS ports and bridges, going on after an error; returns how many
+/// were removed and every error.
+async fn remove_ovs(lab: &str, undoing: bool) -> (usize, Vec<String>) {
+    // The lock first, then the daemons: a concurrent `down` of another lab may stop
+    // them in between otherwise. When undoing a failed `up`, that `up` already holds
+    // the lock (and flock is per open file, so taking it again would wait forever).
     let _lock = if undoing {
         None
     } else {
-        Some(state::ovs_lock().map_err(|e| e.to_string())?)
+        match state::ovs_lock() {
+            Ok(l) => Some(l),
+            Err(e) => return (0, vec![e.to_string()]),
+        }
     };
-    let mut db = ovs::Ovsdb::connect(&ep).map_err(|e| e.to_string())?;
-    let owned = db.owned(mark::OVS_KEY, lab).map_err(|e| e.to_string())?;
+    let Some(ep) = ovs::find_running(&super::ovs_run_dir()) else {
+        return (0, Vec::new());
+    };
+    let mut db = match ovs::Ovsdb::connect(&ep) {
+        Ok(db) => db,
+        Err(e) => return (0, vec![e.to_string()]),
+    };
+    let owned = match db.owned(mark::OVS_KEY, lab) {
+        Ok(o) => o,
+        Err(e) => return (0, vec![e.to_string()]),
+    };
     let mut n = 0;
+    let mut errors = Vec::new();
     for (bridge, port) in &owned.ports {
-        db.del_port(bridge, port).map_err(|e| e.to_string())?;
-        n += 1;
+        match db.del_port(bridge, port) {
+            Ok(()) => n += 1,
+            Err(e) => errors.push(e.to_string()),
+        }
+        fault::point("OVS port removed");
     }
     for bridge in &owned.bridges {
-        db.del_bridge(bridge).map_err(|e| e.to_string())?;
-        n += 1;
+        match db.del_bridge(bridge) {
+            Ok(()) => n += 1,
+            Err(e) => errors.push(e.to_string()),
+        }
+        fault::point("OVS bridge removed");
     }
-    Ok(n)
+    (n, errors)
 }
 
-fn stop_ovs_if_unused() {
+/// Stops the OVS daemons vethscope started when no lab owns anything in them any more.
+/// The caller must not hold the OVS lock.
+pub(super) fn stop_ovs_if_unused() {
     let run_dir = super::ovs_run_dir();
+    let Ok(_lock) = state::ovs_lock() else {
+        return;
+    };
     let Some(ep) = ovs::find_running(&run_dir) else {
         return;
     };
     if !ep.started_by_us {
         return;
     }
-    let Ok(_lock) = state::ovs_lock() else {
-        return;
-    };
     let in_use = ovs::Ovsdb::connect(&ep)
         .and_then(|mut db| db.any_owned(mark::OVS_KEY))
         .unwrap_or(true);

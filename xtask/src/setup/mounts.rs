@@ -9,16 +9,21 @@ use crate::util;
 struct Filesystem {
     fstype: &'static str,
     target: &'static str,
+    /// Mount options; bpffs is root's alone (mode 0700), so nobody else can plant pins
+    /// or symlinks where vethscope pins its programs.
+    options: &'static str,
 }
 
 const FILESYSTEMS: [Filesystem; 2] = [
     Filesystem {
         fstype: "bpf",
         target: "/sys/fs/bpf",
+        options: "mode=0700",
     },
     Filesystem {
         fstype: "tracefs",
         target: "/sys/kernel/tracing",
+        options: "defaults",
     },
 ];
 
@@ -30,7 +35,10 @@ pub fn ensure() -> Result<()> {
             println!("setup: {} at {}: mounted", fs.fstype, fs.target);
         } else {
             println!("setup: {} at {}: mounting", fs.fstype, fs.target);
-            util::run(Command::new("mount").args(["-t", fs.fstype, fs.fstype, fs.target]))?;
+            util::run(
+                Command::new("mount")
+                    .args(["-t", fs.fstype, "-o", fs.options, fs.fstype, fs.target]),
+            )?;
         }
     }
     Ok(())

@@ -1,0 +1,378 @@
+//! Living labs: `show` tables, `exec`, startup commands, `save`, drift and diff-apply,
+//! against real namespaces, bridges and Open vSwitch. Tags start with `L` (upper case)
+//! so they never collide with other test files' lower-case tags.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn show_json(lab: &str) -> Value {
+    serde_json::from_str(&ok(&["show", lab, "--json"])).expect("show --json is JSON")
+}
+
+fn schema_validator() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/show-json-schema.json"
+    ))
+    .expect("schema file");
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("valid schema")
+}
+
+fn assert_schema(v: &Value) {
+    let validator = schema_validator();
+    let errors: Vec<String> = validator.iter_errors(v).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "show --json does not match the schema: {errors:?}\n{v}"
+    );
+}
+
+fn namespace<'a>(show: &'a Value, ns: &str) -> &'a Value {
+    show["namespaces"]
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["name"] == ns))
+        .unwrap_or_else(|| panic!("namespace {ns} in {show}"))
+}
+
+fn link<'a>(show: &'a Value, ns: &str, name: &str) -> &'a Value {
+    show["links"]
+        .as_array()
+        .and_then(|a| a.iter().find(|l| l["netns"] == ns && l["name"] == name))
+        .unwrap_or_else(|| panic!("link {ns}/{name} in {show}"))
+}
+
+fn bridge<'a>(show: &'a Value, name: &str) -> &'a Value {
+    show["bridges"]
+        .as_array()
+        .and_then(|a| a.iter().find(|b| b["name"] == name))
+        .unwrap_or_else(|| panic!("bridge {name} in {show}"))
+}
+
+#[test]
+fn show_has_routes_neighbours_sysctls_and_the_linux_fdb() {
+    let prefix = prefix("La");
+    {
+        let lab = Lab::up("bridge", "La");
+        assert!(ping(&lab.ns("ns1"), "10.1.1.3", &[]));
+        let show = show_json(&lab.name);
+        assert_schema(&show);
+        assert_eq!(show["schema_version"], 1);
+        let ns1 = namespace(&show, &lab.ns("ns1"));
+        let routes = ns1["routes"].as_array().expect("routes");
+        assert!(
+            routes.iter().any(|r| r["family"] == "ipv4"
+                && r["to"] == "10.1.1.0/24"
+                && r["dev"] == "veth0"
+                && r["protocol"] == "kernel"),
+            "connected route of veth0: {routes:?}"
+        );
+        assert!(
+            routes
+                .iter()
+                .any(|r| r["family"] == "ipv6" && r["to"] == "fe80::/64"),
+            "IPv6 link-local route: {routes:?}"
+        );
+        let mac_ns2 = link(&show, &lab.ns("ns2"), "veth1")["mac"].clone();
+        let neigh = ns1["neighbours"].as_array().expect("neighbours");
+        assert!(
+            neigh
+                .iter()
+                .any(|n| n["address"] == "10.1.1.3" && n["dev"] == "veth0" && n["mac"] == mac_ns2),
+            "ns1 resolved 10.1.1.3 to {mac_ns2} after the ping: {neigh:?}"
+        );
+        assert_eq!(ns1["sysctls"]["net.ipv4.ip_forward"], "0", "{ns1}");
+        assert!(ns1["sysctls"]["net.ipv4.conf.all.rp_filter"].is_string());
+        let veth0 = link(&show, &lab.ns("ns1"), "veth0");
+        assert!(veth0["sysctls"]["ipv4.rp_filter"].is_string(), "{veth0}");
+        assert!(veth0["sysctls"]["ipv4.arp_ignore"].is_string(), "{veth0}");
+        // The bridge learned ns2's MAC on the port that leads to ns2.
+        let br = bridge(&show, &lab.host_if("br0"));
+        assert_eq!(br["netns"], "host");
+        let fdb = br["fdb"].as_array().expect("fdb");
+        assert!(
+            fdb.iter()
+                .any(|e| e["mac"] == mac_ns2 && e["port"] == lab.host_if("br-veth1").as_str()),
+            "fdb has {mac_ns2} on br-veth1: {fdb:?}"
+        );
+        let text = ok(&["show", &lab.name]);
+        assert!(
+            text.contains("route ipv4 10.1.1.0/24 dev veth0 proto kernel"),
+            "{text}"
+        );
+        assert!(text.contains("neighbour 10.1.1.3 dev veth0"), "{text}");
+        assert!(text.contains("fdb "), "{text}");
+    }
+    assert_clean(&prefix);
+}
+
+/// Every test of this file that uses Open vSwitch is in this one function, so they run
+/// one after the other: the last OVS lab's `down` stops the daemons vethscope started.
+#[test]
+fn ovs_mac_table_in_show_and_ovs_internal_round_trip() {
+    show_has_the_ovs_mac_table_and_same_ns_sysctls();
+    round_trip("ovs-internal", "Lg", "ovs-internal", "ns1", "10.1.1.3");
+}
+
+fn show_has_the_ovs_mac_table_and_same_ns_sysctls() {
+    let prefix = prefix("Lb");
+    {
+        let lab = Lab::up("ovs", "Lb");
+        assert!(ping(&lab.ns("ns1"), "10.1.1.3", &[]));
+        let show = show_json(&lab.name);
+        assert_schema(&show);
+        let mac_ns2 = link(&show, &lab.ns("ns2"), "veth1")["mac"].clone();
+        let br = show["bridges"]
+            .as_array()
+            .and_then(|a| a.iter().find(|b| b["kind"] == "ovs"))
+            .unwrap_or_else(|| panic!("an OVS bridge in {show}"));
+        let fdb = br["fdb"].as_array().expect("fdb");
+        assert!(
+            fdb.iter().any(|e| e["mac"] == mac_ns2
+                && e["port"] == lab.host_if("ovs-veth1").as_str()
+                && e["state"] == "learned"),
+            "OVS learned {mac_ns2} on ovs-veth1: {fdb:?}"
+        );
+    }
+    {
+        let lab = Lab::up("same-ns", "Lb");
+        let show = show_json(&lab.name);
+        assert_schema(&show);
+        let veth0 = link(&show, &lab.ns("ns1"), "veth0");
+        assert_eq!(veth0["sysctls"]["ipv4.accept_local"], "1", "{veth0}");
+        assert_eq!(veth0["sysctls"]["ipv4.rp_filter"], "0", "{veth0}");
+    }
+    assert_clean(&prefix);
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = vethscope(args);
+    assert!(!out.status.success(), "vethscope {args:?} should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("internal error"),
+        "{args:?}: {stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn exec_runs_inside_the_namespace_and_returns_the_exit_code() {
+    let prefix = prefix("Lc");
+    {
+        let lab = Lab::up("direct", "Lc");
+        let ns1 = lab.ns("ns1");
+        let links = ok(&["exec", &lab.name, &ns1, "--", "ip", "-o", "link"]);
+        assert!(links.contains("veth0"), "{links}");
+        assert!(
+            !links.contains("veth1"),
+            "ns2's interface seen from ns1: {links}"
+        );
+        // /sys belongs to the namespace too.
+        let mtu = ok(&[
+            "exec",
+            &lab.name,
+            &ns1,
+            "--",
+            "cat",
+            "/sys/class/net/veth0/mtu",
+        ]);
+        assert_eq!(mtu.trim(), "1500");
+        let pinged = vethscope(&[
+            "exec", &lab.name, &ns1, "--", "ping", "-c1", "-W2", "10.1.1.3",
+        ]);
+        assert!(pinged.status.success(), "ping through exec");
+        let out = vethscope(&["exec", &lab.name, &ns1, "--", "sh", "-c", "exit 7"]);
+        assert_eq!(out.status.code(), Some(7), "exit code passed through");
+
+        // Bad input: one clear error each, nothing run.
+        let e = fails(&["exec", "Lc-no-such-lab", "ns1", "--", "true"]);
+        assert!(e.contains("no lab named Lc-no-such-lab"), "{e}");
+        for bad in ["host", "../../etc", "ns1", "", "lo\u{7}"] {
+            let e = fails(&["exec", &lab.name, bad, "--", "true"]);
+            assert!(e.contains("is not a namespace of lab"), "{bad:?}: {e}");
+            assert!(e.contains(&ns1), "lists the lab's namespaces: {e}");
+        }
+        let e = fails(&["exec", &lab.name, &ns1, "--", "/nonexistent/program"]);
+        assert!(e.contains("cannot run") && e.contains(&ns1), "{e}");
+    }
+    assert_clean(&prefix);
+}
+
+#[test]
+fn startup_commands_run_in_order_and_a_failing_one_fails_up() {
+    let prefix = prefix("Ld");
+    let good = topology_file(
+        "Ld-good",
+        "name: startup\nnamespaces:\n  - name: ns1\n    exec:\n      - ip addr add 10.9.9.9/32 dev lo\n      - echo hello from $(ip -o addr show dev lo | grep -c 10.9.9.9)\n  - name: ns2\nlinks:\n  - kind: veth\n    ends:\n      - {ns: ns1, name: veth0, addresses: [10.1.1.2/24]}\n      - {ns: ns2, name: veth1, addresses: [10.1.1.3/24]}\n",
+    );
+    {
+        let out = vethscope(&["up", good.to_str().unwrap_or_default(), "--prefix", &prefix]);
+        let lab = format!("{prefix}startup");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let guard = LabGuard(lab.clone());
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The second command saw what the first did: they ran in order.
+        assert!(stdout.contains("hello from 1"), "{stdout}");
+        assert!(stdout.contains("(exit 0)"), "{stdout}");
+        let show = show_json(&lab);
+        let lo = link(&show, &format!("{prefix}ns1"), "lo");
+        assert!(
+            lo["addresses"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == "10.9.9.9/32")),
+            "{lo}"
+        );
+        drop(guard);
+    }
+    let bad = topology_file(
+        "Ld-bad",
+        "name: startfail\nnamespaces:\n  - name: ns1\n    exec:\n      - echo before\n      - sh -c 'echo oops >&2; exit 3'\n      - echo never-runs\n",
+    );
+    {
+        let lab = format!("{prefix}startfail");
+        let guard = LabGuard(lab.clone());
+        let out = vethscope(&["up", bad.to_str().unwrap_or_default(), "--prefix", &prefix]);
+        assert!(!out.status.success());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stdout.contains("before"), "{stdout}");
+        assert!(
+            !stdout.contains("never-runs"),
+            "stopped at the failure: {stdout}"
+        );
+        assert!(
+            stderr.contains("sh -c 'echo oops >&2; exit 3'")
+                && stderr.contains("exit code 3")
+                && stderr.contains("oops")
+                && stderr.contains(&format!("{prefix}ns1"))
+                && stderr.contains(":6:"),
+            "names the command, namespace, file line and output: {stderr}"
+        );
+        // Documented: the lab stays up as made.
+        let show = show_json(&lab);
+        assert_eq!(show["status"], "up");
+        drop(guard);
+    }
+    assert_clean(&prefix);
+}
+
+#[test]
+fn malformed_exec_lines_are_rejected_before_anything_is_made() {
+    let prefix = prefix("Le");
+    for (i, (body, want)) in [
+        ("      - ''\n", "empty"),
+        ("      - \"echo a\\u0007\"\n", "control character"),
+        ("      - {cmd: x}\n", "must be a string"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let f = topology_file(
+            &format!("Le-{i}"),
+            &format!("name: badexec\nnamespaces:\n  - name: ns1\n    exec:\n{body}"),
+        );
+        let e = fails(&["up", f.to_str().unwrap_or_default(), "--prefix", &prefix]);
+        assert!(e.contains(want), "{body}: {e}");
+        assert!(e.contains(":5:"), "names the line: {e}");
+    }
+    let f = topology_file(
+        "Le-x",
+        "name: badexec\nnamespaces:\n  - name: ns1\n    exec: echo not-a-list\n",
+    );
+    let e = fails(&["up", f.to_str().unwrap_or_default(), "--prefix", &prefix]);
+    assert!(e.contains("exec") || e.contains("list"), "{e}");
+    assert_clean(&prefix);
+}
+
+/// Brings a lab down on drop (for labs made by a file with extra checks on `up`).
+struct LabGuard(String);
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = vethscope(&["down", &self.0]);
+    }
+}
+
+/// A router namespace between a Linux bridge and a direct link, IPv4 and IPv6, with
+/// routes, namespace and interface sysctls, MTU, MAC and a startup command.
+const ROUTER_LAB: &str = r#"name: rt
+namespaces:
+  - name: ns1
+    routes: [{to: default, via: 10.1.1.1}, {to: default, via: "2001:db8:1::1"}]
+  - name: r1
+    sysctls: {net.ipv4.ip_forward: 1, net.ipv6.conf.all.forwarding: 1}
+    exec: ["echo router ready"]
+  - name: ns2
+    routes: [{to: 10.1.1.0/24, via: 10.1.2.1}, {to: "2001:db8:1::/64", via: "2001:db8:2::1"}]
+bridges:
+  - {name: br0, kind: linux}
+links:
+  - kind: veth
+    ends:
+      - {ns: ns1, name: eth0, addresses: [10.1.1.2/24, "2001:db8:1::2/64"], mtu: 1400}
+      - {bridge: br0, name: br0-ns1}
+  - kind: veth
+    ends:
+      - {ns: r1, name: eth0, addresses: [10.1.1.1/24, "2001:db8:1::1/64"], sysctls: {rp_filter: 2}}
+      - {bridge: br0, name: br0-r1}
+  - kind: veth
+    ends:
+      - {ns: r1, name: eth1, addresses: [10.1.2.1/24, "2001:db8:2::1/64"], mac: "02:00:00:00:02:01"}
+      - {ns: ns2, name: eth0, addresses: [10.1.2.2/24, "2001:db8:2::2/64"]}
+"#;
+
+/// save → down → up (the saved file, no prefix) → save: the same file, a working lab.
+fn round_trip(spec: &str, tag: &str, lab_name: &str, from: &str, to: &str) {
+    let prefix = prefix(tag);
+    let lab = format!("{prefix}{lab_name}");
+    {
+        let _guard = LabGuard(lab.clone());
+        ok(&["up", spec, "--prefix", &prefix]);
+        assert!(
+            ping(&format!("{prefix}{from}"), to, &[]),
+            "{spec}: ping before save"
+        );
+        let first = ok(&["save", &lab]);
+        ok(&["down", &lab]);
+        assert_clean(&prefix);
+        let saved = topology_file(&format!("{tag}-saved"), &first);
+        ok(&["up", saved.to_str().unwrap_or_default()]);
+        assert!(
+            ping(&format!("{prefix}{from}"), to, &[]),
+            "{spec}: ping after up of the saved file:\n{first}"
+        );
+        let second = ok(&["save", &lab]);
+        assert_eq!(first, second, "save → down → up → save differs");
+    }
+    assert_clean(&prefix);
+}
+
+#[test]
+fn save_down_up_save_gives_the_same_file_for_a_router_lab() {
+    let f = topology_file("Lf", ROUTER_LAB);
+    round_trip(
+        f.to_str().unwrap_or_default(),
+        "Lf",
+        "rt",
+        "ns1",
+        "10.1.2.2",
+    );
+}
+
+#[test]
+fn save_rejects_unknown_and_malformed_lab_names() {
+    for bad in ["Lh-no-such-lab", "../../etc/passwd", "", "a\nb"] {
+        let e = fails(&["save", bad]);
+        assert!(e.contains("no lab named"), "{bad:?}: {e}");
+    }
+}

@@ -1,0 +1,252 @@
+//! Attaching the object's programs: observers (trace, count) on pairs of TC hooks, the
+//! fast path on ingress with a pinned link, the drop counter on `skb:kfree_skb`.
+
+use std::path::Path;
+
+use aya::programs::{
+    LinkOrder, RawTracePoint, SchedClassifier, TcAttachType,
+    links::FdLink,
+    tc::{SchedClassifierLink, SchedClassifierLinkId, TcAttachOptions},
+};
+use vethscope_common::names::program;
+
+use super::{Probe, ProbeError, Target};
+use crate::netns;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+impl Direction {
+    fn attach_type(self) -> TcAttachType {
+        match self {
+            Direction::Ingress => TcAttachType::Ingress,
+            Direction::Egress => TcAttachType::Egress,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        }
+    }
+}
+
+/// Where in an interface's TCX chain a program goes: observers first, so they see a
+/// frame before a later program (the fast path) redirects it.
+#[derive(Clone, Copy, Debug)]
+pub enum Position {
+    First,
+    Last,
+}
+
+impl Position {
+    fn order(self) -> LinkOrder {
+        match self {
+            Position::First => LinkOrder::first(),
+            Position::Last => LinkOrder::last(),
+        }
+    }
+}
+
+/// A pair of programs that watch both directions of an interface and never change a
+/// packet's fate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Observer {
+    /// One event per ARP / ICMP / ICMPv6 packet into the trace ring.
+    Trace,
+    /// Packets and bytes per link, direction and class into the link counters.
+    Count,
+}
+
+impl Observer {
+    fn programs(self) -> [(&'static str, Direction); 2] {
+        match self {
+            Observer::Trace => [
+                (program::TRACE_INGRESS, Direction::Ingress),
+                (program::TRACE_EGRESS, Direction::Egress),
+            ],
+            Observer::Count => [
+                (program::COUNT_INGRESS, Direction::Ingress),
+                (program::COUNT_EGRESS, Direction::Egress),
+            ],
+        }
+    }
+}
+
+/// An observer's two TCX links on one interface, owned by the caller: dropping them
+/// detaches the programs, or, when the interface is already gone (the kernel then
+/// detached them itself), releases the kernel's link objects and our fds.
+pub struct ObserverLinks {
+    _links: [SchedClassifierLink; 2],
+}
+
+impl Probe {
+    /// Loads (verifies) an observer's programs without attaching them, so a verifier
+    /// rejection shows once, up front, not per interface.
+    pub fn load_observer(&mut self, observer: Observer) -> Result<(), ProbeError> {
+        for (name, _) in observer.programs() {
+            self.load_program(name)?;
+        }
+        Ok(())
+    }
+
+    /// Attaches `observer` to both directions of every target; the links stay with the
+    /// probe (detached when it is dropped). Returns how many programs were attached.
+    pub fn attach_observer(
+        &mut self,
+        observer: Observer,
+        targets: &[Target],
+        pos: Position,
+    ) -> Result<usize, ProbeError> {
+        let mut n = 0;
+        for t in targets {
+            for (name, dir) in observer.programs() {
+                self.attach_tc(name, t, dir, pos)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Attaches `observer` to both directions of `target` and hands the links to the
+    /// caller, for observers whose set of interfaces changes while they run (`serve`).
+    pub fn attach_observer_owned(
+        &mut self,
+        observer: Observer,
+        target: &Target,
+        pos: Position,
+    ) -> Result<ObserverLinks, ProbeError> {
+        let [(in_name, in_dir), (out_name, out_dir)] = observer.programs();
+        let ingress = self.attach_owned(in_name, target, in_dir, pos)?;
+        // If egress fails, `ingress` is dropped here, which detaches it again.
+        let egress = self.attach_owned(out_name, target, out_dir, pos)?;
+        Ok(ObserverLinks {
+            _links: [ingress, egress],
+        })
+    }
+
+    /// Attaches the fast path to `target`'s ingress, last in the chain (observers see
+    /// the frame first), and pins the TCX link at `pin`, so the attachment outlives
+    /// this process (removing the pin file detaches it).
+    pub fn attach_fastpath(&mut self, target: &Target, pin: &Path) -> Result<(), ProbeError> {
+        let name = program::FASTPATH_INGRESS;
+        let link = self.attach_owned(name, target, Direction::Ingress, Position::Last)?;
+        let attach_err = |message: String| attach_error(name, target, message);
+        let fd_link = FdLink::try_from(link).map_err(|e| attach_err(e.to_string()))?;
+        fd_link
+            .pin(pin)
+            .map(|_| ())
+            .map_err(|e| attach_err(format!("pin at {}: {e}", pin.display())))
+    }
+
+    /// Attaches the impairment program to `target`'s egress, last in the chain
+    /// (observers see a packet before it is dropped), and pins the TCX link at `pin`.
+    pub fn attach_impair(&mut self, target: &Target, pin: &Path) -> Result<(), ProbeError> {
+        let name = program::IMPAIR_EGRESS;
+        let link = self.attach_owned(name, target, Direction::Egress, Position::Last)?;
+        let attach_err = |message: String| attach_error(name, target, message);
+        let fd_link = FdLink::try_from(link).map_err(|e| attach_err(e.to_string()))?;
+        fd_link
+            .pin(pin)
+            .map(|_| ())
+            .map_err(|e| attach_err(format!("pin at {}: {e}", pin.display())))
+    }
+
+    /// The drop counter on the `kfree_skb` raw tracepoint; its link stays with the
+    /// program (detached when the probe goes). It only counts interfaces put on its
+    /// watch list.
+    pub fn attach_drop_counter(&mut self) -> Result<(), ProbeError> {
+        let name = program::DROPS_KFREE_SKB;
+        let prog: &mut RawTracePoint = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(ProbeError::NoProgram(name))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(e.to_string()))?;
+        prog.load().map_err(|e| ProbeError::Verifier {
+            program: name.to_string(),
+            message: e.to_string(),
+        })?;
+        prog.attach("kfree_skb")
+            .map_err(|e| ProbeError::AttachTracepoint {
+                program: name,
+                tracepoint: "kfree_skb",
+                message: e.to_string(),
+            })?;
+        Ok(())
+    }
+
+    /// Loads (verifies) a program into the kernel; idempotent.
+    pub(super) fn load_program(&mut self, name: &'static str) -> Result<(), ProbeError> {
+        let prog = self.classifier(name)?;
+        if prog.fd().is_err() {
+            prog.load().map_err(|e| ProbeError::Verifier {
+                program: name.to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn classifier(
+        &mut self,
+        name: &'static str,
+    ) -> Result<&mut SchedClassifier, ProbeError> {
+        self.ebpf
+            .program_mut(name)
+            .ok_or(ProbeError::NoProgram(name))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(e.to_string()))
+    }
+
+    /// Attaches like [`Probe::attach_tc`] but takes the TCX link from the program.
+    fn attach_owned(
+        &mut self,
+        name: &'static str,
+        target: &Target,
+        dir: Direction,
+        pos: Position,
+    ) -> Result<SchedClassifierLink, ProbeError> {
+        let id = self.attach_tc(name, target, dir, pos)?;
+        self.classifier(name)?
+            .take_link(id)
+            .map_err(|e| attach_error(name, target, e.to_string()))
+    }
+
+    /// The one place a TC program is attached. The interface name is resolved inside
+    /// the target's namespace (on a thread that entered it). The link stays with the
+    /// program unless a caller takes it.
+    fn attach_tc(
+        &mut self,
+        name: &'static str,
+        target: &Target,
+        dir: Direction,
+        pos: Position,
+    ) -> Result<SchedClassifierLinkId, ProbeError> {
+        self.load_program(name)?;
+        self.cookies.insert(target.cookie, target.netns.clone());
+        let prog = self.classifier(name)?;
+        let ifname = target.ifname.clone();
+        netns::run_in(&target.netns, move || {
+            prog.attach_with_options(
+                &ifname,
+                dir.attach_type(),
+                TcAttachOptions::TcxOrder(pos.order()),
+            )
+        })?
+        .map_err(|e| attach_error(name, target, e.to_string()))
+    }
+}
+
+fn attach_error(program: &str, target: &Target, message: String) -> ProbeError {
+    ProbeError::Attach {
+        program: program.to_string(),
+        ifname: target.ifname.clone(),
+        netns: target.netns.clone(),
+        message,
+    }
+}

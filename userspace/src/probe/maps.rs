@@ -1,0 +1,221 @@
+//! Typed handles on the object's maps: each method knows its map's name, key and value
+//! types, so callers never look a map up by string or convert it themselves.
+
+use std::{
+    collections::HashMap,
+    os::fd::{AsRawFd, RawFd},
+    path::Path,
+};
+
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use vethscope_common::{
+    FastpathCounters, FdbEntry, FdbKey, IfaceKey, ImpairConfig, ImpairCounters, TRACE_STAT_LOST,
+    TraceConfig, names::map,
+};
+
+use super::{Probe, ProbeError};
+
+/// The trace programs' ring buffer, taken out of the probe so the caller can register
+/// its fd with the async runtime.
+pub struct TraceRing(RingBuf<MapData>);
+
+impl TraceRing {
+    /// The next event's bytes (a [`vethscope_common::PacketEvent`]), or `None` when
+    /// the ring is empty. The item is released when dropped.
+    pub fn next_event(&mut self) -> Option<impl std::ops::Deref<Target = [u8]> + '_> {
+        self.0.next()
+    }
+}
+
+impl AsRawFd for TraceRing {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// The programs' aya-log messages (`trace --ebpf-log`), forwarded to `tracing`.
+pub struct KernelLog(Box<dyn LogBuffer>);
+
+/// aya-log's logger, whose type names the `log` crate's trait: erased here.
+trait LogBuffer: AsRawFd + Send {
+    fn flush(&mut self);
+}
+
+impl<T: log::Log + Send> LogBuffer for aya_log::EbpfLogger<T> {
+    fn flush(&mut self) {
+        aya_log::EbpfLogger::flush(self);
+    }
+}
+
+impl KernelLog {
+    /// Forwards every message waiting in the kernel's log buffer.
+    pub fn flush(&mut self) {
+        self.0.flush();
+    }
+}
+
+impl AsRawFd for KernelLog {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl Probe {
+    /// Takes the trace ring out of the probe (once).
+    pub fn take_trace_ring(&mut self) -> Result<TraceRing, ProbeError> {
+        self.take_map(map::TRACE_EVENTS).map(TraceRing)
+    }
+
+    /// The programs' log, when they were loaded with `ebpf_log` (once).
+    pub fn take_kernel_log(&mut self) -> Result<KernelLog, ProbeError> {
+        aya_log::EbpfLogger::init(&mut self.ebpf)
+            .map(|l| KernelLog(Box::new(l)))
+            .map_err(|e| ProbeError::map("AYA_LOGS", e))
+    }
+
+    /// Sets what the trace programs report.
+    pub fn set_trace_config(&mut self, config: TraceConfig) -> Result<(), ProbeError> {
+        let mut array: Array<&mut MapData, TraceConfig> = self.map_mut(map::TRACE_CONFIG)?;
+        array
+            .set(0, config, 0)
+            .map_err(|e| ProbeError::map(map::TRACE_CONFIG, e))
+    }
+
+    /// Events the kernel could not put into the trace ring (it was full), summed over CPUs.
+    pub fn trace_events_lost(&self) -> Result<u64, ProbeError> {
+        let stats: PerCpuArray<&MapData, u64> = self.map_ref(map::TRACE_STATS)?;
+        let values = stats
+            .get(&TRACE_STAT_LOST, 0)
+            .map_err(|e| ProbeError::map(map::TRACE_STATS, e))?;
+        Ok(values.iter().fold(0u64, |a, v| a.wrapping_add(*v)))
+    }
+
+    /// Makes the fast path's forwarding table exactly `wanted`: stale entries (a MAC
+    /// that changed, a port that went) would send frames to the wrong namespace.
+    pub fn sync_fastpath_table(&mut self, wanted: &[(FdbKey, FdbEntry)]) -> Result<(), ProbeError> {
+        let mut fdb: BpfHashMap<&mut MapData, FdbKey, FdbEntry> =
+            self.map_mut(map::FASTPATH_FDB)?;
+        let stale: Vec<FdbKey> = fdb
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !wanted.iter().any(|(w, _)| w == k))
+            .collect();
+        for k in stale {
+            let _ = fdb.remove(&k);
+        }
+        for (k, v) in wanted {
+            fdb.insert(k, v, 0)
+                .map_err(|e| ProbeError::map(map::FASTPATH_FDB, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The fast path's counters, opened from where a lab pinned them (no probe needed).
+pub struct FastpathStats(PerCpuHashMap<MapData, u32, FastpathCounters>);
+
+impl FastpathStats {
+    /// Opens the map pinned in `dir` (a lab's pin directory).
+    pub fn open_pinned(dir: &Path) -> Result<Self, ProbeError> {
+        let name = map::FASTPATH_STATS;
+        let data = MapData::from_pin(dir.join(name)).map_err(|e| ProbeError::map(name, e))?;
+        let map = Map::from_map_data(data).map_err(|e| ProbeError::map(name, e))?;
+        map.try_into()
+            .map(Self)
+            .map_err(|e| ProbeError::map(name, e))
+    }
+
+    /// Counters per host-side ingress ifindex, summed over CPUs.
+    pub fn totals(&self) -> HashMap<u32, FastpathCounters> {
+        self.0
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(ifindex, per_cpu)| {
+                let sum =
+                    per_cpu
+                        .iter()
+                        .fold(FastpathCounters::default(), |a, c| FastpathCounters {
+                            redirected: a.redirected.wrapping_add(c.redirected),
+                            passed: a.passed.wrapping_add(c.passed),
+                        });
+                (ifindex, sum)
+            })
+            .collect()
+    }
+}
+
+/// Opens map `name` pinned in `dir`.
+fn open_pinned<T: TryFrom<Map, Error = aya::maps::MapError>>(
+    dir: &Path,
+    name: &'static str,
+) -> Result<T, ProbeError> {
+    let data = MapData::from_pin(dir.join(name)).map_err(|e| ProbeError::map(name, e))?;
+    let map = Map::from_map_data(data).map_err(|e| ProbeError::map(name, e))?;
+    map.try_into().map_err(|e| ProbeError::map(name, e))
+}
+
+/// The impairment settings per end, opened from a lab's impairment pin directory.
+pub struct ImpairConfigPinned(BpfHashMap<MapData, IfaceKey, ImpairConfig>);
+
+impl ImpairConfigPinned {
+    pub fn open_pinned(dir: &Path) -> Result<Self, ProbeError> {
+        open_pinned(dir, map::IMPAIR_CONFIG).map(Self)
+    }
+
+    pub fn set(&mut self, key: IfaceKey, cfg: ImpairConfig) -> Result<(), ProbeError> {
+        self.0
+            .insert(key, cfg, 0)
+            .map_err(|e| ProbeError::map(map::IMPAIR_CONFIG, e))
+    }
+
+    pub fn remove(&mut self, key: IfaceKey) {
+        let _ = self.0.remove(&key);
+    }
+}
+
+/// The impairment program's counters per end, opened from where a lab pinned them.
+pub struct ImpairStats(PerCpuHashMap<MapData, IfaceKey, ImpairCounters>);
+
+impl ImpairStats {
+    pub fn open_pinned(dir: &Path) -> Result<Self, ProbeError> {
+        open_pinned(dir, map::IMPAIR_STATS).map(Self)
+    }
+
+    pub fn remove(&mut self, key: IfaceKey) {
+        let _ = self.0.remove(&key);
+    }
+
+    /// Counters per end, summed over CPUs.
+    pub fn totals(&self) -> HashMap<IfaceKey, ImpairCounters> {
+        self.0
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, per_cpu)| {
+                let sum = per_cpu
+                    .iter()
+                    .fold(ImpairCounters::default(), |a, c| ImpairCounters {
+                        seen: a.seen.wrapping_add(c.seen),
+                        dropped: a.dropped.wrapping_add(c.dropped),
+                        duplicated: a.duplicated.wrapping_add(c.duplicated),
+                        corrupted: a.corrupted.wrapping_add(c.corrupted),
+                    });
+                (k, sum)
+            })
+            .collect()
+    }
+}
+
+impl Probe {
+    /// Sets the impairment of one end in this object's settings map (the pinned one
+    /// when loaded with [`super::PinnableMap::ImpairConfig`]).
+    pub fn set_impair_config(
+        &mut self,
+        key: IfaceKey,
+        cfg: ImpairConfig,
+    ) -> Result<(), ProbeError> {
+        let mut m: BpfHashMap<&mut MapData, IfaceKey, ImpairConfig> =
+            self.map_mut(map::IMPAIR_CONFIG)?;
+        m.insert(key, cfg, 0)
+            .map_err(|e| ProbeError::map(map::IMPAIR_CONFIG, e))
+    }
+}
