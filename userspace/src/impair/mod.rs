@@ -10,7 +10,7 @@
 //!
 //! What is set where is recorded in `/run/vethscope/impair/LAB.json` ([`record`]).
 
-mod engine;
+pub mod engine;
 mod error;
 pub mod link_state;
 pub mod netem;
@@ -23,7 +23,7 @@ use std::fmt;
 
 use vethscope_common::ImpairCounters;
 
-pub use engine::events_pin;
+pub use engine::{counters, events_pin, key};
 pub use error::ImpairError;
 pub use record::{EndRecord, Record};
 pub use spec::{Impairment, SpecError};
@@ -229,6 +229,8 @@ pub async fn set(lab: &str, end: &EndRef, imp: &Impairment) -> Result<EndRecord,
         impairment: imp.clone(),
         qdisc: new_qdisc.map(|(k, _)| k.to_string()),
         ebpf: imp.needs_ebpf(),
+        netns_cookie: t.cookie,
+        ifindex: t.ifindex,
     };
     rec.upsert(entry.clone());
     record::write(lab, &rec)?;

@@ -20,6 +20,12 @@ pub struct EndRecord {
     /// True while the eBPF program is attached to this end.
     #[serde(default)]
     pub ebpf: bool,
+    /// The end's namespace cookie and ifindex: the key of its counters in the kernel,
+    /// so the exporter reads them without entering namespaces.
+    #[serde(default)]
+    pub netns_cookie: u64,
+    #[serde(default)]
+    pub ifindex: u32,
 }
 
 impl Record {
