@@ -41,6 +41,12 @@ pub mod event_flags {
     pub const VLAN: u8 = 1 << 0;
     /// The IPv4 header had options (IHL > 5).
     pub const IP_OPTIONS: u8 = 1 << 1;
+    /// Emitted by the impairment program: it dropped this packet.
+    pub const IMPAIR_DROP: u8 = 1 << 2;
+    /// Emitted by the impairment program: it sent a second copy of this packet.
+    pub const IMPAIR_DUPLICATE: u8 = 1 << 3;
+    /// Emitted by the impairment program: it flipped a bit of this packet.
+    pub const IMPAIR_CORRUPT: u8 = 1 << 4;
 }
 
 /// Bits of the trace filter (`TRACE_CONFIG.proto_mask`): which protocols produce events.
@@ -198,7 +204,8 @@ pub struct KernelOffsets {
     pub net_cookie: u32,
     /// Non-zero once userspace filled the offsets; the program does nothing before.
     pub valid: u32,
-    pub _pad: u32,
+    /// `struct sk_buff` → `ip_summed`, in *bits* (it is a 2-bit bitfield).
+    pub skb_ip_summed_bits: u32,
 }
 
 /// Key of the fast-path forwarding table: a destination MAC address within one
@@ -287,6 +294,31 @@ pub struct DropEvent {
     pub dst: [u8; 16],
 }
 
+/// One impaired interface end: the probabilities of the impairment program, each as a
+/// threshold against a 32-bit random number (`rand < threshold`). 0 never acts;
+/// 2^32 (100%) always acts, so 0% and 100% are exact.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImpairConfig {
+    pub loss: u64,
+    pub duplicate: u64,
+    pub corrupt: u64,
+}
+
+/// What the impairment program did on one end (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImpairCounters {
+    /// Packets the program saw (clones it made itself excluded).
+    pub seen: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+    pub corrupted: u64,
+}
+
+/// The kernel's `CHECKSUM_PARTIAL` value of `skb->ip_summed`.
+pub const CHECKSUM_PARTIAL: u8 = 3;
+
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
@@ -304,6 +336,8 @@ mod pod {
     unsafe impl aya::Pod for FastpathPort {}
     unsafe impl aya::Pod for FastpathCounters {}
     unsafe impl aya::Pod for DropEvent {}
+    unsafe impl aya::Pod for ImpairConfig {}
+    unsafe impl aya::Pod for ImpairCounters {}
 }
 
 #[cfg(test)]

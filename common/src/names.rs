@@ -34,6 +34,14 @@ pub mod map {
     pub const DIAG_OFFSETS: &str = "DIAG_OFFSETS";
     /// Ring buffer of [`crate::DropEvent`]s.
     pub const DIAG_DROPS: &str = "DIAG_DROPS";
+    /// Hash [`crate::IfaceKey`] → [`crate::ImpairConfig`]: impairment settings per end.
+    pub const IMPAIR_CONFIG: &str = "IMPAIR_CONFIG";
+    /// Per-CPU hash [`crate::IfaceKey`] → [`crate::ImpairCounters`].
+    pub const IMPAIR_STATS: &str = "IMPAIR_STATS";
+    /// Ring buffer of [`crate::PacketEvent`]s the impairment program dropped/duplicated/corrupted.
+    pub const IMPAIR_EVENTS: &str = "IMPAIR_EVENTS";
+    /// Per-CPU flag: set while the impairment program clones a packet.
+    pub const IMPAIR_CLONING: &str = "IMPAIR_CLONING";
 
     pub const ALL: &[&str] = &[
         TRACE_EVENTS,
@@ -49,6 +57,10 @@ pub mod map {
         DIAG_NETNS,
         DIAG_OFFSETS,
         DIAG_DROPS,
+        IMPAIR_CONFIG,
+        IMPAIR_STATS,
+        IMPAIR_EVENTS,
+        IMPAIR_CLONING,
     ];
 }
 
@@ -61,6 +73,8 @@ pub mod program {
     pub const COUNT_INGRESS: &str = "count_ingress";
     pub const COUNT_EGRESS: &str = "count_egress";
     pub const FASTPATH_INGRESS: &str = "fastpath_ingress";
+    /// Loss, duplication, corruption on TC egress of an impaired end.
+    pub const IMPAIR_EGRESS: &str = "impair_egress";
     /// Raw tracepoint on `skb:kfree_skb`.
     pub const DROPS_KFREE_SKB: &str = "drops_kfree_skb";
     /// Raw tracepoint on `skb:kfree_skb` reporting each dropped packet (`diagnose`).
@@ -73,6 +87,7 @@ pub mod program {
         COUNT_INGRESS,
         COUNT_EGRESS,
         FASTPATH_INGRESS,
+        IMPAIR_EGRESS,
         DROPS_KFREE_SKB,
         DIAG_KFREE_SKB,
     ];

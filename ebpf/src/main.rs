@@ -30,6 +30,8 @@ mod dropwatch;
 #[cfg(target_arch = "bpf")]
 mod fastpath;
 #[cfg(target_arch = "bpf")]
+mod impair;
+#[cfg(target_arch = "bpf")]
 mod kernel;
 #[cfg(target_arch = "bpf")]
 mod packet;

@@ -235,14 +235,17 @@ impl KernelBtf {
 
     /// Byte offset of `member` in `struct st`.
     pub fn offset(&self, st: &str, member: &str) -> Result<u32, BtfError> {
+        self.bit_offset(st, member).map(|b| b / 8)
+    }
+
+    /// Bit offset of `member` in `struct st` (for bitfields such as `sk_buff.ip_summed`).
+    pub fn bit_offset(&self, st: &str, member: &str) -> Result<u32, BtfError> {
         let id = self
             .find_struct(st)
             .ok_or_else(|| BtfError::NotFound(format!("struct {st}")))?;
-        self.member_bits(id, member, 0)
-            .map(|b| b / 8)
-            .ok_or_else(|| {
-                BtfError::NotFound(format!("member {member} of struct {st} in {}", self.source))
-            })
+        self.member_bits(id, member, 0).ok_or_else(|| {
+            BtfError::NotFound(format!("member {member} of struct {st} in {}", self.source))
+        })
     }
 }
 

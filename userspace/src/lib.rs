@@ -11,6 +11,7 @@ pub mod drift;
 pub mod exec;
 pub mod fastpath;
 pub mod fault;
+pub mod impair;
 pub mod inspect;
 pub mod kbtf;
 pub mod metrics;

@@ -6,6 +6,8 @@ mod bench_cmd;
 mod check_cmd;
 mod diagnose_cmd;
 mod fastpath_cmd;
+mod impair_check;
+mod impair_cmd;
 mod serve_cmd;
 mod tracing_cmd;
 mod wiring;
@@ -105,6 +107,22 @@ pub enum Command {
         #[command(subcommand)]
         action: FastpathAction,
     },
+    /// Impair packets leaving an interface end: loss, duplication, corruption, rate, delay.
+    #[command(
+        long_about = "Impair packets *leaving* one interface end of a live lab (each direction of a link is set on its own). \
+The settings replace the end's impairment; `vethscope impair LAB` lists them with exact per-action counters.\n\n\
+Engines: loss, duplicate and corrupt are done by an eBPF program on TC egress of the end (exact counts); \
+rate by a TBF queueing discipline; delay and jitter by netem (sch_netem), only when the kernel has it — \
+otherwise the command fails before changing anything. Corruption flips one bit that the receiver's \
+checksum check catches (an IPv4 header bit for TCP/UDP whose checksum a veth leaves to the receiver's trust).",
+        after_help = "Examples:\n  vethscope impair direct ns1/veth0 --loss 1% --duplicate 0.5%\n  vethscope impair bridge host/br-veth1 --rate 100mbit\n  vethscope impair direct ns1/veth0 --check      # configured vs achieved\n  vethscope impair direct ns1/veth0 --clear\n  vethscope impair direct                        # list, with counters"
+    )]
+    Impair(ImpairArgs),
+    /// Take a link down or up (both ends, like a pulled cable), or flap it.
+    #[command(
+        after_help = "Examples:\n  vethscope link direct ns1/veth0 down\n  vethscope link direct ns1/veth0 up\n  vethscope link direct ns1/veth0 flap --down 1s --up 2s --count 3"
+    )]
+    Link(LinkArgs),
     /// Measure throughput, latency and CPU of each wiring, side by side.
     #[command(
         after_help = "Examples:\n  vethscope bench --duration 5 --svg bench.svg --json bench.json\n  vethscope bench --wirings direct,bridge,fast-path --streams 4"
@@ -270,6 +288,65 @@ pub enum FastpathAction {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct ImpairArgs {
+    pub lab: String,
+    /// The end, as NS/IFNAME (host/IFNAME for the root namespace). Without it: list.
+    pub end: Option<String>,
+    /// Drop this share of packets (eBPF), e.g. 1% or 0.05%.
+    #[arg(long, allow_hyphen_values = true)]
+    pub loss: Option<String>,
+    /// Send a second copy of this share of packets (eBPF, bpf_clone_redirect).
+    #[arg(long, allow_hyphen_values = true)]
+    pub duplicate: Option<String>,
+    /// Flip one bit in this share of IP packets (eBPF); the receiver drops them as checksum errors.
+    #[arg(long, allow_hyphen_values = true)]
+    pub corrupt: Option<String>,
+    /// Shape to this rate (TBF), e.g. 100mbit, 1gbit, 10mbps (bytes).
+    #[arg(long, allow_hyphen_values = true)]
+    pub rate: Option<String>,
+    /// Hold packets back this long (netem; needs sch_netem), e.g. 20ms.
+    #[arg(long, allow_hyphen_values = true)]
+    pub delay: Option<String>,
+    /// Vary the delay by up to this much (netem), e.g. 2ms.
+    #[arg(long, allow_hyphen_values = true)]
+    pub jitter: Option<String>,
+    /// Remove the end's impairment.
+    #[arg(long, requires = "end", conflicts_with_all = ["loss", "duplicate", "corrupt", "rate", "delay", "jitter", "check"])]
+    pub clear: bool,
+    /// Probe the link (pings, a short TCP run) and print configured vs achieved; exit 1 when outside statistical bounds.
+    #[arg(long, requires = "end", conflicts_with_all = ["loss", "duplicate", "corrupt", "rate", "delay", "jitter"])]
+    pub check: bool,
+    /// List as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LinkAction {
+    Down,
+    Up,
+    Flap,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LinkArgs {
+    pub lab: String,
+    /// The end, as NS/IFNAME (host/IFNAME for the root namespace); its peer goes too.
+    pub end: String,
+    #[arg(value_enum)]
+    pub action: LinkAction,
+    /// flap: how long each down phase lasts.
+    #[arg(long, default_value = "1s")]
+    pub down: String,
+    /// flap: how long each up phase lasts.
+    #[arg(long, default_value = "2s")]
+    pub up: String,
+    /// flap: how many down/up rounds.
+    #[arg(long, default_value_t = 3)]
+    pub count: u32,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Wirings to compare, comma separated: direct, bridge, ovs, ovs-internal, fast-path, ovs-fast-path.
     #[arg(long, default_value = "direct,bridge,ovs,ovs-internal,fast-path")]
@@ -322,6 +399,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Diagnose(args) => diagnose_cmd::diagnose(args).await,
         Command::Serve(args) => serve_cmd::serve(args).await,
         Command::Fastpath { action } => fastpath_cmd::fastpath(action).await,
+        Command::Impair(args) => impair_cmd::impair(args).await,
+        Command::Link(args) => impair_cmd::link(args).await,
         Command::Bench(args) => bench_cmd::bench(args).await,
         Command::List => wiring::list().await,
         Command::Save { lab } => wiring::save(&lab).await,

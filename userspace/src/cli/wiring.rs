@@ -25,7 +25,12 @@ pub async fn up(
         progress: !dry_run,
         dry_run,
     };
-    match wire::up(&topo, &opts).await? {
+    // An impairment the kernel cannot do (delay without sch_netem) fails here, before
+    // anything is made.
+    crate::impair::preflight_topology(&topo)?;
+    let outcome = wire::up(&topo, &opts).await?;
+    let created = matches!(outcome, UpOutcome::Created { .. });
+    match outcome {
         UpOutcome::Planned { actions } => {
             if actions.is_empty() {
                 println!("lab {}: nothing to do", topo.name);
@@ -68,10 +73,35 @@ pub async fn up(
             topo.name
         ),
     }
+    if let Err(e) = apply_impairments(&topo).await {
+        // Nothing half-made: a lab this command created goes away again when its declared
+        // impairments fail; a lab that was already running is left as it was.
+        if !created {
+            return Err(e);
+        }
+        let _ = wire::down(&topo.name).await;
+        return Err(e.context(format!("lab {} was removed again", topo.name)));
+    }
     if fast_path {
         super::fastpath_cmd::enable(&topo.name).await?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn apply_impairments(topo: &crate::topology::Topology) -> anyhow::Result<()> {
+    let declared = crate::impair::declared(topo);
+    if declared.is_empty() {
+        return Ok(());
+    }
+    privileges::require(
+        "up (impairments)",
+        &[Cap::NetAdmin, Cap::SysAdmin, Cap::Bpf],
+    )?;
+    crate::impair::apply_topology(topo).await?;
+    for (end, imp) in declared {
+        println!("  {end}: {imp}");
+    }
+    Ok(())
 }
 
 pub async fn down(labs: &[String], all: bool) -> anyhow::Result<ExitCode> {

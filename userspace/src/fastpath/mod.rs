@@ -421,13 +421,28 @@ fn remove_pins(dir: &Path) -> Result<(), String> {
     names.sort_by_key(|n| !n.starts_with("link-"));
     let mut errors = Vec::new();
     for n in &names {
+        // A subdirectory belongs to another feature (impairments): not ours to remove.
+        if lab_dir
+            .stat(n)
+            .ok()
+            .flatten()
+            .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        {
+            continue;
+        }
         if let Err(e) = lab_dir.remove_file(n) {
             errors.push(e.to_string());
         }
     }
     drop(lab_dir);
-    if let Err(e) = root.remove_dir(name) {
-        errors.push(e.to_string());
+    // The lab's directory goes when no other feature still uses it.
+    match root.remove_dir(name) {
+        Err(crate::safefs::SafeFsError::Sys {
+            errno: nix::errno::Errno::ENOTEMPTY,
+            ..
+        }) => {}
+        Err(e) => errors.push(e.to_string()),
+        Ok(_) => {}
     }
     // The parent is ours too; it goes when empty (ENOTEMPTY otherwise: other labs).
     if let Ok(parent) = crate::safefs::Dir::system(Path::new(crate::safefs::BPF_ROOT)) {

@@ -153,6 +153,16 @@ pub fn from_view(view: &LabView, facts: &Facts) -> Plan {
     };
     for l in &view.links {
         match (l.kind.as_str(), &l.master, &l.peer) {
+            ("veth", Some(_), Some(_))
+                if l.netns == crate::topology::HOST && l.impair.is_some() =>
+            {
+                // A frame redirected to the peer would skip this port's egress, and with
+                // it the impairment set there.
+                plan.not_applicable.push(format!(
+                    "{}: it is impaired (`vethscope impair`), and the fast path would bypass that",
+                    l.name
+                ));
+            }
             ("veth", Some(master), Some(peer)) if l.netns == crate::topology::HOST => {
                 let mac = view
                     .link(&peer.netns, &peer.name)

@@ -84,6 +84,9 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
         });
     }
 
+    // What `impair` set on the lab's ends (an unreadable record shows as none here;
+    // `vethscope impair LAB` reports it).
+    let impairs = crate::impair::record::read(lab).unwrap_or_default();
     let mut raws: Vec<Raw> = Vec::new();
     let mut ns_views = Vec::new();
     for f in facts {
@@ -160,6 +163,10 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
                 addresses: r.addresses.clone(),
                 peer,
                 master,
+                admin_up: r.link.admin_up,
+                impair: impairs
+                    .end(&r.netns, &r.link.name)
+                    .map(|e| e.impairment.clone()),
                 sysctls: Default::default(),
             }
         })

@@ -41,6 +41,11 @@ pub struct LinkView {
     pub addresses: Vec<String>,
     pub peer: Option<PeerView>,
     pub master: Option<MasterView>,
+    /// Administratively up (`link LAB NS/IFNAME down` clears it on both ends).
+    pub admin_up: bool,
+    /// Impairment of packets leaving this end (`impair`), when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impair: Option<crate::impair::Impairment>,
     /// Forwarding-related sysctls of this interface (`ipv4.rp_filter`, …; see
     /// [`sysctls::INTERFACE_KEYS`]); empty for `lo`.
     pub sysctls: BTreeMap<String, String>,

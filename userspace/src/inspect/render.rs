@@ -41,6 +41,9 @@ pub fn text(view: &LabView) -> String {
                     let _ = write!(line, " (ofport {ofport})");
                 }
             }
+            if let Some(imp) = &l.impair {
+                let _ = write!(line, "  impair {imp}");
+            }
             let _ = writeln!(out, "{}", line.trim_end());
             // Interface sysctls only where they are not 0, the common case.
             let set = pairs(&l.sysctls, |k, v| v != "0" && !k.contains("disable_ipv6"));

@@ -59,6 +59,18 @@ pub struct LinkTable {
 }
 
 impl LinkTable {
+    /// Every lab in the table: those with links and those named on the command line.
+    pub fn labs(&self) -> BTreeSet<String> {
+        let mut labs = self.named_labs.clone();
+        labs.extend(
+            self.links
+                .values()
+                .filter(|l| !l.lab.is_empty())
+                .map(|l| l.lab.clone()),
+        );
+        labs
+    }
+
     pub fn new(named_labs: impl IntoIterator<Item = String>) -> Self {
         Self {
             links: HashMap::new(),

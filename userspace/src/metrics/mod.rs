@@ -11,6 +11,7 @@ mod collector;
 mod deadline_io;
 mod error;
 pub mod http;
+mod impair;
 mod links;
 mod maps;
 mod openmetrics;
@@ -60,6 +61,7 @@ fn registry(
     } else {
         None
     };
+    let impairments = impair::ImpairCollector::new(table.clone())?;
     let collector = LinkCollector::new(
         table,
         maps::CounterMaps::open(probe.ebpf())?,
@@ -69,6 +71,9 @@ fn registry(
     let registry = Registry::new();
     registry
         .register(Box::new(collector))
+        .map_err(|e| MetricsError::map("registry", e))?;
+    registry
+        .register(Box::new(impairments))
         .map_err(|e| MetricsError::map("registry", e))?;
     Ok(registry)
 }

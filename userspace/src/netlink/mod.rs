@@ -7,6 +7,7 @@ pub mod bridge;
 mod error;
 pub mod link;
 pub mod msg;
+mod qdisc;
 mod route_get;
 mod tables;
 pub mod tc;
@@ -21,6 +22,7 @@ use rtnetlink::packet_route::{
 
 pub use error::NetlinkError;
 pub use link::{LinkInfo, LinkState};
+pub use qdisc::RootQdisc;
 pub use route_get::RouteAnswer;
 pub use tables::{FdbEntry, NeighbourEntry, RouteEntry};
 

@@ -3,9 +3,11 @@
 //! counter on `skb:kfree_skb`.
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::path::Path;
 
 use aya::programs::{
     LinkOrder, RawTracePoint, SchedClassifier, TcAttachType,
+    links::FdLink,
     tc::{SchedClassifierLink, SchedClassifierLinkId, TcAttachOptions},
 };
 use vethscope_common::names::program;
@@ -173,6 +175,19 @@ impl Probe {
         let name = program::FASTPATH_INGRESS;
         let link = self.attach_owned(name, target, Direction::Ingress, Position::Last)?;
         Ok(FastpathTcxLink { _link: link })
+    }
+
+    /// Attaches the impairment program to `target`'s egress, last in the chain
+    /// (observers see a packet before it is dropped), and pins the TCX link at `pin`.
+    pub fn attach_impair(&mut self, target: &Target, pin: &Path) -> Result<(), ProbeError> {
+        let name = program::IMPAIR_EGRESS;
+        let link = self.attach_owned(name, target, Direction::Egress, Position::Last)?;
+        let attach_err = |message: String| attach_error(name, target, message);
+        let fd_link = FdLink::try_from(link).map_err(|e| attach_err(e.to_string()))?;
+        fd_link
+            .pin(pin)
+            .map(|_| ())
+            .map_err(|e| attach_err(format!("pin at {}: {e}", pin.display())))
     }
 
     /// The drop counter on the `kfree_skb` raw tracepoint; its link stays with the

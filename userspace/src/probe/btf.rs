@@ -28,7 +28,9 @@ pub fn kernel_offsets() -> Result<KernelOffsets, ProbeError> {
         dev_nd_net: offset(&btf, "net_device", "nd_net")? + offset(&btf, "possible_net_t", "net")?,
         net_cookie: offset(&btf, "net", "net_cookie")?,
         valid: 1,
-        _pad: 0,
+        skb_ip_summed_bits: btf
+            .bit_offset("sk_buff", "ip_summed")
+            .map_err(|e| ProbeError::Btf(e.to_string()))?,
     })
 }
 

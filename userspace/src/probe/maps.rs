@@ -9,7 +9,8 @@ use std::{
 
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use vethscope_common::{
-    FastpathCounters, FastpathPort, FdbEntry, FdbKey, TRACE_STAT_LOST, TraceConfig, names::map,
+    FastpathCounters, FastpathPort, FdbEntry, FdbKey, IfaceKey, ImpairConfig, ImpairCounters,
+    TRACE_STAT_LOST, TraceConfig, names::map,
 };
 
 use super::{Probe, ProbeError};
@@ -167,5 +168,81 @@ impl FastpathStats {
                 (ifindex, sum)
             })
             .collect()
+    }
+}
+
+/// Opens map `name` pinned in `dir`.
+fn open_pinned<T: TryFrom<Map, Error = aya::maps::MapError>>(
+    dir: &Path,
+    name: &'static str,
+) -> Result<T, ProbeError> {
+    let data = MapData::from_pin(dir.join(name)).map_err(|e| ProbeError::map(name, e))?;
+    let map = Map::from_map_data(data).map_err(|e| ProbeError::map(name, e))?;
+    map.try_into().map_err(|e| ProbeError::map(name, e))
+}
+
+/// The impairment settings per end, opened from a lab's impairment pin directory.
+pub struct ImpairConfigPinned(BpfHashMap<MapData, IfaceKey, ImpairConfig>);
+
+impl ImpairConfigPinned {
+    pub fn open_pinned(dir: &Path) -> Result<Self, ProbeError> {
+        open_pinned(dir, map::IMPAIR_CONFIG).map(Self)
+    }
+
+    pub fn set(&mut self, key: IfaceKey, cfg: ImpairConfig) -> Result<(), ProbeError> {
+        self.0
+            .insert(key, cfg, 0)
+            .map_err(|e| ProbeError::map(map::IMPAIR_CONFIG, e))
+    }
+
+    pub fn remove(&mut self, key: IfaceKey) {
+        let _ = self.0.remove(&key);
+    }
+}
+
+/// The impairment program's counters per end, opened from where a lab pinned them.
+pub struct ImpairStats(PerCpuHashMap<MapData, IfaceKey, ImpairCounters>);
+
+impl ImpairStats {
+    pub fn open_pinned(dir: &Path) -> Result<Self, ProbeError> {
+        open_pinned(dir, map::IMPAIR_STATS).map(Self)
+    }
+
+    pub fn remove(&mut self, key: IfaceKey) {
+        let _ = self.0.remove(&key);
+    }
+
+    /// Counters per end, summed over CPUs.
+    pub fn totals(&self) -> HashMap<IfaceKey, ImpairCounters> {
+        self.0
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, per_cpu)| {
+                let sum = per_cpu
+                    .iter()
+                    .fold(ImpairCounters::default(), |a, c| ImpairCounters {
+                        seen: a.seen.wrapping_add(c.seen),
+                        dropped: a.dropped.wrapping_add(c.dropped),
+                        duplicated: a.duplicated.wrapping_add(c.duplicated),
+                        corrupted: a.corrupted.wrapping_add(c.corrupted),
+                    });
+                (k, sum)
+            })
+            .collect()
+    }
+}
+
+impl Probe {
+    /// Sets the impairment of one end in this object's settings map (the pinned one
+    /// when loaded with [`super::PinnableMap::ImpairConfig`]).
+    pub fn set_impair_config(
+        &mut self,
+        key: IfaceKey,
+        cfg: ImpairConfig,
+    ) -> Result<(), ProbeError> {
+        let mut m: BpfHashMap<&mut MapData, IfaceKey, ImpairConfig> =
+            self.map_mut(map::IMPAIR_CONFIG)?;
+        m.insert(key, cfg, 0)
+            .map_err(|e| ProbeError::map(map::IMPAIR_CONFIG, e))
     }
 }

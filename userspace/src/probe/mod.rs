@@ -25,7 +25,7 @@ use vethscope_common::names::map;
 pub use attach::{Direction, FastpathTcxLink, Observer, ObserverLinks, Position};
 pub use dropwatch::DropRing;
 pub use error::ProbeError;
-pub use maps::{FastpathStats, KernelLog, TraceRing};
+pub use maps::{FastpathStats, ImpairConfigPinned, ImpairStats, KernelLog, TraceRing};
 pub use targets::{Target, TargetFilter, host_targets, lab_targets};
 
 /// The programs, built by build.rs from ebpf/ and embedded in the binary.
@@ -38,6 +38,9 @@ pub enum PinnableMap {
     FastpathFdb,
     FastpathPorts,
     FastpathStats,
+    ImpairConfig,
+    ImpairStats,
+    ImpairEvents,
 }
 
 impl PinnableMap {
@@ -47,6 +50,9 @@ impl PinnableMap {
             PinnableMap::FastpathFdb => map::FASTPATH_FDB,
             PinnableMap::FastpathPorts => map::FASTPATH_PORTS,
             PinnableMap::FastpathStats => map::FASTPATH_STATS,
+            PinnableMap::ImpairConfig => map::IMPAIR_CONFIG,
+            PinnableMap::ImpairStats => map::IMPAIR_STATS,
+            PinnableMap::ImpairEvents => map::IMPAIR_EVENTS,
         }
     }
 }

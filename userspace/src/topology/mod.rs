@@ -112,6 +112,9 @@ pub struct End {
     pub mac: Option<[u8; 6]>,
     /// Interface-scoped keys (`accept_local`, `ipv6.disable_ipv6`).
     pub sysctls: Vec<Sysctl>,
+    /// Impairment of packets leaving this end (`impair: {loss: 1%, rate: 100mbit}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impair: Option<crate::impair::Impairment>,
     pub pos: Pos,
 }
 

@@ -243,7 +243,16 @@ fn end(node: &Node<'_>, errs: &Errors<'_>, link: &str) -> Result<End, TopologyEr
     let object = format!("{link}, interface {name}{where_}");
     yaml::check_keys(
         &fields,
-        &["ns", "bridge", "name", "addresses", "mtu", "mac", "sysctls"],
+        &[
+            "ns",
+            "bridge",
+            "name",
+            "addresses",
+            "mtu",
+            "mac",
+            "sysctls",
+            "impair",
+        ],
         errs,
         &object,
     )?;
@@ -274,6 +283,7 @@ fn end(node: &Node<'_>, errs: &Errors<'_>, link: &str) -> Result<End, TopologyEr
         mtu: None,
         mac: None,
         sysctls: Vec::new(),
+        impair: None,
         pos: at,
     };
     for (key, value, _) in &fields {
@@ -300,6 +310,7 @@ fn end(node: &Node<'_>, errs: &Errors<'_>, link: &str) -> Result<End, TopologyEr
                 })?);
             }
             "sysctls" => end.sysctls = sysctls(value, errs, &object)?,
+            "impair" => end.impair = Some(impair(value, errs, &object)?),
             _ => {}
         }
     }
@@ -401,6 +412,32 @@ fn sysctls(node: &Node<'_>, errs: &Errors<'_>, object: &str) -> Result<Vec<Sysct
             Ok(Sysctl { key, value, pos })
         })
         .collect()
+}
+
+/// `impair: {loss: 1%, rate: 100mbit, ...}`: each value checked where it is written.
+fn impair(
+    node: &Node<'_>,
+    errs: &Errors<'_>,
+    object: &str,
+) -> Result<crate::impair::Impairment, TopologyError> {
+    use crate::impair::spec::KEYS;
+    let fields = yaml::entries(node, errs, object)?;
+    yaml::check_keys(&fields, &KEYS, errs, object)?;
+    let mut imp = crate::impair::Impairment::default();
+    for (key, value, _) in &fields {
+        let text = yaml::scalar_text(value).ok_or_else(|| {
+            errs.at(
+                yaml::pos(value),
+                object,
+                format!("impairment `{key}` needs a plain value like 1% or 100mbit"),
+            )
+        })?;
+        imp.set(key, &text)
+            .map_err(|e| errs.hint(yaml::pos(value), object, e.message, e.hint))?;
+    }
+    imp.validate()
+        .map_err(|e| errs.hint(yaml::pos(node), object, e.message, e.hint))?;
+    Ok(imp)
 }
 
 fn mtu(node: &Node<'_>, errs: &Errors<'_>, object: &str) -> Result<u32, TopologyError> {

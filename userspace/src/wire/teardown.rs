@@ -118,6 +118,11 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
     if let Err(e) = crate::fastpath::disable_locked(lab).await {
         errors.push(e.to_string());
     }
+    // Impairments: pinned programs and maps, and the record. Their qdiscs and link
+    // states go with the interfaces below.
+    if let Err(e) = crate::impair::remove_lab(lab) {
+        errors.push(e.to_string());
+    }
     fault::point("fast path removed");
 
     // 1. OVS first: deleting a port closes vswitchd's tap of an internal port, which
