@@ -2,6 +2,7 @@
 //! per-CPU hash; nothing is sent to userspace per packet.
 
 use aya_ebpf::{
+    bindings::tcx_action_base::TCX_NEXT,
     macros::{classifier, map},
     maps::PerCpuHashMap,
     programs::TcContext,
@@ -11,7 +12,7 @@ use vethscope_common::{
     names::{map, program},
 };
 
-use crate::{kernel::skb_netns_cookie, parse::classify, trace::TC_NEXT};
+use crate::{kernel::skb_netns_cookie, parse::classify};
 
 /// Sized for thousands of links × 2 directions × 6 classes.
 #[map]
@@ -23,18 +24,20 @@ named!(count_egress, program::COUNT_EGRESS);
 
 #[classifier]
 pub fn count_ingress(ctx: TcContext) -> i32 {
-    try_count(&ctx, direction::INGRESS);
-    TC_NEXT
+    match try_count(&ctx, direction::INGRESS) {
+        Ok(r) | Err(r) => r,
+    }
 }
 
 #[classifier]
 pub fn count_egress(ctx: TcContext) -> i32 {
-    try_count(&ctx, direction::EGRESS);
-    TC_NEXT
+    match try_count(&ctx, direction::EGRESS) {
+        Ok(r) | Err(r) => r,
+    }
 }
 
 #[inline(always)]
-fn try_count(ctx: &TcContext, dir: u8) {
+fn try_count(ctx: &TcContext, dir: u8) -> Result<i32, i32> {
     let key = LinkKey {
         netns_cookie: skb_netns_cookie(ctx.skb.skb as u64),
         // SAFETY: reading a field of the context the kernel passed us.
@@ -61,4 +64,5 @@ fn try_count(ctx: &TcContext, dir: u8) {
             );
         }
     }
+    Ok(TCX_NEXT)
 }

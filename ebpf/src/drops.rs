@@ -25,32 +25,36 @@ named!(drops_kfree_skb, program::DROPS_KFREE_SKB);
 
 #[raw_tracepoint(tracepoint = "kfree_skb")]
 pub fn drops_kfree_skb(ctx: RawTracePointContext) -> i32 {
-    let _ = try_drops(&ctx);
-    0
+    // A raw tracepoint's return value is ignored; 0 by convention.
+    match try_drops(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
 }
 
 #[inline(always)]
-fn try_drops(ctx: &RawTracePointContext) -> Option<()> {
-    let off = KERNEL_OFFSETS.get(0)?;
+fn try_drops(ctx: &RawTracePointContext) -> Result<i32, i32> {
+    let off = KERNEL_OFFSETS.get(0).ok_or(0)?;
     if off.valid == 0 {
-        return None;
+        return Err(0);
     }
     // TP_PROTO(struct sk_buff *skb, void *location, enum skb_drop_reason reason, ...)
     let skb: u64 = ctx.arg(0);
     let reason: u64 = ctx.arg(2);
-    let dev: u64 = read_kernel(skb + u64::from(off.skb_dev))?;
+    let dev: u64 = read_kernel(skb + u64::from(off.skb_dev)).ok_or(0)?;
     if dev == 0 {
-        return None;
+        return Ok(0);
     }
-    let ifindex: u32 = read_kernel(dev + u64::from(off.dev_ifindex))?;
-    let cookie = dev_netns_cookie(off, dev)?;
+    let ifindex: u32 = read_kernel(dev + u64::from(off.dev_ifindex)).ok_or(0)?;
+    let cookie = dev_netns_cookie(off, dev).ok_or(0)?;
     let watch = IfaceKey {
         netns_cookie: cookie,
         ifindex,
         _pad: [0; 4],
     };
     // SAFETY: plain lookup in a map we own.
-    unsafe { DROP_WATCH.get(watch) }?;
+    if unsafe { DROP_WATCH.get(watch) }.is_none() {
+        return Ok(0);
+    }
     let key = DropKey {
         netns_cookie: cookie,
         ifindex,
@@ -63,5 +67,5 @@ fn try_drops(ctx: &RawTracePointContext) -> Option<()> {
             let _ = DROP_COUNTERS.insert(key, 1u64, 0);
         }
     }
-    Some(())
+    Ok(0)
 }

@@ -5,6 +5,7 @@
 //! unchanged to the bridge, which decides as it always does.
 
 use aya_ebpf::{
+    bindings::tcx_action_base::TCX_NEXT,
     helpers::bpf_redirect_peer,
     macros::{classifier, map},
     maps::{HashMap, PerCpuHashMap},
@@ -15,10 +16,7 @@ use vethscope_common::{
     names::{map, program},
 };
 
-use crate::{
-    packet::{read, read_be16},
-    trace::TC_NEXT,
-};
+use crate::packet::{read, read_be16};
 
 /// (bridge, VLAN, destination MAC) → host-side veth end whose peer owns that MAC.
 /// Filled by userspace only with ports the bridge forwards to.
@@ -43,7 +41,9 @@ const ETH_P_8021AD: u16 = 0x88a8;
 
 #[classifier]
 pub fn fastpath_ingress(ctx: TcContext) -> i32 {
-    try_fastpath(&ctx)
+    match try_fastpath(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
 }
 
 #[inline(always)]
@@ -68,28 +68,28 @@ fn count(ifindex: u32, redirected: bool) {
 }
 
 #[inline(always)]
-fn try_fastpath(ctx: &TcContext) -> i32 {
+fn try_fastpath(ctx: &TcContext) -> Result<i32, i32> {
     // SAFETY: reading a field of the context the kernel passed us.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     // SAFETY: plain lookup in a map we own; the value is copied out at once.
     let Some(port) = (unsafe { FASTPATH_PORTS.get(ifindex) }).copied() else {
         // A port the bridge does not forward from (blocked, excluded): not ours to judge.
-        return TC_NEXT;
+        return Ok(TCX_NEXT);
     };
     let Some(dst) = read::<[u8; 6]>(ctx, 0) else {
-        return TC_NEXT;
+        return Ok(TCX_NEXT);
     };
     // Group bit set: broadcast or multicast (ARP requests, ND) go through the bridge.
     if dst[0] & 1 != 0 {
         count(ifindex, false);
-        return TC_NEXT;
+        return Ok(TCX_NEXT);
     }
     if port.flags & FASTPATH_VLAN_AWARE != 0 {
         // The bridge would classify a tagged frame by its tag: leave it to the bridge.
         match read_be16(ctx, 12) {
             Some(ETH_P_8021Q) | Some(ETH_P_8021AD) | None => {
                 count(ifindex, false);
-                return TC_NEXT;
+                return Ok(TCX_NEXT);
             }
             Some(_) => {}
         }
@@ -110,12 +110,12 @@ fn try_fastpath(ctx: &TcContext) -> i32 {
                     && e.flags & u32::from(FASTPATH_ISOLATED) != 0) =>
         {
             count(ifindex, true);
-            // SAFETY: helper call; returns TC_ACT_REDIRECT on success.
-            unsafe { bpf_redirect_peer(e.ifindex, 0) as i32 }
+            // SAFETY: helper call; returns TCX_REDIRECT (TC_ACT_REDIRECT) on success.
+            Ok(unsafe { bpf_redirect_peer(e.ifindex, 0) as i32 })
         }
         _ => {
             count(ifindex, false);
-            TC_NEXT
+            Ok(TCX_NEXT)
         }
     }
 }

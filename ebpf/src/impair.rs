@@ -8,6 +8,7 @@
 //! can show the hop that ate or changed a packet.
 
 use aya_ebpf::{
+    bindings::tcx_action_base::TCX_NEXT,
     helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_redirect},
     macros::{classifier, map},
     maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
@@ -22,7 +23,6 @@ use crate::{
     kernel::{KERNEL_OFFSETS, read_kernel, skb_netns_cookie},
     packet::{read, read_be16},
     parse::{l3, parse},
-    trace::TC_NEXT,
 };
 
 /// No interface has index 0: a redirect there is a silent loss.
@@ -63,7 +63,9 @@ static IMPAIR_CLONING: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 #[classifier]
 pub fn impair_egress(ctx: TcContext) -> i32 {
-    try_impair(&ctx)
+    match try_impair(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
 }
 
 #[inline(always)]
@@ -86,9 +88,9 @@ fn set_cloning(on: bool) {
 }
 
 #[inline(always)]
-fn try_impair(ctx: &TcContext) -> i32 {
+fn try_impair(ctx: &TcContext) -> Result<i32, i32> {
     if cloning() {
-        return TC_NEXT;
+        return Ok(TCX_NEXT);
     }
     // SAFETY: reading a field of the context the kernel passed us.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
@@ -99,7 +101,7 @@ fn try_impair(ctx: &TcContext) -> i32 {
     };
     // SAFETY: plain lookup; the value is copied out at once.
     let Some(cfg) = (unsafe { IMPAIR_CONFIG.get(key) }).copied() else {
-        return TC_NEXT;
+        return Ok(TCX_NEXT);
     };
     let mut c = ImpairCounters {
         seen: 1,
@@ -110,7 +112,7 @@ fn try_impair(ctx: &TcContext) -> i32 {
         count(key, &c);
         emit(ctx, key, event_flags::IMPAIR_DROP);
         // SAFETY: helper without pointers; returns TC_ACT_REDIRECT.
-        return unsafe { bpf_redirect(NO_IFINDEX, 0) } as i32;
+        return Ok(unsafe { bpf_redirect(NO_IFINDEX, 0) } as i32);
     }
     if chance(cfg.corrupt)
         && let Some(at) = corrupt_offset(ctx)
@@ -132,7 +134,7 @@ fn try_impair(ctx: &TcContext) -> i32 {
         }
     }
     count(key, &c);
-    TC_NEXT
+    Ok(TCX_NEXT)
 }
 
 #[inline(always)]

@@ -1,6 +1,7 @@
 //! Trace programs: one event per ARP / ICMP / ICMPv6 packet into a ring buffer.
 
 use aya_ebpf::{
+    bindings::tcx_action_base::TCX_NEXT,
     helpers::{bpf_ktime_get_ns, bpf_skb_load_bytes},
     macros::{classifier, map},
     maps::{Array, PerCpuArray, RingBuf},
@@ -15,10 +16,6 @@ use vethscope_common::{
 };
 
 use crate::{kernel::skb_netns_cookie, parse::parse};
-
-/// Observers return "next program" (TC_ACT_UNSPEC, TCX_NEXT) so they never change the
-/// fate of a packet and later programs (the fast path) still run.
-pub const TC_NEXT: i32 = -1;
 
 #[map]
 static TRACE_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 24, 0);
@@ -39,19 +36,24 @@ named!(trace_egress, program::TRACE_EGRESS);
 /// Does nothing: the baseline of BPF_PROG_TEST_RUN's own cost in benchmarks.
 #[classifier]
 pub fn noop(_ctx: TcContext) -> i32 {
-    TC_NEXT
+    TCX_NEXT
 }
 
+// Observers (trace, count) always answer TCX_NEXT (= TC_ACT_UNSPEC): they never change
+// the fate of a packet and later programs (the fast path) still run. Every entry point
+// has the same shape: `try_*` returns Ok(action), or Err(action) when it gave up.
 #[classifier]
 pub fn trace_ingress(ctx: TcContext) -> i32 {
-    try_trace(&ctx, direction::INGRESS);
-    TC_NEXT
+    match try_trace(&ctx, direction::INGRESS) {
+        Ok(r) | Err(r) => r,
+    }
 }
 
 #[classifier]
 pub fn trace_egress(ctx: TcContext) -> i32 {
-    try_trace(&ctx, direction::EGRESS);
-    TC_NEXT
+    match try_trace(&ctx, direction::EGRESS) {
+        Ok(r) | Err(r) => r,
+    }
 }
 
 #[inline(always)]
@@ -77,17 +79,18 @@ fn wanted(p: u8) -> (bool, bool) {
 }
 
 #[inline(always)]
-fn try_trace(ctx: &TcContext, dir: u8) {
+fn try_trace(ctx: &TcContext, dir: u8) -> Result<i32, i32> {
+    // Not ARP / ICMP / ICMPv6, or not a traced protocol: nothing to report.
     let Some(p) = parse(ctx) else {
-        return;
+        return Ok(TCX_NEXT);
     };
     let (traced, capture) = wanted(p.proto);
     if !traced {
-        return;
+        return Ok(TCX_NEXT);
     }
     let Some(mut entry) = TRACE_EVENTS.reserve::<PacketEvent>(0) else {
         bump(TRACE_STAT_LOST);
-        return;
+        return Err(TCX_NEXT);
     };
     let ev = entry.as_mut_ptr();
     // SAFETY: `ev` points to reserved ring-buffer memory of the right size; every
@@ -132,4 +135,5 @@ fn try_trace(ctx: &TcContext, dir: u8) {
     debug!(ctx, "traced proto {} on ifindex {}", p.proto, unsafe {
         (*ctx.skb.skb).ifindex
     });
+    Ok(TCX_NEXT)
 }
