@@ -76,7 +76,7 @@ fn attach_tcx(probe: &mut Probe, ns: &str, names: &[String]) -> Row {
         netns: ns.to_string(),
         ifname: ifname.to_string(),
         ifindex: 0,
-        kind: "bridge-port".into(),
+        kind: vethscope::probe::LinkKind::BridgePort,
         peer_netns: String::new(),
         peer_ifname: String::new(),
         cookie: 0,

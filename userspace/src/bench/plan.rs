@@ -62,13 +62,28 @@ impl Wiring {
             })
     }
 
+    /// One `--wirings` value (clap splits the list at commas).
+    pub fn parse_arg(name: &str) -> Result<Self, BenchError> {
+        Self::parse(name.trim())
+    }
+
     /// A comma-separated list, in the order given; repeats are dropped.
     pub fn parse_list(list: &str) -> Result<Vec<Self>, BenchError> {
+        let all = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Self::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::unique(&all)
+    }
+
+    /// The wirings in the order given, repeats dropped; at least one.
+    pub fn unique(list: &[Self]) -> Result<Vec<Self>, BenchError> {
         let mut out = Vec::new();
-        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let w = Self::parse(name)?;
-            if !out.contains(&w) {
-                out.push(w);
+        for w in list {
+            if !out.contains(w) {
+                out.push(*w);
             }
         }
         if out.is_empty() {

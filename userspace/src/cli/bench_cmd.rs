@@ -14,7 +14,7 @@ use crate::{
 
 pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let cfg = BenchConfig {
-        wirings: Wiring::parse_list(&args.wirings)?,
+        wirings: Wiring::unique(&args.wirings)?,
         duration_s: args.duration,
         streams: args.streams,
         rounds: args.rounds,

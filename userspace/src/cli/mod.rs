@@ -193,9 +193,14 @@ pub struct TraceArgs {
     /// Stop after this many completed paths.
     #[arg(long)]
     pub count: Option<usize>,
-    /// Protocols to trace, comma separated: arp, icmp, icmpv6.
-    #[arg(long, default_value = "arp,icmp,icmpv6")]
-    pub proto: String,
+    /// Protocols to trace, comma separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "arp,icmp,icmpv6"
+    )]
+    pub proto: Vec<crate::trace::Proto>,
     /// Only interfaces in this namespace.
     #[arg(long = "ns", value_parser = parse_netns)]
     pub netns: Option<String>,
@@ -349,8 +354,13 @@ pub struct LinkArgs {
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Wirings to compare, comma separated: direct, bridge, ovs, ovs-internal, fast-path, ovs-fast-path.
-    #[arg(long, default_value = "direct,bridge,ovs,ovs-internal,fast-path")]
-    pub wirings: String,
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = crate::bench::Wiring::parse_arg,
+        default_value = "direct,bridge,ovs,ovs-internal,fast-path"
+    )]
+    pub wirings: Vec<crate::bench::Wiring>,
     /// Seconds per measurement.
     #[arg(long, default_value_t = 5.0, value_parser = args::bench_seconds)]
     pub duration: f64,

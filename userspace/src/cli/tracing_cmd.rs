@@ -20,7 +20,7 @@ pub async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
             .map(|d| seconds("--duration", d))
             .transpose()?,
         count: args.count,
-        proto_mask: trace::parse_protos(&args.proto)?,
+        proto_mask: trace::Proto::mask_of(&args.proto),
         filter: TargetFilter {
             netns: args.netns,
             ifname: args.iface,

@@ -172,7 +172,7 @@ impl Session {
                 netns: r.netns.clone(),
                 ifname: r.ifname.clone(),
                 ifindex: l.ifindex,
-                kind: l.kind.clone(),
+                kind: crate::probe::LinkKind::of_view(l).unwrap_or(crate::probe::LinkKind::Veth),
                 peer_netns: String::new(),
                 peer_ifname: String::new(),
                 cookie,

@@ -136,7 +136,7 @@ pub(crate) fn resolve_in(view: &LabView, lab: &str, end: &EndRef) -> Result<Live
             netns: end.netns.clone(),
             ifname: end.ifname.clone(),
             ifindex: link.ifindex,
-            kind: link.kind.clone(),
+            kind: crate::probe::LinkKind::of_view(link).unwrap_or(crate::probe::LinkKind::Veth),
             peer_netns: link
                 .peer
                 .as_ref()

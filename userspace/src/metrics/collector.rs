@@ -155,7 +155,7 @@ fn link_labels(l: &LinkLabels) -> Vec<LabelPair> {
         label("ifname", &l.ifname),
         label("peer_netns", &l.peer_netns),
         label("peer_ifname", &l.peer_ifname),
-        label("kind", &l.kind),
+        label("kind", l.kind.as_str()),
     ]
 }
 

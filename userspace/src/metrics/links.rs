@@ -6,7 +6,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::{probe::Target, topology::HOST};
+use crate::{
+    probe::{LinkKind, Target},
+    topology::HOST,
+};
 
 /// An interface as the kernel names it in counter keys: (namespace cookie, ifindex).
 pub type LinkId = (u64, u32);
@@ -22,8 +25,7 @@ pub struct LinkLabels {
     pub ifname: String,
     pub peer_netns: String,
     pub peer_ifname: String,
-    /// veth, bridge-port, ovs-port, ovs-internal, lo.
-    pub kind: String,
+    pub kind: LinkKind,
 }
 
 impl LinkLabels {
@@ -34,15 +36,13 @@ impl LinkLabels {
             ifname: target.ifname.clone(),
             peer_netns: target.peer_netns.clone(),
             peer_ifname: target.peer_ifname.clone(),
-            kind: target.kind.clone(),
+            kind: target.kind,
         }
     }
 
     /// A host-side port of a bridge: where the fast path (if enabled) counts frames.
     pub fn is_fastpath_port(&self) -> bool {
-        !self.lab.is_empty()
-            && self.netns == HOST
-            && (self.kind == "bridge-port" || self.kind == "ovs-port")
+        !self.lab.is_empty() && self.netns == HOST && self.kind.is_bridge_port()
     }
 }
 
@@ -124,7 +124,7 @@ mod tests {
             ifname: "x".into(),
             peer_netns: String::new(),
             peer_ifname: String::new(),
-            kind: kind.into(),
+            kind: kind.parse().expect("a link kind"),
         }
     }
 

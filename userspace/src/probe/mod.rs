@@ -26,7 +26,7 @@ pub use attach::{Direction, FastpathTcxLink, Observer, ObserverLinks, Position};
 pub use dropwatch::DropRing;
 pub use error::ProbeError;
 pub use maps::{FastpathStats, ImpairConfigPinned, ImpairStats, KernelLog, TraceRing};
-pub use targets::{Target, TargetFilter, host_targets, lab_targets};
+pub use targets::{LinkKind, Target, TargetFilter, host_targets, lab_targets};
 
 /// The programs, built by build.rs from ebpf/ and embedded in the binary.
 static EBPF_OBJECT: &[u8] =

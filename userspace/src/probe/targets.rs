@@ -4,14 +4,85 @@
 
 use crate::{inspect, netlink::Netlink, netns, topology::HOST};
 
+/// What an observed interface is in its lab's wiring: the `kind` of a trace target and
+/// the `kind` label of the per-link metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkKind {
+    /// A veth end that is not a bridge port.
+    Veth,
+    /// A veth end enslaved to a Linux bridge.
+    BridgePort,
+    /// A veth end that is a port of an OVS bridge.
+    OvsPort,
+    /// An OVS internal port.
+    OvsInternal,
+    /// `lo` of a lab namespace.
+    Lo,
+}
+
+impl LinkKind {
+    /// What a link of `show`'s view is to an observer; `None` for links nothing
+    /// attaches to (bridges, the root namespace's `lo`).
+    pub fn of_view(l: &crate::inspect::LinkView) -> Option<LinkKind> {
+        Some(match (l.kind.as_str(), &l.master) {
+            ("lo", _) if l.netns != HOST => LinkKind::Lo,
+            ("veth", Some(m)) if m.kind == "ovs" => LinkKind::OvsPort,
+            ("veth", Some(_)) => LinkKind::BridgePort,
+            ("veth", None) => LinkKind::Veth,
+            ("ovs-internal", _) => LinkKind::OvsInternal,
+            _ => return None,
+        })
+    }
+
+    pub const ALL: [LinkKind; 5] = [
+        LinkKind::Veth,
+        LinkKind::BridgePort,
+        LinkKind::OvsPort,
+        LinkKind::OvsInternal,
+        LinkKind::Lo,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Veth => "veth",
+            LinkKind::BridgePort => "bridge-port",
+            LinkKind::OvsPort => "ovs-port",
+            LinkKind::OvsInternal => "ovs-internal",
+            LinkKind::Lo => "lo",
+        }
+    }
+
+    /// A port of a Linux or OVS bridge.
+    pub fn is_bridge_port(self) -> bool {
+        matches!(self, LinkKind::BridgePort | LinkKind::OvsPort)
+    }
+}
+
+impl std::fmt::Display for LinkKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LinkKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown link kind `{s}`"))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     pub lab: String,
     pub netns: String,
     pub ifname: String,
     pub ifindex: u32,
-    /// veth, bridge-port, ovs-port, ovs-internal, lo.
-    pub kind: String,
+    pub kind: LinkKind,
     pub peer_netns: String,
     pub peer_ifname: String,
     /// Namespace cookie, as the programs see it.
@@ -42,13 +113,8 @@ pub async fn lab_targets(
     // fresh thread, and `serve` re-lists labs of hundreds of links every few seconds.
     let mut cookies: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     for l in &view.links {
-        let kind = match (l.kind.as_str(), &l.master) {
-            ("lo", _) if l.netns != HOST => "lo",
-            ("veth", Some(m)) if m.kind == "ovs" => "ovs-port",
-            ("veth", Some(_)) => "bridge-port",
-            ("veth", None) => "veth",
-            ("ovs-internal", _) => "ovs-internal",
-            _ => continue,
+        let Some(kind) = LinkKind::of_view(l) else {
+            continue;
         };
         if !filter.keeps(&l.netns, &l.name) {
             continue;
@@ -58,7 +124,7 @@ pub async fn lab_targets(
             netns: l.netns.clone(),
             ifname: l.name.clone(),
             ifindex: l.ifindex,
-            kind: kind.to_string(),
+            kind,
             peer_netns: l.peer.as_ref().map(|p| p.netns.clone()).unwrap_or_default(),
             peer_ifname: l.peer.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
             cookie: match cookies.get(&l.netns) {
@@ -85,9 +151,9 @@ pub async fn host_targets(filter: &TargetFilter) -> Result<Vec<Target>, super::P
         let cookie = netns::cookie(&ns)?;
         for l in nl.links().await? {
             let kind = if l.is_veth() {
-                "veth"
+                LinkKind::Veth
             } else if l.name == "lo" && ns != HOST {
-                "lo"
+                LinkKind::Lo
             } else {
                 continue;
             };
@@ -99,7 +165,7 @@ pub async fn host_targets(filter: &TargetFilter) -> Result<Vec<Target>, super::P
                 netns: ns.clone(),
                 ifname: l.name.clone(),
                 ifindex: l.index,
-                kind: kind.to_string(),
+                kind,
                 peer_netns: String::new(),
                 peer_ifname: String::new(),
                 cookie,

@@ -64,17 +64,26 @@ pub struct TraceSummary {
     pub paths: u64,
 }
 
-pub fn parse_protos(list: &str) -> Result<u32, TraceError> {
-    let mut mask = 0;
-    for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        mask |= match p {
-            "arp" => proto_mask::ARP,
-            "icmp" => proto_mask::ICMP,
-            "icmpv6" => proto_mask::ICMPV6,
-            other => return Err(TraceError::UnknownProto(other.to_string())),
-        };
+/// A protocol `trace` can follow (`--proto`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Proto {
+    Arp,
+    Icmp,
+    Icmpv6,
+}
+
+impl Proto {
+    /// The trace programs' filter for these protocols; none means all.
+    pub fn mask_of(protos: &[Proto]) -> u32 {
+        let mask = protos.iter().fold(0, |m, p| {
+            m | match p {
+                Proto::Arp => proto_mask::ARP,
+                Proto::Icmp => proto_mask::ICMP,
+                Proto::Icmpv6 => proto_mask::ICMPV6,
+            }
+        });
+        if mask == 0 { proto_mask::ALL } else { mask }
     }
-    Ok(if mask == 0 { proto_mask::ALL } else { mask })
 }
 
 /// Interface names by (namespace cookie, ifindex), plus namespace inodes.
