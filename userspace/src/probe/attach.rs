@@ -194,7 +194,12 @@ impl Probe {
     /// program (detached when the probe goes). It only counts interfaces put on its
     /// watch list.
     pub fn attach_drop_counter(&mut self) -> Result<(), ProbeError> {
-        let name = program::DROPS_KFREE_SKB;
+        self.attach_kfree_skb(program::DROPS_KFREE_SKB)
+    }
+
+    /// Loads raw-tracepoint program `name` and attaches it to `skb:kfree_skb`; the link
+    /// stays with the program (detached when the probe goes).
+    pub(super) fn attach_kfree_skb(&mut self, name: &'static str) -> Result<(), ProbeError> {
         let prog: &mut RawTracePoint = self
             .ebpf
             .program_mut(name)

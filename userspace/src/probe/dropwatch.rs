@@ -2,7 +2,6 @@
 //! `skb:kfree_skb` in a watched namespace, with its drop reason and addresses.
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, RingBuf};
-use aya::programs::RawTracePoint;
 use vethscope_common::{
     DropEvent, diag_offset,
     names::{map, program},
@@ -59,23 +58,7 @@ impl Probe {
                     .map_err(|e| ProbeError::map(map::DIAG_NETNS, e))?;
             }
         }
-        let name = program::DIAG_KFREE_SKB;
-        let prog: &mut RawTracePoint = self
-            .ebpf
-            .program_mut(name)
-            .ok_or(ProbeError::NoProgram(name))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(e.to_string()))?;
-        prog.load().map_err(|e| ProbeError::Verifier {
-            program: name.to_string(),
-            message: e.to_string(),
-        })?;
-        prog.attach("kfree_skb")
-            .map_err(|e| ProbeError::AttachTracepoint {
-                program: name,
-                tracepoint: "kfree_skb",
-                message: e.to_string(),
-            })?;
+        self.attach_kfree_skb(program::DIAG_KFREE_SKB)?;
         self.take_map(map::DIAG_DROPS).map(DropRing)
     }
 }
