@@ -432,3 +432,144 @@ fn hostile_inputs_are_rejected_with_a_location() {
     }
     assert!(ok(&["impair", &lab.name]).contains("no impairments"));
 }
+
+/// `trace LAB --json` while ns1 pings 10.1.1.3 `count` times; stopped by SIGTERM once
+/// the pings are done (open paths are then reported), every line checked against the
+/// published schema.
+fn trace_while_pinging(lab: &Lab, count: u32) -> Vec<Value> {
+    use std::io::BufRead;
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/trace-json-schema.json"
+        ))
+        .expect("schema file"),
+    )
+    .expect("schema is JSON");
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("valid schema");
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "trace",
+            &lab.name,
+            "--json",
+            "--proto",
+            "icmp",
+            "--duration",
+            "120",
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn trace");
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    let stderr = wait_until_tracing(&mut child);
+    pings(&lab.ns("ns1"), "10.1.1.3", count, "0.2");
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success(), "SIGTERM to the tracer");
+    let status = child.wait().expect("wait");
+    let lines = reader.join().expect("stdout reader");
+    let stderr = stderr.join().unwrap_or_default();
+    assert!(status.success(), "trace exited with {status}: {stderr:?}");
+    lines
+        .iter()
+        .map(|l| {
+            let v: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+            assert!(
+                errors.is_empty(),
+                "{l} does not match the schema: {errors:?}"
+            );
+            v
+        })
+        .collect()
+}
+
+/// The `path` lines with a request hop that the impairment reported with `reason`.
+fn paths_impaired<'a>(lines: &'a [Value], action: &str, reason: &str) -> Vec<&'a Value> {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "path")
+        .filter(|l| {
+            l["request"].as_array().is_some_and(|hops| {
+                hops.iter()
+                    .any(|h| h["impair"] == action && h["reason"] == reason)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn trace_names_the_impairment_that_ate_or_copied_the_packet() {
+    let lab = Lab::up("direct", "qt");
+    let ns1 = lab.ns("ns1");
+    let end = format!("{ns1}/veth0");
+    // Resolve ARP first: with 100% loss on veth0 no ARP request would get out either.
+    assert!(ping(&ns1, "10.1.1.3", &[]));
+
+    ok(&["impair", &lab.name, &end, "--loss", "100%"]);
+    let lines = trace_while_pinging(&lab, 3);
+    let reason = "dropped by impairment: loss 100%";
+    assert!(
+        lines.iter().any(|l| l["type"] == "hop"
+            && l["netns"] == ns1.as_str()
+            && l["ifname"] == "veth0"
+            && l["dir"] == "egress"
+            && l["impair"] == "drop"
+            && l["reason"] == reason),
+        "no impaired hop: {lines:?}"
+    );
+    let eaten = paths_impaired(&lines, "drop", reason);
+    assert!(!eaten.is_empty(), "no path names the loss: {lines:?}");
+    for p in &eaten {
+        assert_eq!(p["verdict"], "unanswered", "{p}");
+        assert_eq!(p["last_seen"]["impair"], "drop", "{p}");
+        assert_eq!(p["last_seen"]["reason"], reason, "{p}");
+        assert_eq!(p["last_seen"]["netns"], ns1.as_str(), "{p}");
+    }
+    // No answered echo, and nothing past the impaired end.
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l["type"] == "path" && l["verdict"] == "answered"),
+        "{lines:?}"
+    );
+
+    ok(&["impair", &lab.name, &end, "--clear"]);
+    ok(&["impair", &lab.name, &end, "--duplicate", "100%"]);
+    let lines = trace_while_pinging(&lab, 3);
+    let reason = "duplicated by impairment: duplicate 100%";
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "hop" && l["impair"] == "duplicate" && l["reason"] == reason),
+        "no duplicate hop: {lines:?}"
+    );
+    // The copy is part of the same echo's path, which is answered (twice).
+    let copied = paths_impaired(&lines, "duplicate", reason);
+    assert!(
+        !copied.is_empty(),
+        "no path shows the duplication: {lines:?}"
+    );
+    for p in &copied {
+        assert_eq!(p["verdict"], "answered", "{p}");
+    }
+    assert!(
+        !lines.iter().any(|l| l["impair"] == "drop"),
+        "the earlier drops are not reported again: {lines:?}"
+    );
+}

@@ -27,6 +27,19 @@ impl TraceRing {
     }
 }
 
+impl TraceRing {
+    /// Opens a ring buffer pinned by another object (the impairment program's events of
+    /// a lab). A pinned ring has one consumer position: two readers split its events.
+    pub fn open_pinned(path: &Path) -> Result<Self, ProbeError> {
+        let name = map::IMPAIR_EVENTS;
+        let data = MapData::from_pin(path).map_err(|e| ProbeError::map(name, e))?;
+        let map = Map::from_map_data(data).map_err(|e| ProbeError::map(name, e))?;
+        map.try_into()
+            .map(Self)
+            .map_err(|e| ProbeError::map(name, e))
+    }
+}
+
 impl AsRawFd for TraceRing {
     fn as_raw_fd(&self) -> RawFd {
         self.0.as_raw_fd()

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use vethscope_common::{CAPTURE_LEN, PacketEvent, direction, proto};
+use vethscope_common::{CAPTURE_LEN, PacketEvent, direction, event_flags, proto};
 
 use crate::netlink::link::format_mac;
 
@@ -42,6 +42,47 @@ pub struct Hop {
     pub proto: Proto,
     /// The captured bytes; empty unless the trace writes a pcap file.
     pub frame: Vec<u8>,
+    /// Set when the impairment program, not a TC hook of the trace, reported this hop.
+    pub impaired: Option<Impaired>,
+}
+
+/// What an impairment did to a packet at an end, and why (the end's configured setting).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Impaired {
+    /// "drop", "duplicate" or "corrupt".
+    pub action: &'static str,
+    /// "dropped by impairment: loss 1%".
+    pub reason: String,
+}
+
+impl Impaired {
+    /// The action an impairment event's flags carry; `None` for a trace event.
+    pub fn action_of(flags: u8) -> Option<&'static str> {
+        if flags & event_flags::IMPAIR_DROP != 0 {
+            Some("drop")
+        } else if flags & event_flags::IMPAIR_DUPLICATE != 0 {
+            Some("duplicate")
+        } else if flags & event_flags::IMPAIR_CORRUPT != 0 {
+            Some("corrupt")
+        } else {
+            None
+        }
+    }
+
+    /// The reason for `action`, naming the setting recorded for the end (when the record
+    /// still has one: the impairment may have been cleared since the packet passed).
+    pub fn new(action: &'static str, setting: Option<&crate::impair::Impairment>) -> Self {
+        let (verb, key, value) = match action {
+            "drop" => ("dropped", "loss", setting.and_then(|s| s.loss)),
+            "duplicate" => ("duplicated", "duplicate", setting.and_then(|s| s.duplicate)),
+            _ => ("corrupted", "corrupt", setting.and_then(|s| s.corrupt)),
+        };
+        let reason = match value {
+            Some(p) => format!("{verb} by impairment: {key} {p}"),
+            None => format!("{verb} by impairment: {key} (setting since cleared)"),
+        };
+        Self { action, reason }
+    }
 }
 
 impl Hop {
@@ -201,5 +242,6 @@ pub fn to_hop(
         } else {
             Vec::new()
         },
+        impaired: None,
     })
 }

@@ -16,7 +16,7 @@ use std::{
 use std::sync::Arc;
 
 use tokio::io::unix::AsyncFd;
-use vethscope_common::{TraceConfig, proto_mask};
+use vethscope_common::{TraceConfig, names, proto_mask};
 
 use crate::probe::{
     self, LoadOptions, Observer, Position, Probe, ProbeError, Target, TargetFilter, TraceRing,
@@ -196,6 +196,82 @@ impl<W: Write> Sink<'_, W> {
     }
 }
 
+/// The impairment program's events of a lab (its pinned ring). `None` when no end of the
+/// lab has the program yet: nothing to read (retried while the trace runs, since an
+/// impairment can be set later).
+fn open_impair_ring(lab: &str) -> Option<AsyncFd<TraceRing>> {
+    let pin = crate::impair::events_pin(lab);
+    // Ours or nothing: a symlink planted in its place is not followed.
+    if std::fs::symlink_metadata(&pin)
+        .ok()?
+        .file_type()
+        .is_symlink()
+    {
+        tracing::warn!(
+            "{} is a symlink: impairment events not traced",
+            pin.display()
+        );
+        return None;
+    }
+    match TraceRing::open_pinned(&pin)
+        .and_then(|r| readable(r).map_err(|e| ProbeError::map(names::map::IMPAIR_EVENTS, e)))
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!("impairment events of lab {lab} not traced: {e}");
+            None
+        }
+    }
+}
+
+/// Takes every event waiting in the impairment ring: each becomes an impaired hop.
+fn drain_impair_ring<W: Write>(
+    ring: &mut TraceRing,
+    opts: &TraceOptions,
+    since_ns: u64,
+    resolver: &Resolver,
+    sink: &mut Sink<'_, W>,
+    correlator: &mut Correlator,
+    summary: &mut TraceSummary,
+) -> std::io::Result<()> {
+    // Read once per batch: the settings can change while the trace runs.
+    let mut record: Option<crate::impair::Record> = None;
+    while let Some(item) = ring.next_event() {
+        let Some(ev) = event::parse_event(&item) else {
+            continue;
+        };
+        let Some(action) = event::Impaired::action_of(ev.flags) else {
+            continue;
+        };
+        // The impairment program reports every traced protocol: `--proto` applies here.
+        let mask = match ev.proto {
+            vethscope_common::proto::ARP => proto_mask::ARP,
+            vethscope_common::proto::ICMP => proto_mask::ICMP,
+            vethscope_common::proto::ICMPV6 => proto_mask::ICMPV6,
+            _ => 0,
+        };
+        if ev.ts_ns < since_ns || mask & opts.proto_mask == 0 {
+            continue;
+        }
+        summary.events += 1;
+        let Some(mut hop) = resolver.hop(&item) else {
+            continue;
+        };
+        let rec = record.get_or_insert_with(|| {
+            let lab = opts.lab.as_deref().unwrap_or_default();
+            crate::impair::record::read(lab).unwrap_or_else(|e| {
+                tracing::warn!("{e}");
+                crate::impair::Record::default()
+            })
+        });
+        let setting = rec.end(&hop.netns, &hop.ifname).map(|e| &e.impairment);
+        hop.impaired = Some(event::Impaired::new(action, setting));
+        sink.hop(&hop)?;
+        correlator.push(hop);
+    }
+    Ok(())
+}
+
 /// Takes every event waiting in the ring: each becomes a hop, printed and correlated.
 fn drain_ring<W: Write>(
     ring: &mut TraceRing,
@@ -239,6 +315,8 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
     } else {
         None
     };
+    // Impairment events older than this were left in the lab's ring by earlier traffic.
+    let started_ns = monotonic_ns();
     let attached = probe.attach_observer(Observer::Trace, &targets, Position::First)?;
     let mut ring = readable(probe.take_trace_ring()?)
         .map_err(|e| ProbeError::map(vethscope_common::names::map::TRACE_EVENTS, e))?;
@@ -262,6 +340,9 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
             .unwrap_or_default()
     );
 
+    // Packets an impairment drops, duplicates or corrupts, reported by its own program.
+    let mut impair = opts.lab.as_deref().and_then(open_impair_ring);
+    let mut ticks: u64 = 0;
     let resolver = Resolver::new(&targets);
     // Unanswered paths of a lab get the diagnose engine's findings.
     let mut explainer = opts
@@ -298,6 +379,11 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
                 drain_ring(guard.get_inner_mut(), &resolver, &mut sink, &mut correlator, &mut summary)?;
                 guard.clear_ready();
             }
+            guard = async { match impair.as_mut() { Some(r) => r.readable_mut().await, None => std::future::pending().await } } => {
+                let mut guard = guard?;
+                drain_impair_ring(guard.get_inner_mut(), opts, started_ns, &resolver, &mut sink, &mut correlator, &mut summary)?;
+                guard.clear_ready();
+            }
             guard = async { match logger.as_mut() { Some(l) => l.readable_mut().await, None => std::future::pending().await } } => {
                 let mut guard = guard?;
                 guard.get_inner_mut().flush();
@@ -305,6 +391,10 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
             }
             _ = tick.tick() => {
                 sink.out.flush()?;
+                ticks += 1;
+                if impair.is_none() && ticks.is_multiple_of(20) {
+                    impair = opts.lab.as_deref().and_then(open_impair_ring);
+                }
                 for mut p in correlator.ready(monotonic_ns()) {
                     if let Some(x) = explainer.as_mut() {
                         p.findings = x.findings(&p).await;
@@ -323,7 +413,7 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
             _ = sigterm.recv() => break 'main,
         }
     }
-    // Events still in the ring, then every open path.
+    // Events still in the rings, then every open path.
     drain_ring(
         ring.get_mut(),
         &resolver,
@@ -331,6 +421,17 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
         &mut correlator,
         &mut summary,
     )?;
+    if let Some(r) = impair.as_mut() {
+        drain_impair_ring(
+            r.get_mut(),
+            opts,
+            started_ns,
+            &resolver,
+            &mut sink,
+            &mut correlator,
+            &mut summary,
+        )?;
+    }
     if opts.count.is_none_or(|c| summary.paths < c as u64) {
         for mut p in correlator.drain() {
             if let Some(x) = explainer.as_mut() {

@@ -47,6 +47,10 @@ struct HopLine<'a> {
     sender_mac: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     target_mac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    impair: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
 }
 
 pub fn write_hop_json<W: std::io::Write>(out: &mut W, h: &Hop) -> std::io::Result<()> {
@@ -73,6 +77,8 @@ pub fn write_hop_json<W: std::io::Write>(out: &mut W, h: &Hop) -> std::io::Resul
         target_ip: None,
         sender_mac: None,
         target_mac: None,
+        impair: h.impaired.as_ref().map(|i| i.action),
+        reason: h.impaired.as_ref().map(|i| i.reason.as_str()),
     };
     match &h.proto {
         Proto::Arp {
@@ -120,6 +126,10 @@ struct HopRef<'a> {
     dir: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     ts_ns: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    impair: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
 }
 
 impl<'a> HopRef<'a> {
@@ -129,6 +139,8 @@ impl<'a> HopRef<'a> {
             ifname: &h.ifname,
             dir: h.dir(),
             ts_ns: with_ts.then_some(h.ts_ns),
+            impair: h.impaired.as_ref().map(|i| i.action),
+            reason: h.impaired.as_ref().map(|i| i.reason.as_str()),
         }
     }
 }
@@ -217,8 +229,13 @@ fn route(hops: &[Hop]) -> String {
 pub fn hop_text(h: &Hop, t0_ns: u64) -> String {
     let rel = h.ts_ns.saturating_sub(t0_ns) as f64 / 1e9;
     let vlan = h.vlan.map(|v| format!(" vlan {v}")).unwrap_or_default();
+    let reason = h
+        .impaired
+        .as_ref()
+        .map(|i| format!(" — {}", i.reason))
+        .unwrap_or_default();
     format!(
-        "{rel:>10.6}  {:<22} {:<7} {}{vlan} len {}",
+        "{rel:>10.6}  {:<22} {:<7} {}{vlan} len {}{reason}",
         h.place(),
         h.dir(),
         h.summary(),
@@ -248,6 +265,19 @@ pub fn path_text(p: &Path) -> String {
                 .unwrap_or_else(|| "nowhere".into());
             line.push_str(&format!("; UNANSWERED, last seen at {last}"));
         }
+    }
+    // What impairments did on the way (once per end and reason).
+    let mut impaired: Vec<String> = Vec::new();
+    for h in p.request.iter().chain(&p.reply) {
+        if let Some(i) = &h.impaired {
+            let note = format!("{} at {} {}", i.reason, h.place(), h.dir());
+            if !impaired.contains(&note) {
+                impaired.push(note);
+            }
+        }
+    }
+    for note in impaired {
+        line.push_str(&format!("\n      {note}"));
     }
     if let Some(e) = explanation(p) {
         line.push_str(&format!("\n      {e}"));

@@ -122,11 +122,19 @@ impl Correlator {
         if is_request {
             // A retry (an ARP/ND request sent again, seen again where the first attempt
             // started, with no answer yet) is a new attempt: the old one is reported
-            // on its own, and no hop is listed twice.
-            if let Some(p) = self.open.get(&key)
+            // on its own, and no hop is listed twice. An impairment's hop is the same
+            // attempt, reported by the program after the trace's own hook there; an
+            // echo is retried with a new seq, so the same echo seen again is a copy
+            // (a duplicating impairment), part of the same path.
+            if hop.impaired.is_none()
+                && !matches!(key, Key::Echo { .. })
+                && let Some(p) = self.open.get(&key)
                 && p.reply.is_empty()
                 && p.request.first().is_some_and(|f| {
-                    f.ifindex == hop.ifindex && f.egress == hop.egress && f.netns == hop.netns
+                    f.impaired.is_none()
+                        && f.ifindex == hop.ifindex
+                        && f.egress == hop.egress
+                        && f.netns == hop.netns
                 })
                 && let Some(old) = self.open.remove(&key)
             {
@@ -345,6 +353,7 @@ mod tests {
                 nd_target: None,
             },
             frame: Vec::new(),
+            impaired: None,
         }
     }
 
@@ -388,6 +397,36 @@ mod tests {
             target_mac: [0; 6],
         };
         h
+    }
+
+    #[test]
+    fn impaired_and_copied_hops_stay_on_their_path() {
+        let impaired = |mut h: Hop, action| {
+            h.impaired = Some(crate::trace::event::Impaired::new(action, None));
+            h
+        };
+        let mut c = Correlator::new(1_000_000_000);
+        // An ARP request the impairment drops: its hop is no retry.
+        c.push(arp("ns1", "veth0", 2, true, 10));
+        c.push(impaired(arp("ns1", "veth0", 2, true, 11), "drop"));
+        // An echo the impairment copies: original, copy and the report, one path.
+        c.push(hop("ns1", "veth0", true, 20, 8));
+        c.push(impaired(hop("ns1", "veth0", true, 22, 8), "duplicate"));
+        c.push(hop("ns1", "veth0", true, 21, 8));
+        c.push(hop("ns2", "veth1", false, 23, 8));
+        let paths = c.drain();
+        assert_eq!(paths.len(), 2);
+        assert_eq!(paths[0].request.len(), 2);
+        let last = paths[0].last_seen().and_then(|h| h.impaired.as_ref());
+        assert_eq!(last.map(|i| i.action), Some("drop"));
+        assert_eq!(paths[1].request.len(), 4);
+        assert_eq!(
+            paths[1].request[2]
+                .impaired
+                .as_ref()
+                .map(|i| i.reason.as_str()),
+            Some("duplicated by impairment: duplicate (setting since cleared)")
+        );
     }
 
     #[test]
