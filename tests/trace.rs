@@ -4,7 +4,6 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -36,24 +35,7 @@ impl Tracer {
             .spawn()
             .expect("spawn trace");
         // The tracer says "tracing N interfaces" on stderr once its programs are attached.
-        let stderr = child.stderr.take().expect("stderr");
-        let (attached_tx, attached_rx) = std::sync::mpsc::channel();
-        let stderr = std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("tracing") {
-                    let _ = attached_tx.send(());
-                }
-                seen.push(line);
-            }
-            seen
-        });
-        if attached_rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            let _ = child.kill();
-            let _ = child.wait();
-            let lines = stderr.join().unwrap_or_default();
-            panic!("trace did not attach: {lines:?}");
-        }
+        let stderr = wait_until_tracing(&mut child);
         Tracer {
             child,
             stderr: Some(stderr),

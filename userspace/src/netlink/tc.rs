@@ -114,29 +114,12 @@ impl Netlink {
         let mut m = TcMessage::with_index(ifindex as i32);
         m.header.handle = CLSACT_HANDLE;
         m.header.parent = TcHandle::CLSACT;
-        match self
-            .tc_request(
-                RouteNetlinkMessage::DelQueueDiscipline(m),
-                NLM_F_REQUEST | NLM_F_ACK,
-            )
-            .await
-        {
-            Err(e)
-                if matches!(
-                    errno_of(&e),
-                    Some(libc::ENOENT | libc::ENODEV | libc::EINVAL)
-                ) =>
-            {
-                Ok(())
-            }
-            r => r.map(|_| ()).map_err(|e| {
-                self.fail(
-                    "remove the clsact qdisc of",
-                    format!("ifindex {ifindex}"),
-                    e,
-                )
-            }),
-        }
+        self.delete_if_present(
+            RouteNetlinkMessage::DelQueueDiscipline(m),
+            "remove the clsact qdisc of",
+            ifindex,
+        )
+        .await
     }
 
     /// Every filter on the ingress (or egress) hook of `ifindex`: (priority, handle,
@@ -250,13 +233,23 @@ impl Netlink {
         m.header.handle = handle.into();
         m.header.parent = INGRESS_PARENT;
         m.header.info = tc_info(priority);
-        match self
-            .tc_request(
-                RouteNetlinkMessage::DelTrafficFilter(m),
-                NLM_F_REQUEST | NLM_F_ACK,
-            )
-            .await
-        {
+        self.delete_if_present(
+            RouteNetlinkMessage::DelTrafficFilter(m),
+            "remove a TC filter of",
+            ifindex,
+        )
+        .await
+    }
+
+    /// Sends a delete; an object (or interface) already gone is success, as `down`
+    /// and `disable` must be idempotent.
+    async fn delete_if_present(
+        &self,
+        request: RouteNetlinkMessage,
+        what: &'static str,
+        ifindex: u32,
+    ) -> Result<(), NetlinkError> {
+        match self.tc_request(request, NLM_F_REQUEST | NLM_F_ACK).await {
             Err(e)
                 if matches!(
                     errno_of(&e),
@@ -267,7 +260,7 @@ impl Netlink {
             }
             r => r
                 .map(|_| ())
-                .map_err(|e| self.fail("remove a TC filter of", format!("ifindex {ifindex}"), e)),
+                .map_err(|e| self.fail(what, format!("ifindex {ifindex}"), e)),
         }
     }
 }
