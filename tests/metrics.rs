@@ -596,7 +596,11 @@ fn kernel_stats(ns: &str, ifname: &str) -> [u64; 4] {
     let mut cmd = vec!["cat"];
     cmd.extend(files.iter().map(String::as_str));
     // `ip netns exec` mounts the namespace's own /sys, so these are its counters.
-    let out = in_ns(ns, &cmd);
+    let out = if ns == "host" {
+        Command::new("cat").args(&files).output().expect("run cat")
+    } else {
+        in_ns(ns, &cmd)
+    };
     assert!(out.status.success(), "cat statistics of {ns}/{ifname}");
     let v: Vec<u64> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -694,6 +698,109 @@ fn counters_match_the_kernels_interface_statistics() {
     assert!(serve.stop().success(), "serve exits cleanly on SIGTERM");
 }
 
+/// A star of `n` namespaces (`s0`…) on one Linux bridge, `sp0`… its ports.
+fn star_yaml(n: usize) -> String {
+    let mut t = String::from("name: star\nnamespaces:\n");
+    for i in 0..n {
+        t.push_str(&format!("  - name: s{i}\n"));
+    }
+    t.push_str("bridges:\n  - {name: sbr, kind: linux}\nlinks:\n");
+    for i in 0..n {
+        t.push_str(&format!(
+            "  - kind: veth\n    ends:\n      - {{ns: s{i}, name: eth0, addresses: [10.77.0.{}/24]}}\n      - {{bridge: sbr, name: sp{i}}}\n",
+            i + 2
+        ));
+    }
+    t
+}
+
+/// The same check on sampled links of a larger lab, where the programs are attached in
+/// one batch per namespace; then a serve killed with SIGKILL leaves its filters behind
+/// and the next serve removes exactly those (not the live one's, not the fast path's).
+#[test]
+fn counters_match_on_sampled_links_of_a_star_and_a_killed_serve_is_cleaned_up() {
+    const N: usize = 24;
+    let file = topology_file("metrics-star", &star_yaml(N));
+    let lab = Lab::up(file.to_str().expect("utf-8 path"), "me");
+    let (first, mid, last) = (lab.ns("s0"), lab.ns("s11"), lab.ns(&format!("s{}", N - 1)));
+    let (p0, p11) = (lab.host_if("sp0"), lab.host_if("sp11"));
+    let serve = Serve::start(&[&lab.name, "--refresh", "1"]);
+    serve.wait_for("every link of the star", Duration::from_secs(30), |s| {
+        links_gauge(s, &lab.name) == Some((3 * N) as f64)
+    });
+    let ifaces = [
+        (first.as_str(), "eth0"),
+        (mid.as_str(), "eth0"),
+        (last.as_str(), "eth0"),
+        ("host", p0.as_str()),
+        ("host", p11.as_str()),
+    ];
+    let before = snapshot(&serve, &lab.name, &ifaces);
+    for (from, to) in [
+        (&first, "10.77.0.13"),
+        (&mid, "10.77.0.2"),
+        (&last, "10.77.0.2"),
+    ] {
+        let out = in_ns(from, &["ping", "-c", "20", "-i", "0.01", "-q", to]);
+        assert!(out.status.success(), "pings from {from} to {to}");
+    }
+    tcp_transfer(&first, &mid, "10.77.0.2", 1 << 20);
+    std::thread::sleep(Duration::from_millis(300));
+    let after = snapshot(&serve, &lab.name, &ifaces);
+    for (((ns, ifname), (k0, e0)), (k1, e1)) in ifaces.iter().zip(&before).zip(&after) {
+        for i in 0..4 {
+            assert_eq!(
+                e1[i] - e0[i],
+                k1[i] - k0[i],
+                "{ns}/{ifname} counter {i}: exported vs kernel delta"
+            );
+        }
+        assert!(k1[0] - k0[0] >= 20, "{ns}/{ifname}: the traffic crossed");
+    }
+
+    // A serve that dies without cleaning up leaves its filters; the next one removes
+    // them, and its own go on exit.
+    let killed = serve.pid();
+    let mut serve = serve;
+    let _ = serve.child.kill();
+    let _ = serve.child.wait();
+    assert_eq!(
+        observer_filters(killed, &first, "eth0"),
+        2,
+        "left by SIGKILL"
+    );
+    ok(&["fastpath", "enable", &lab.name]);
+    let next = Serve::start(&[&lab.name, "--refresh", "1"]);
+    wait_for_observer_filters(next.pid(), &[(&first, "eth0"), ("host", &p0)], 2);
+    for (ns, ifname) in [(first.as_str(), "eth0"), ("host", p0.as_str())] {
+        assert_eq!(
+            observer_filters(killed, ns, ifname),
+            0,
+            "{ns}/{ifname}: orphans removed"
+        );
+    }
+    let next_pid = next.pid();
+    assert!(next.stop().success(), "serve exits cleanly on SIGTERM");
+    for (ns, ifname) in [(first.as_str(), "eth0"), ("host", p0.as_str())] {
+        assert_eq!(
+            observer_filters(next_pid, ns, ifname),
+            0,
+            "{ns}/{ifname}: removed on exit"
+        );
+    }
+    // The fast path's filter stayed, and still forwards.
+    let out = Command::new("tc")
+        .args(["filter", "show", "dev", &p0, "ingress"])
+        .output()
+        .expect("run tc");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("fastpath_ingress"),
+        "the fast path's filter is not ours to remove"
+    );
+    assert!(ping(&first, "10.77.0.13", &[]), "ping across the star");
+    ok(&["fastpath", "disable", &lab.name]);
+}
+
 // ---------------------------------------------------------------------------------
 // 3. Labs that come up after `serve` started appear; labs brought down disappear.
 
@@ -727,6 +834,45 @@ fn wait_for_link_fds(pid: u32, want: usize, what: &str) {
     }
 }
 
+/// Filters of vethscope process `pid` on both hooks of `ns`/`ifname`, as `tc` lists them
+/// (their names carry the owner's pid).
+fn observer_filters(pid: u32, ns: &str, ifname: &str) -> usize {
+    let tag = format!("vethscope/{pid}/");
+    ["ingress", "egress"]
+        .iter()
+        .map(|hook| {
+            let tc = ["tc", "filter", "show", "dev", ifname, hook];
+            let out = if ns == "host" {
+                Command::new(tc[0]).args(&tc[1..]).output().expect("run tc")
+            } else {
+                in_ns(ns, &tc)
+            };
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.contains(&tag))
+                .count()
+        })
+        .sum()
+}
+
+/// Waits until each of `ifaces` carries `want` filters of `pid` (both hooks together).
+fn wait_for_observer_filters(pid: u32, ifaces: &[(&str, &str)], want: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (ns, ifname) in ifaces {
+        loop {
+            let have = observer_filters(pid, ns, ifname);
+            if have == want {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{ns}/{ifname}: {have} filters of serve {pid}, expected {want}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 #[test]
 fn labs_brought_up_later_appear_and_labs_brought_down_disappear() {
     let prefix = prefix("mc");
@@ -751,10 +897,16 @@ fn labs_brought_up_later_appear_and_labs_brought_down_disappear() {
     serve.wait_for("the new lab's 4 links", Duration::from_secs(10), |s| {
         links_gauge(s, &lab.name) == Some(4.0)
     });
-    wait_for_link_fds(
+    // Lab links get legacy TC filters (one per hook), not TCX links.
+    wait_for_observer_filters(
         serve.pid(),
-        idle_links + 8,
-        "two TCX links per interface of the new lab",
+        &[(&ns1, "veth0"), (&ns1, "lo"), (&lab.ns("ns2"), "veth1")],
+        2,
+    );
+    assert_eq!(
+        bpf_link_fds(serve.pid()),
+        idle_links,
+        "no TCX link for a lab"
     );
     assert!(ping(&ns1, "10.1.1.3", &[]), "ping across the new lab");
     let s = serve.wait_for("the ping counted", Duration::from_secs(5), |s| {
@@ -801,12 +953,8 @@ fn labs_brought_up_later_appear_and_labs_brought_down_disappear() {
                     .any(|x| x.name != "vethscope_links" && x.l("lab") == lab_name)
         },
     );
-    // The kernel detached the programs with the interfaces; serve closed their links.
-    wait_for_link_fds(
-        serve.pid(),
-        idle_links,
-        "TCX links of the removed lab released",
-    );
+    // The filters went with the interfaces; serve holds nothing for them.
+    wait_for_link_fds(serve.pid(), idle_links, "no TCX link left");
     assert!(serve.stop().success(), "serve exits cleanly on SIGTERM");
     assert_clean(&prefix);
 }

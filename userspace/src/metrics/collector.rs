@@ -1,6 +1,6 @@
 //! The Prometheus collector: reads the kernel's counters at scrape time and turns them
-//! into metric families. Userspace does no per-packet work; a scrape costs one walk
-//! over the counting maps.
+//! into metric families. Userspace does no per-packet work. The two per-link families,
+//! nearly all of a scrape, are written as text directly (`render`), not here.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -11,7 +11,7 @@ use prometheus::{
     core::{Collector, Desc},
     proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType},
 };
-use vethscope_common::{LinkCounters, LinkKey, class, direction};
+use vethscope_common::class;
 
 use super::{
     LinkTable, MetricsError,
@@ -28,23 +28,8 @@ pub const TRACE_LOST: &str = "vethscope_trace_events_lost_total";
 pub const LINKS: &str = "vethscope_links";
 pub const BUILD_INFO: &str = "vethscope_build_info";
 
-const LINK_LABELS: [&str; 8] = [
-    "lab",
-    "netns",
-    "ifname",
-    "peer_netns",
-    "peer_ifname",
-    "kind",
-    "direction",
-    "class",
-];
-
 /// `class` label values, indexed by the class number the programs store.
 pub const CLASS_NAMES: [&str; class::COUNT] = ["arp", "icmp", "icmpv6", "ipv4", "ipv6", "other"];
-const DIRECTIONS: [(u8, &str); 2] = [
-    (direction::INGRESS, "ingress"),
-    (direction::EGRESS, "egress"),
-];
 
 pub struct LinkCollector {
     descs: Vec<Desc>,
@@ -73,8 +58,6 @@ impl LinkCollector {
             .map_err(|e| MetricsError::map(name, e))
         };
         let descs = vec![
-            d(LINK_PACKETS, HELP_PACKETS, &LINK_LABELS)?,
-            d(LINK_BYTES, HELP_BYTES, &LINK_LABELS)?,
             d(DROPS, HELP_DROPS, &["lab", "netns", "ifname", "reason"])?,
             d(
                 FASTPATH_REDIRECTS,
@@ -103,9 +86,9 @@ impl LinkCollector {
     }
 }
 
-const HELP_PACKETS: &str =
+pub(super) const HELP_PACKETS: &str =
     "Packets seen by the TC programs on a link, by direction and traffic class.";
-const HELP_BYTES: &str =
+pub(super) const HELP_BYTES: &str =
     "Bytes seen by the TC programs on a link (skb->len at the hook, Ethernet header included).";
 const HELP_DROPS: &str =
     "Packets the kernel dropped (kfree_skb) while on a watched link, by drop reason.";
@@ -148,17 +131,6 @@ fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> Met
     f
 }
 
-fn link_labels(l: &LinkLabels) -> Vec<LabelPair> {
-    vec![
-        label("lab", &l.lab),
-        label("netns", &l.netns),
-        label("ifname", &l.ifname),
-        label("peer_netns", &l.peer_netns),
-        label("peer_ifname", &l.peer_ifname),
-        label("kind", l.kind.as_str()),
-    ]
-}
-
 fn short_labels(l: &LinkLabels) -> Vec<LabelPair> {
     vec![
         label("lab", &l.lab),
@@ -176,34 +148,6 @@ impl Collector for LinkCollector {
         // A writer that panicked cannot leave the table half-updated in a way that
         // matters to a reader (each update is one insert or remove), so keep serving.
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
-        let totals = self.maps.link_totals(|id| table.get(id).is_some());
-
-        // Every (direction, class) of every attached link is exported, 0 until a packet
-        // of that kind passes: a series that appears only with its first packet would
-        // lose that packet's increase in rate(), and a quiet link would vanish.
-        let mut packets = Vec::with_capacity(table.len() * 12);
-        let mut bytes = Vec::with_capacity(table.len() * 12);
-        for (id, l) in table.iter() {
-            let base = link_labels(l);
-            for (dir, dir_name) in DIRECTIONS {
-                for (c, class_name) in CLASS_NAMES.iter().enumerate() {
-                    let key = LinkKey {
-                        netns_cookie: id.0,
-                        ifindex: id.1,
-                        direction: dir,
-                        class: c as u8,
-                        _pad: [0; 2],
-                    };
-                    let v = totals.get(&key).copied().unwrap_or(LinkCounters::default());
-                    let mut labels = base.clone();
-                    labels.push(label("direction", dir_name));
-                    labels.push(label("class", class_name));
-                    packets.push(counter(labels.clone(), v.packets));
-                    bytes.push(counter(labels, v.bytes));
-                }
-            }
-        }
-
         let drops: Vec<Metric> = self
             .maps
             .drop_totals(|id| table.get(id).is_some())
@@ -244,8 +188,6 @@ impl Collector for LinkCollector {
 
         let lost = self.trace.as_ref().map_or(0, TraceStats::lost);
         vec![
-            family(LINK_PACKETS, HELP_PACKETS, MetricType::COUNTER, packets),
-            family(LINK_BYTES, HELP_BYTES, MetricType::COUNTER, bytes),
             family(DROPS, HELP_DROPS, MetricType::COUNTER, drops),
             family(
                 FASTPATH_REDIRECTS,

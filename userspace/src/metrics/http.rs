@@ -40,6 +40,7 @@ use super::{
     MetricsError,
     deadline_io::{Activity, DeadlineIo, Limits},
     openmetrics::Format,
+    render::LinkRender,
 };
 
 /// Largest request head (Prometheus sends a few hundred bytes; hyper's minimum is 8 KiB).
@@ -66,7 +67,16 @@ pub async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, M
 
 /// Serves `registry` on `listener` until the returned task is aborted.
 pub fn spawn(listener: TcpListener, registry: Registry) -> std::io::Result<JoinHandle<()>> {
-    let scraper = Arc::new(Scraper::start(registry)?);
+    spawn_with_links(listener, registry, None)
+}
+
+/// [`spawn`], with the per-link families written by `links` ahead of the registry's.
+pub fn spawn_with_links(
+    listener: TcpListener,
+    registry: Registry,
+    links: Option<LinkRender>,
+) -> std::io::Result<JoinHandle<()>> {
+    let scraper = Arc::new(Scraper::start_with_links(registry, links)?);
     Ok(tokio::spawn(accept_loop(listener, scraper)))
 }
 
@@ -246,6 +256,13 @@ pub struct Scraper {
 
 impl Scraper {
     pub fn start(registry: Registry) -> std::io::Result<Self> {
+        Self::start_with_links(registry, None)
+    }
+
+    pub fn start_with_links(
+        registry: Registry,
+        links: Option<LinkRender>,
+    ) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::sync_channel::<Job>(MAX_CONNECTIONS);
         std::thread::Builder::new()
             .name("vethscope-scrape".into())
@@ -254,7 +271,7 @@ impl Scraper {
                 while let Ok(first) = queue.recv() {
                     let mut batch = vec![first];
                     batch.extend(queue.try_iter());
-                    answer(&registry, batch);
+                    answer(&registry, links.as_ref(), batch);
                 }
             })?;
         Ok(Self { jobs })
@@ -275,8 +292,25 @@ impl Scraper {
     }
 }
 
+/// One scrape: the per-link families first (OpenMetrics ends with the registry's
+/// `# EOF`).
+fn scrape(
+    registry: &Registry,
+    links: Option<&LinkRender>,
+    format: Format,
+) -> Result<String, String> {
+    let rest = format.encode(&registry.gather())?;
+    let Some(links) = links else {
+        return Ok(rest);
+    };
+    let mut out = String::new();
+    links.render(format, &mut out)?;
+    out.push_str(&rest);
+    Ok(out)
+}
+
 /// One scrape per format asked for in `batch`, sent to every asker.
-fn answer(registry: &Registry, batch: Vec<Job>) {
+fn answer(registry: &Registry, links: Option<&LinkRender>, batch: Vec<Job>) {
     let mut bodies: HashMap<Format, Result<Bytes, String>> = HashMap::new();
     for (format, reply) in batch {
         if reply.is_closed() {
@@ -286,8 +320,7 @@ fn answer(registry: &Registry, batch: Vec<Job>) {
             .entry(format)
             .or_insert_with(|| {
                 let t0 = std::time::Instant::now();
-                let families = registry.gather();
-                let body = format.encode(&families).map(Bytes::from);
+                let body = scrape(registry, links, format).map(Bytes::from);
                 tracing::debug!(
                     "scrape: {} bytes of {format:?} in {:?}",
                     body.as_ref().map_or(0, Bytes::len),

@@ -58,33 +58,6 @@ impl CounterMaps {
         })
     }
 
-    /// Packets and bytes per key, summed over CPUs, for the links in `wanted`.
-    ///
-    /// Values are stored, not added: if an entry is deleted while we iterate, the
-    /// kernel restarts the walk from the first key, and a key seen twice must not count
-    /// twice.
-    pub fn link_totals(&self, wanted: impl Fn(&LinkId) -> bool) -> HashMap<LinkKey, LinkCounters> {
-        let mut out = HashMap::new();
-        for item in self.links.iter() {
-            match item {
-                Ok((key, values)) => {
-                    if !wanted(&(key.netns_cookie, key.ifindex)) {
-                        continue;
-                    }
-                    let mut sum = LinkCounters::default();
-                    for v in values.iter() {
-                        sum.packets = sum.packets.wrapping_add(v.packets);
-                        sum.bytes = sum.bytes.wrapping_add(v.bytes);
-                    }
-                    out.insert(key, sum);
-                }
-                // An entry deleted between "next key" and "lookup": skip it.
-                Err(e) => tracing::debug!("{LINK_COUNTERS}: {e}"),
-            }
-        }
-        out
-    }
-
     /// Drops per (link, reason), summed over CPUs, for the links in `wanted`.
     pub fn drop_totals(&self, wanted: impl Fn(&LinkId) -> bool) -> HashMap<DropKey, u64> {
         let mut out = HashMap::new();

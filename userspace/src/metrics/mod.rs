@@ -15,6 +15,7 @@ mod impair;
 mod links;
 mod maps;
 mod openmetrics;
+mod render;
 mod watch;
 
 use std::{
@@ -128,7 +129,12 @@ pub async fn serve(opts: &ServeOptions) -> Result<(), MetricsError> {
     };
     let table = Arc::new(RwLock::new(LinkTable::new(named)));
     let mut counting = Counting::new(&mut probe, table.clone())?;
-    let server = ServerTask(http::spawn(listener, registry(&probe, table, false)?)?);
+    let links = render::LinkRender::open(probe.ebpf(), table.clone())?;
+    let server = ServerTask(http::spawn_with_links(
+        listener,
+        registry(&probe, table, false)?,
+        Some(links),
+    )?);
     release_freed_memory();
     eprintln!(
         "vethscope: serving http://{}/metrics for {} (links re-listed every {:.1} s) — Ctrl-C to stop",
@@ -161,13 +167,10 @@ pub async fn serve(opts: &ServeOptions) -> Result<(), MetricsError> {
     // Stop answering first: the links are about to go. Then detach (it would happen at
     // exit anyway; this keeps the order explicit: programs, then the probe and its maps).
     drop(server);
-    if counting.len() >= 100 {
-        // Each TCX detach waits for an RCU grace period under RTNL in the kernel.
-        eprintln!(
-            "vethscope: detaching from {} links (a few ms each)…",
-            counting.len()
-        );
-    }
+    let started = std::time::Instant::now();
+    let links = counting.len();
+    counting.detach_all(true);
+    tracing::info!("detached from {links} links in {:?}", started.elapsed());
     drop(counting);
     drop(probe);
     Ok(())
@@ -198,7 +201,12 @@ impl Exporter {
         if r.failed > 0 {
             tracing::warn!("counting on {} of {} links", r.added, targets.len());
         }
-        let server = ServerTask(http::spawn(listener, registry(probe, table, true)?)?);
+        let links = render::LinkRender::open(probe.ebpf(), table.clone())?;
+        let server = ServerTask(http::spawn_with_links(
+            listener,
+            registry(probe, table, true)?,
+            Some(links),
+        )?);
         release_freed_memory();
         Ok(Self {
             _counting: counting,

@@ -2,9 +2,11 @@
 //!
 //! Every refresh lists the links of the watched labs (or of the whole host) from live
 //! state and brings the attached set to match: new links get both programs (a lab
-//! brought up later is picked up), links that vanished are forgotten. Each TCX link is
-//! owned here, so forgetting a link closes its fd: that detaches the program, or, when
-//! the interface is already gone (the kernel detached it then), frees the kernel's link.
+//! brought up later is picked up), links that vanished are forgotten. Lab links get
+//! legacy TC filters, attached and removed in one batch per namespace
+//! (`probe::TcObservers`); links outside any lab get TCX links owned here, so
+//! forgetting one closes its fd: that detaches the program, or, when the interface is
+//! already gone (the kernel detached it then), frees the kernel's link.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -21,7 +23,10 @@ use super::{
 };
 use crate::{
     inspect::InspectError,
-    probe::{self, Observer, ObserverLinks, Position, Probe, ProbeError, Target, TargetFilter},
+    probe::{
+        self, Observer, ObserverLinks, Position, Probe, ProbeError, Target, TargetFilter,
+        TcObservers,
+    },
 };
 
 /// What `serve` watches.
@@ -85,12 +90,6 @@ pub async fn list(scope: &Scope) -> Listing {
     out
 }
 
-struct Attached {
-    lab: String,
-    /// Ingress and egress; dropping them detaches.
-    _links: ObserverLinks,
-}
-
 /// What one sync changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SyncReport {
@@ -103,7 +102,12 @@ pub struct SyncReport {
 pub struct Counting {
     maps: CounterMaps,
     table: Arc<RwLock<LinkTable>>,
-    attached: HashMap<LinkId, Attached>,
+    /// Lab of every attached link (`""` outside any lab).
+    labs: HashMap<LinkId, String>,
+    /// Lab links: legacy TC filters, removed by us (see `probe::TcObservers`).
+    tc: TcObservers,
+    /// Links outside any lab: TCX links, detached when dropped.
+    tcx: HashMap<LinkId, ObserverLinks>,
     /// Links whose attach failed and was reported once (later failures log at debug).
     warned: HashSet<LinkId>,
 }
@@ -117,21 +121,32 @@ impl Counting {
         Ok(Self {
             maps: CounterMaps::open(probe.ebpf())?,
             table,
-            attached: HashMap::new(),
+            labs: HashMap::new(),
+            tc: TcObservers::default(),
+            tcx: HashMap::new(),
             warned: HashSet::new(),
         })
     }
 
     pub fn len(&self) -> usize {
-        self.attached.len()
+        self.labs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.attached.is_empty()
+        self.labs.is_empty()
     }
 
-    /// Brings the attached set to `listing`. `stop` is checked between attaches, so a
-    /// Ctrl-C during a large first attach is not kept waiting.
+    /// Removes every filter we added (one batch per namespace, on the pool) and closes
+    /// the TCX links; `progress` on a terminal.
+    pub fn detach_all(&mut self, progress: bool) {
+        self.tc.detach(None, progress);
+        self.tcx.clear();
+        self.labs.clear();
+    }
+
+    /// Brings the attached set to `listing`. `stop` is checked between TCX attaches
+    /// (each waits for the kernel), so a Ctrl-C during a large first attach is not
+    /// kept waiting; lab links attach in batches.
     pub fn sync(&mut self, probe: &mut Probe, listing: Listing, stop: &AtomicBool) -> SyncReport {
         let mut report = SyncReport::default();
         let desired: HashMap<LinkId, Target> = listing
@@ -141,9 +156,9 @@ impl Counting {
             .collect();
 
         let gone: HashSet<LinkId> = self
-            .attached
+            .labs
             .iter()
-            .filter(|(id, a)| !desired.contains_key(id) && !listing.unsure.contains(&a.lab))
+            .filter(|(id, lab)| !desired.contains_key(id) && !listing.unsure.contains(*lab))
             .map(|(id, _)| *id)
             .collect();
         if !gone.is_empty() {
@@ -155,79 +170,113 @@ impl Counting {
                 }
             }
             for id in &gone {
-                self.attached.remove(id);
+                self.labs.remove(id);
+                self.tcx.remove(id);
                 self.warned.remove(id);
             }
+            self.tc.detach(Some(&gone), false);
             self.maps.forget(&gone);
             report.removed = gone.len();
         }
 
-        for (id, target) in desired {
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            let labels = LinkLabels::of(&target);
-            if self.attached.contains_key(&id) {
-                // Same interface; its name or peer may have changed (a peer is only
-                // known once both ends exist).
-                let changed = self
-                    .table
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&id)
-                    != Some(&labels);
-                if changed {
-                    self.table
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(id, labels);
+        let mut new_tc = Vec::new();
+        let mut new_tcx = Vec::new();
+        {
+            let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+            for (id, target) in desired {
+                let labels = LinkLabels::of(&target);
+                // Same interface; its name or peer may change (a peer is only known once
+                // both ends exist). New ones go in before attaching: their series start
+                // at 0, so the first packets count in rate() too.
+                if table.get(&id) != Some(&labels) {
+                    table.insert(id, labels);
                 }
+                if self.labs.contains_key(&id) {
+                    continue;
+                }
+                if probe::observer_uses_tc(&target) {
+                    new_tc.push(target);
+                } else {
+                    new_tcx.push(target);
+                }
+            }
+        }
+
+        let mut failures = Vec::new();
+        if !new_tc.is_empty() {
+            match probe.attach_observer_tc(Observer::Count, &new_tc, new_tc.len() >= 100) {
+                Ok((attached, failed)) => {
+                    self.tc.merge(attached);
+                    failures.extend(failed);
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    failures.extend(new_tc.iter().map(|t| {
+                        (
+                            t.clone(),
+                            ProbeError::Attach {
+                                program: "count".into(),
+                                ifname: t.ifname.clone(),
+                                netns: t.netns.clone(),
+                                message: message.clone(),
+                            },
+                        )
+                    }));
+                }
+            }
+            for t in &new_tc {
+                let id = id_of(t);
+                if self.tc.contains(&id) {
+                    self.attached(id, t);
+                    report.added += 1;
+                }
+            }
+        }
+        for target in new_tcx {
+            if stop.load(Ordering::Relaxed) {
+                self.table
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id_of(&target));
                 continue;
             }
-            // In the table before attaching: the series start at 0, so the first
-            // packets count in rate() too.
+            match probe.attach_observer_owned(Observer::Count, &target, Position::First) {
+                Ok(links) => {
+                    let id = id_of(&target);
+                    self.tcx.insert(id, links);
+                    self.attached(id, &target);
+                    report.added += 1;
+                }
+                Err(e) => failures.push((target, e)),
+            }
+        }
+        for (target, e) in failures {
+            let id = id_of(&target);
             self.table
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(id, labels);
-            match attach_both(probe, &target) {
-                Ok(links) => {
-                    if let Err(e) = self.maps.watch(id) {
-                        tracing::warn!(
-                            "drops on {}/{} will not be counted: {e}",
-                            target.netns,
-                            target.ifname
-                        );
-                    }
-                    self.attached.insert(
-                        id,
-                        Attached {
-                            lab: target.lab.clone(),
-                            _links: links,
-                        },
-                    );
-                    report.added += 1;
-                }
-                Err(e) => {
-                    self.table
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&id);
-                    report.failed += 1;
-                    // Usually an interface that vanished since the listing; retried
-                    // next refresh, reported once.
-                    if self.warned.insert(id) {
-                        tracing::warn!("{e} (will retry)");
-                    } else {
-                        tracing::debug!("{e}");
-                    }
-                }
+                .remove(&id);
+            report.failed += 1;
+            // Usually an interface that vanished since the listing; retried next
+            // refresh, reported once.
+            if self.warned.insert(id) {
+                tracing::warn!("{e} (will retry)");
+            } else {
+                tracing::debug!("{e}");
             }
         }
         report
     }
-}
 
-fn attach_both(probe: &mut Probe, t: &Target) -> Result<ObserverLinks, ProbeError> {
-    probe.attach_observer_owned(Observer::Count, t, Position::First)
+    /// Records a link whose programs are attached and starts counting its drops.
+    fn attached(&mut self, id: LinkId, target: &Target) {
+        if let Err(e) = self.maps.watch(id) {
+            tracing::warn!(
+                "drops on {}/{} will not be counted: {e}",
+                target.netns,
+                target.ifname
+            );
+        }
+        self.labs.insert(id, target.lab.clone());
+    }
 }

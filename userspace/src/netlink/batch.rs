@@ -177,6 +177,8 @@ impl BatchSocket {
                 RouteNetlinkMessage::NewLink(_)
                     | RouteNetlinkMessage::NewAddress(_)
                     | RouteNetlinkMessage::NewRoute(_)
+                    | RouteNetlinkMessage::NewQueueDiscipline(_)
+                    | RouteNetlinkMessage::NewTrafficFilter(_)
             );
             let flags = if create {
                 NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL

@@ -15,7 +15,7 @@ use rtnetlink::packet_route::{
     tc::{TcAttribute, TcBpfFlags, TcFilterBpfOption, TcHandle, TcMessage, TcOption},
 };
 
-use super::{Netlink, NetlinkError, error::errno_of};
+use super::{Netlink, NetlinkError, batch::BatchSocket, error::errno_of};
 
 const ETH_P_ALL: u16 = 0x0003;
 /// The clsact qdisc's own handle (ffff:0) and parent (ffff:fff1).
@@ -263,4 +263,192 @@ impl Netlink {
                 .map_err(|e| self.fail(what, format!("ifindex {ifindex}"), e)),
         }
     }
+}
+
+/// A TC hook of an interface (the clsact qdisc's two parents).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Hook {
+    Ingress,
+    Egress,
+}
+
+impl Hook {
+    fn parent(self) -> TcHandle {
+        TcHandle {
+            major: 0xffff,
+            minor: match self {
+                Hook::Ingress => TcHandle::MIN_INGRESS,
+                Hook::Egress => TcHandle::MIN_EGRESS,
+            },
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::Ingress => "ingress",
+            Hook::Egress => "egress",
+        }
+    }
+}
+
+/// A filter found on one hook by [`BatchSocket::hook_filters`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookFilter {
+    pub filter: BpfFilter,
+    pub is_bpf: bool,
+}
+
+/// Requests for a [`BatchSocket`] batch: many interfaces of one namespace in one
+/// `sendmsg` (the blocking counterparts of the `Netlink` methods above, for work at
+/// scale on the namespace pool).
+pub mod request {
+    use super::*;
+    use crate::netlink::batch::Request;
+
+    /// A clsact qdisc on `ifindex` (EEXIST when one is there).
+    pub fn add_clsact(ifindex: u32) -> Request {
+        let mut m = TcMessage::with_index(ifindex as i32);
+        m.header.handle = CLSACT_HANDLE;
+        m.header.parent = TcHandle::CLSACT;
+        m.attributes.push(TcAttribute::Kind("clsact".into()));
+        Request::new(
+            RouteNetlinkMessage::NewQueueDiscipline(m),
+            "add a clsact qdisc to",
+            format!("ifindex {ifindex}"),
+        )
+    }
+
+    /// Removes the clsact qdisc of `ifindex` and every filter on it.
+    pub fn del_clsact(ifindex: u32) -> Request {
+        let mut m = TcMessage::with_index(ifindex as i32);
+        m.header.handle = CLSACT_HANDLE;
+        m.header.parent = TcHandle::CLSACT;
+        Request::new(
+            RouteNetlinkMessage::DelQueueDiscipline(m),
+            "remove the clsact qdisc of",
+            format!("ifindex {ifindex}"),
+        )
+    }
+
+    /// A direct-action cls_bpf filter running `prog_fd` at (`priority`, `handle`) on
+    /// `hook` of `ifindex`, named `name` (EEXIST when that priority and handle are taken).
+    pub fn add_bpf(
+        ifindex: u32,
+        hook: Hook,
+        priority: u16,
+        handle: u32,
+        prog_fd: i32,
+        name: &str,
+    ) -> Request {
+        let mut m = TcMessage::with_index(ifindex as i32);
+        m.header.handle = handle.into();
+        m.header.parent = hook.parent();
+        m.header.info = tc_info(priority);
+        m.attributes.push(TcAttribute::Kind("bpf".into()));
+        m.attributes.push(TcAttribute::Options(vec![
+            TcOption::Bpf(TcFilterBpfOption::ProgFd(prog_fd as u32)),
+            TcOption::Bpf(TcFilterBpfOption::ProgName(name.to_string())),
+            TcOption::Bpf(TcFilterBpfOption::Flags(TcBpfFlags::DirectAction)),
+        ]));
+        Request::new(
+            RouteNetlinkMessage::NewTrafficFilter(m),
+            "attach a TC filter to",
+            format!("ifindex {ifindex} {}", hook.as_str()),
+        )
+    }
+
+    /// Removes the filter at (`priority`, `handle`) of `hook` of `ifindex`.
+    pub fn del_filter(ifindex: u32, hook: Hook, priority: u16, handle: u32) -> Request {
+        let mut m = TcMessage::with_index(ifindex as i32);
+        m.header.handle = handle.into();
+        m.header.parent = hook.parent();
+        m.header.info = tc_info(priority);
+        Request::new(
+            RouteNetlinkMessage::DelTrafficFilter(m),
+            "remove a TC filter of",
+            format!("ifindex {ifindex} {}", hook.as_str()),
+        )
+    }
+}
+
+/// An error of a delete that means "already gone" (object, hook or interface).
+pub fn is_absent(e: &NetlinkError) -> bool {
+    matches!(e.errno(), Some(libc::ENOENT | libc::ENODEV | libc::EINVAL))
+}
+
+impl BatchSocket {
+    /// Interfaces (by ifindex) of this namespace that carry a clsact qdisc: one dump.
+    pub fn clsact_ifindexes(&mut self) -> Result<HashSet<u32>, NetlinkError> {
+        let replies = self.dump(
+            RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()),
+            "list qdiscs",
+        )?;
+        Ok(replies
+            .iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewQueueDiscipline(q)
+                    if q.attributes
+                        .iter()
+                        .any(|a| matches!(a, TcAttribute::Kind(k) if k == "clsact")) =>
+                {
+                    u32::try_from(q.header.index).ok()
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Every filter on `hook` of `ifindex` (none when the interface or its clsact is
+    /// gone). One dump: a socket runs one dump at a time.
+    pub fn hook_filters(
+        &mut self,
+        ifindex: u32,
+        hook: Hook,
+    ) -> Result<Vec<HookFilter>, NetlinkError> {
+        let mut m = TcMessage::with_index(ifindex as i32);
+        m.header.parent = hook.parent();
+        let replies = match self.dump(RouteNetlinkMessage::GetTrafficFilter(m), "list TC filters") {
+            Err(e) if is_absent(&e) => return Ok(Vec::new()),
+            r => r?,
+        };
+        Ok(replies
+            .into_iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewTrafficFilter(f) => filter_of(&f),
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+/// A dumped filter; `None` for a priority's chain head (no handle).
+fn filter_of(f: &TcMessage) -> Option<HookFilter> {
+    if u32::from(f.header.handle) == 0 {
+        return None;
+    }
+    let is_bpf = f
+        .attributes
+        .iter()
+        .any(|a| matches!(a, TcAttribute::Kind(k) if k == "bpf"));
+    let name = f
+        .attributes
+        .iter()
+        .filter_map(|a| match a {
+            TcAttribute::Options(o) => Some(o),
+            _ => None,
+        })
+        .flatten()
+        .find_map(|o| match o {
+            TcOption::Bpf(TcFilterBpfOption::ProgName(n)) => Some(n.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    Some(HookFilter {
+        filter: BpfFilter {
+            priority: (f.header.info >> 16) as u16,
+            handle: f.header.handle.into(),
+            name,
+        },
+        is_bpf,
+    })
 }

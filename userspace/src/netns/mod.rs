@@ -269,6 +269,12 @@ pub fn cookie(name: &str) -> Result<u64, NetnsError> {
     })
 }
 
+/// The cookie of the calling thread's namespace (a thread of [`pool::map`] that
+/// entered one): tells a namespace from a later one of the same name.
+pub fn cookie_here() -> std::io::Result<u64> {
+    socket_netns_cookie()
+}
+
 fn socket_netns_cookie() -> std::io::Result<u64> {
     use std::os::fd::AsRawFd;
     // Any socket carries its namespace's cookie; an unbound AF_UNIX one needs no

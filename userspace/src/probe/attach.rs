@@ -65,7 +65,7 @@ pub enum Observer {
 }
 
 impl Observer {
-    fn programs(self) -> [(&'static str, Direction); 2] {
+    pub(super) fn programs(self) -> [(&'static str, Direction); 2] {
         match self {
             Observer::Trace => [
                 (program::TRACE_INGRESS, Direction::Ingress),

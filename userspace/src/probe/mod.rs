@@ -12,6 +12,7 @@ mod dropwatch;
 mod error;
 mod maps;
 mod targets;
+mod tc_observers;
 mod testrun;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ pub use dropwatch::DropRing;
 pub use error::ProbeError;
 pub use maps::{FastpathStats, ImpairConfigPinned, ImpairStats, KernelLog, TraceRing};
 pub use targets::{LinkKind, Target, TargetFilter, host_targets, lab_targets};
+pub use tc_observers::{OBSERVER_HANDLE, TcObservers, observer_uses_tc};
 
 /// The programs, built by build.rs from ebpf/ and embedded in the binary.
 static EBPF_OBJECT: &[u8] =

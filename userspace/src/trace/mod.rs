@@ -19,7 +19,7 @@ use tokio::io::unix::AsyncFd;
 use vethscope_common::{TraceConfig, names, proto_mask};
 
 use crate::probe::{
-    self, LoadOptions, Observer, Position, Probe, ProbeError, Target, TargetFilter, TraceRing,
+    self, LoadOptions, Observer, Probe, ProbeError, Target, TargetFilter, TraceRing,
 };
 use event::Hop;
 use paths::{Correlator, Path};
@@ -317,7 +317,9 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
     };
     // Impairment events older than this were left in the lab's ring by earlier traffic.
     let started_ns = monotonic_ns();
-    let attached = probe.attach_observer(Observer::Trace, &targets, Position::First)?;
+    // Lab interfaces get legacy TC filters (batched; removed when `_observers` goes),
+    // others TCX links (see probe::observer_uses_tc).
+    let (_observers, attached) = probe.attach_observer_everywhere(Observer::Trace, &targets)?;
     let mut ring = readable(probe.take_trace_ring()?)
         .map_err(|e| ProbeError::map(vethscope_common::names::map::TRACE_EVENTS, e))?;
     // Counting programs and the HTTP server live as long as the trace (dropped on return).
