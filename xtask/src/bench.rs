@@ -1,5 +1,6 @@
 //! `cargo xtask bench ARGS…`: release build, then `target/release/vethscope bench ARGS…`;
-//! `cargo xtask bench scale …` is the host-scale benchmark (bench_scale.rs).
+//! `cargo xtask bench scale …` is the host-scale benchmark (bench_scale.rs), and
+//! `cargo xtask bench scale --serve …` its serve/trace part (bench_serve.rs).
 
 use std::{ffi::OsString, process::Command};
 
@@ -15,6 +16,11 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    if args.args.first().is_some_and(|a| a == "scale")
+        && args.args.get(1).is_some_and(|a| a == "--serve")
+    {
+        return crate::bench_serve::run(&args.args[2..]);
+    }
     if args.args.first().is_some_and(|a| a == "scale") {
         return crate::bench_scale::run(&args.args[1..]);
     }

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_scale;
+mod bench_serve;
 mod build;
 mod demo;
 mod fuzz;

@@ -54,7 +54,7 @@ fn registry(
 ) -> Result<Registry, MetricsError> {
     let reasons = crate::probe::btf::drop_reasons().unwrap_or_else(|e| {
         // Drops are still counted; they are just labelled by number.
-        tracing::warn!("drop reasons will be numbers: {e}");
+        tracing::warn!("drop reasons will be numbers: {}", crate::errors::Chain(&e));
         Default::default()
     });
     let trace = if with_trace {
@@ -90,6 +90,19 @@ fn release_freed_memory() {
     }
 }
 
+/// Makes every allocation of 1 MiB or more its own mapping, returned to the kernel when
+/// freed. A scrape of 1,000 namespaces is ~12 MB of text; by default glibc raises its
+/// mapping threshold after the first such buffer is freed and then keeps the next ones
+/// in the heap for the life of the process (RSS +12–35 MB). The cost: the pages of
+/// each scrape's buffer are faulted in again.
+fn map_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a threshold of the allocator.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 /// Aborts the HTTP server when dropped, on every exit path.
 struct ServerTask(JoinHandle<()>);
 
@@ -117,6 +130,7 @@ fn on_signal(stop: Arc<AtomicBool>, wake: Arc<tokio::sync::Notify>) -> Result<()
 /// `vethscope serve`: counts on the links of `opts.scope` and serves them until
 /// SIGINT/SIGTERM. Every attachment is a fd of this process, so all detach on return.
 pub async fn serve(opts: &ServeOptions) -> Result<(), MetricsError> {
+    map_large_buffers();
     let listener = http::bind(opts.listen, "--listen").await?;
     let stop = Arc::new(AtomicBool::new(false));
     let wake = Arc::new(tokio::sync::Notify::new());

@@ -66,7 +66,10 @@ pub async fn list(scope: &Scope) -> Listing {
             // Not up (yet, or any more): nothing to count, not an error.
             Err(ProbeError::Inspect(InspectError::NoSuchLab { .. })) => {}
             Err(e) => {
-                tracing::debug!("cannot list the links of lab {lab} (will retry): {e}");
+                tracing::debug!(
+                    "cannot list the links of lab {lab} (will retry): {}",
+                    crate::errors::Chain(&e)
+                );
                 out.unsure.insert(lab);
             }
         }
@@ -82,7 +85,10 @@ pub async fn list(scope: &Scope) -> Listing {
                 }
             }
             Err(e) => {
-                tracing::debug!("cannot list the host's links (will retry): {e}");
+                tracing::debug!(
+                    "cannot list the host's links (will retry): {}",
+                    crate::errors::Chain(&e)
+                );
                 out.unsure.insert(String::new());
             }
         }
@@ -210,18 +216,13 @@ impl Counting {
                     failures.extend(failed);
                 }
                 Err(e) => {
-                    let message = e.to_string();
-                    failures.extend(new_tc.iter().map(|t| {
-                        (
-                            t.clone(),
-                            ProbeError::Attach {
-                                program: "count".into(),
-                                ifname: t.ifname.clone(),
-                                netns: t.netns.clone(),
-                                message: message.clone(),
-                            },
-                        )
-                    }));
+                    // Not per link (the programs themselves): reported, retried next refresh.
+                    tracing::warn!("{} (will retry)", crate::errors::Chain(&e));
+                    report.failed += new_tc.len();
+                    let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+                    for t in &new_tc {
+                        table.remove(&id_of(t));
+                    }
                 }
             }
             for t in &new_tc {
@@ -260,9 +261,9 @@ impl Counting {
             // Usually an interface that vanished since the listing; retried next
             // refresh, reported once.
             if self.warned.insert(id) {
-                tracing::warn!("{e} (will retry)");
+                tracing::warn!("{} (will retry)", crate::errors::Chain(&e));
             } else {
-                tracing::debug!("{e}");
+                tracing::debug!("{}", crate::errors::Chain(&e));
             }
         }
         report
@@ -272,9 +273,10 @@ impl Counting {
     fn attached(&mut self, id: LinkId, target: &Target) {
         if let Err(e) = self.maps.watch(id) {
             tracing::warn!(
-                "drops on {}/{} will not be counted: {e}",
+                "drops on {}/{} will not be counted: {}",
                 target.netns,
-                target.ifname
+                target.ifname,
+                crate::errors::Chain(&e)
             );
         }
         self.labs.insert(id, target.lab.clone());

@@ -38,6 +38,8 @@ const PRIO_FIRST: u16 = 0xf000;
 const PRIO_COUNT: u16 = 0x0a00;
 const NAME_PREFIX: &str = "vethscope/";
 const HOOKS: [Hook; 2] = [Hook::Ingress, Hook::Egress];
+/// Interfaces per pool job (a namespace with more is split).
+const CHUNK: usize = 64;
 
 /// An interface as counter keys name it: (namespace cookie, ifindex).
 pub type IfaceId = (u64, u32);
@@ -122,7 +124,9 @@ fn free_priority(from: u16, used: &HashSet<u16>) -> u16 {
 /// What attaching in one namespace needs.
 struct Programs {
     fds: [i32; 2],
+    /// Filter names (with the owner), and the programs' own names.
     names: [String; 2],
+    programs: [&'static str; 2],
     preferred: u16,
 }
 
@@ -139,19 +143,25 @@ impl Probe {
     ) -> Result<(TcObservers, Vec<(Target, ProbeError)>), ProbeError> {
         let mut fds = [0; 2];
         let mut names = [String::new(), String::new()];
+        let mut programs = [""; 2];
         for (i, (name, _)) in observer.programs().into_iter().enumerate() {
             self.load_program(name)?;
             fds[i] = self
                 .classifier(name)?
                 .fd()
-                .map_err(|e| ProbeError::Load(e.to_string()))?
+                .map_err(|source| ProbeError::ProgramType {
+                    program: name,
+                    source: Box::new(source),
+                })?
                 .as_fd()
                 .as_raw_fd();
+            programs[i] = name;
             names[i] = filter_name(name);
         }
         let programs = Programs {
             fds,
             names,
+            programs,
             preferred: preferred_priority(observer),
         };
         let mut by_netns: HashMap<&str, Vec<&Target>> = HashMap::new();
@@ -159,13 +169,35 @@ impl Probe {
             self.cookies.insert(t.cookie, t.netns.clone());
             by_netns.entry(t.netns.as_str()).or_default().push(t);
         }
-        let jobs: Vec<(&str, Vec<&Target>)> = by_netns.into_iter().collect();
-        let shown = Mutex::new(Progress::new(jobs.len(), progress));
-        let results = netns::pool::map(&jobs, |(ns, ts)| {
-            let r = attach_in(ns, ts, &programs);
+        // A namespace with many interfaces (the root one of a large star: every bridge
+        // port) is split, so its dumps and batches overlap on the pool too.
+        let jobs: Vec<(&str, &[&Target])> = by_netns
+            .iter()
+            .flat_map(|(ns, ts)| ts.chunks(CHUNK).map(move |c| (*ns, c)))
+            .collect();
+        let shown = Mutex::new(Progress::new(2 * jobs.len(), progress));
+        let step = |what: &str, ns: &str| {
             if let Ok(mut p) = shown.lock() {
-                p.step(&format!("attaching in namespace {ns}"));
+                p.step(&format!("{what} in namespace {ns}"));
             }
+        };
+        // Two passes over every namespace: clsact qdiscs first, filters after. The first
+        // filter on a fresh clsact hook waits for an RCU grace period (expedited, under
+        // RTNL) unless one has passed since the qdisc was made; the first pass takes
+        // long enough for that, so the filters go in without waiting.
+        let prepared = netns::pool::map(&jobs, |(ns, ts)| {
+            let r = prepare_in(ns, ts, &programs);
+            step("clsact", ns);
+            r
+        });
+        let work: Vec<PassTwo> = jobs
+            .iter()
+            .zip(prepared)
+            .map(|((ns, ts), p)| (*ns, *ts, p))
+            .collect();
+        let results = netns::pool::map(&work, |(ns, ts, prep)| {
+            let r = add_filters_in(ns, ts, prep, &programs);
+            step("filters", ns);
             r
         });
         if let Ok(mut p) = shown.lock() {
@@ -175,7 +207,7 @@ impl Probe {
             links: HashMap::new(),
         };
         let mut failed = Vec::new();
-        for ((_, ts), rs) in jobs.iter().zip(results) {
+        for ((_, ts, _), rs) in work.iter().zip(results) {
             for (t, r) in ts.iter().zip(rs) {
                 match r {
                     Ok(a) => {
@@ -210,46 +242,81 @@ impl Probe {
     }
 }
 
-fn attach_error(t: &Target, program: &str, e: impl std::fmt::Display) -> ProbeError {
-    ProbeError::Attach {
-        program: program.to_string(),
+fn attach_error(t: &Target, program: &'static str, source: NetlinkError) -> ProbeError {
+    ProbeError::AttachFilter {
+        program,
         ifname: t.ifname.clone(),
         netns: t.netns.clone(),
-        message: e.to_string(),
+        source: Box::new(source),
     }
 }
 
-/// Attaches in namespace `ns` (entered by this pool thread); one result per target.
-fn attach_in(ns: &str, targets: &[&Target], p: &Programs) -> Vec<Result<Attached, ProbeError>> {
-    let fail_all = |e: &dyn std::fmt::Display| {
+/// A job of the second pass: namespace, its targets, what the first pass made of each.
+type PassTwo<'a> = (&'a str, &'a [&'a Target], Vec<Result<Prepared, ProbeError>>);
+
+/// An interface ready for its filters: the priorities to use, and whether we added
+/// its clsact.
+struct Prepared {
+    priority: [u16; 2],
+    clsact_ours: bool,
+}
+
+fn copy_error(
+    t: &Target,
+    program: &'static str,
+    ns: &str,
+    op: &'static str,
+    e: &NetlinkError,
+) -> ProbeError {
+    let cause = NetlinkError::from_errno(
+        op,
+        format!("ifindex {}", t.ifindex),
+        ns,
+        e.errno().unwrap_or(libc::EIO),
+    );
+    attach_error(t, program, cause)
+}
+
+/// Enters `ns` on this pool thread and opens a socket there.
+fn socket_in(ns: &str) -> Result<BatchSocket, NetlinkError> {
+    netns::enter(ns)?;
+    BatchSocket::open_here(ns)
+}
+
+/// First pass in namespace `ns`: removes orphans of a dead vethscope, picks free
+/// priorities where filters exist, adds the missing clsact qdiscs (one batch).
+fn prepare_in(ns: &str, targets: &[&Target], p: &Programs) -> Vec<Result<Prepared, ProbeError>> {
+    let program = p.programs[0];
+    let fail_all = |e: NetlinkError| {
         targets
             .iter()
-            .map(|t| Err(attach_error(t, &p.names[0], e)))
+            .map(|t| Err(copy_error(t, program, ns, "attach observers to", &e)))
             .collect()
     };
-    if let Err(e) = netns::enter(ns) {
-        return fail_all(&e);
-    }
-    let mut sock = match BatchSocket::open_here(ns) {
+    let mut sock = match socket_in(ns) {
         Ok(s) => s,
-        Err(e) => return fail_all(&e),
+        Err(e) => return fail_all(e),
     };
     let clsacts = match sock.clsact_ifindexes() {
         Ok(c) => c,
-        Err(e) => return fail_all(&e),
+        Err(e) => return fail_all(e),
     };
-    // Interfaces that already have a clsact: clear orphans of a crashed run and keep
-    // off the priorities in use.
-    let mut priorities: Vec<Result<[u16; 2], NetlinkError>> = Vec::with_capacity(targets.len());
+    let mut out: Vec<Result<Prepared, ProbeError>> = Vec::with_capacity(targets.len());
     let mut orphans = Vec::new();
-    for t in targets {
+    let mut adds = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
         if !clsacts.contains(&t.ifindex) {
-            priorities.push(Ok([p.preferred; 2]));
+            adds.push((i, request::add_clsact(t.ifindex)));
+            out.push(Ok(Prepared {
+                priority: [p.preferred; 2],
+                clsact_ours: true,
+            }));
             continue;
         }
+        // A clsact is there: clear orphans and keep off the priorities in use.
         let mut prio = [p.preferred; 2];
         let mut failed = None;
-        for (i, hook) in HOOKS.into_iter().enumerate() {
+        for (h, hook) in HOOKS.into_iter().enumerate() {
             match sock.hook_filters(t.ifindex, hook) {
                 Ok(filters) => {
                     let mut used = HashSet::new();
@@ -265,14 +332,17 @@ fn attach_in(ns: &str, targets: &[&Target], p: &Programs) -> Vec<Result<Attached
                             used.insert(f.filter.priority);
                         }
                     }
-                    prio[i] = free_priority(p.preferred, &used);
+                    prio[h] = free_priority(p.preferred, &used);
                 }
-                Err(e) => failed = Some(e),
+                Err(e) => failed = Some(copy_error(t, program, ns, "list TC filters of", &e)),
             }
         }
-        priorities.push(match failed {
+        out.push(match failed {
             Some(e) => Err(e),
-            None => Ok(prio),
+            None => Ok(Prepared {
+                priority: prio,
+                clsact_ours: false,
+            }),
         });
     }
     if !orphans.is_empty() {
@@ -284,102 +354,131 @@ fn attach_in(ns: &str, targets: &[&Target], p: &Programs) -> Vec<Result<Attached
             if let Err(e) = r.as_ref()
                 && !is_absent(e)
             {
-                tracing::warn!("{e}");
+                tracing::warn!("{}", crate::errors::Chain(e));
             }
         }
     }
-
-    // One batch: per target its clsact (when missing) and two filters.
-    let mut requests: Vec<Request> = Vec::new();
-    let mut slots = Vec::with_capacity(targets.len());
-    for (t, prio) in targets.iter().zip(&priorities) {
-        let Ok(prio) = prio else {
-            slots.push(None);
-            continue;
-        };
-        let first = requests.len();
-        let adds_clsact = !clsacts.contains(&t.ifindex);
-        if adds_clsact {
-            requests.push(request::add_clsact(t.ifindex));
+    let (which, requests): (Vec<usize>, Vec<Request>) = adds.into_iter().unzip();
+    for (i, r) in which.into_iter().zip(sock.execute(requests)) {
+        match r {
+            Ok(()) => {}
+            // Someone added one since our dump: theirs, not ours to remove.
+            Err(e) if e.errno() == Some(libc::EEXIST) => {
+                if let Ok(prep) = out[i].as_mut() {
+                    prep.clsact_ours = false;
+                }
+            }
+            Err(e) => out[i] = Err(attach_error(targets[i], program, e)),
         }
-        for (i, hook) in HOOKS.into_iter().enumerate() {
-            requests.push(request::add_bpf(
-                t.ifindex,
-                hook,
-                prio[i],
-                OBSERVER_HANDLE,
-                p.fds[i],
-                &p.names[i],
-            ));
-        }
-        slots.push(Some((first, adds_clsact)));
     }
-    let results = sock.execute(requests);
+    out
+}
 
+/// Second pass in namespace `ns`: both filters of every prepared target (one batch);
+/// a target half attached is taken back. One result per target.
+fn add_filters_in(
+    ns: &str,
+    targets: &[&Target],
+    prepared: &[Result<Prepared, ProbeError>],
+    p: &Programs,
+) -> Vec<Result<Attached, ProbeError>> {
+    let program = p.programs[0];
+    let mut sock = match socket_in(ns) {
+        Ok(s) => s,
+        Err(e) => {
+            return targets
+                .iter()
+                .map(|t| Err(copy_error(t, program, ns, "attach observers to", &e)))
+                .collect();
+        }
+    };
+    let mut requests: Vec<Request> = Vec::new();
+    for (t, prep) in targets.iter().zip(prepared) {
+        if let Ok(prep) = prep {
+            for (h, hook) in HOOKS.into_iter().enumerate() {
+                requests.push(request::add_bpf(
+                    t.ifindex,
+                    hook,
+                    prep.priority[h],
+                    OBSERVER_HANDLE,
+                    p.fds[h],
+                    &p.names[h],
+                ));
+            }
+        }
+    }
+    let mut results = sock.execute(requests).into_iter();
     let mut out = Vec::with_capacity(targets.len());
     let mut undo = Vec::new();
-    for ((t, prio), slot) in targets.iter().zip(priorities).zip(slots) {
-        let (prio, (first, adds_clsact)) = match (prio, slot) {
-            (Ok(prio), Some(slot)) => (prio, slot),
-            (Err(e), _) => {
-                out.push(Err(attach_error(t, &p.names[0], e)));
+    for (t, prep) in targets.iter().zip(prepared) {
+        let prep = match prep {
+            Ok(prep) => prep,
+            Err(e) => {
+                out.push(Err(match e {
+                    ProbeError::AttachFilter { source, .. } => {
+                        copy_error(t, program, ns, "attach observers to", source)
+                    }
+                    _ => copy_error(
+                        t,
+                        program,
+                        ns,
+                        "attach observers to",
+                        &NetlinkError::from_errno("attach", String::new(), ns, libc::EIO),
+                    ),
+                }));
                 continue;
             }
-            (Ok(_), None) => unreachable!("a slot for every listed target"),
         };
-        let mut at = first;
-        let mut clsact_ours = false;
-        if adds_clsact {
-            clsact_ours = match &results[at] {
-                Ok(()) => true,
-                // Someone added one since our dump: theirs.
-                Err(e) if e.errno() == Some(libc::EEXIST) => false,
-                Err(_) => false,
-            };
-            at += 1;
+        let filters = [results.next(), results.next()];
+        let mut first_err = None;
+        let mut added = Vec::new();
+        for (h, r) in filters.into_iter().enumerate() {
+            match r {
+                Some(Ok(())) => added.push(h),
+                Some(Err(e)) => {
+                    first_err.get_or_insert(attach_error(t, p.programs[h], e));
+                }
+                None => {
+                    first_err.get_or_insert(copy_error(
+                        t,
+                        p.programs[h],
+                        ns,
+                        "attach a TC filter to",
+                        &NetlinkError::from_errno("attach", String::new(), ns, libc::EIO),
+                    ));
+                }
+            }
         }
-        let filters = [&results[at], &results[at + 1]];
-        match filters {
-            [Ok(()), Ok(())] => out.push(Ok(Attached {
+        match first_err {
+            None => out.push(Ok(Attached {
                 netns: ns.to_string(),
                 cookie: t.cookie,
                 ifindex: t.ifindex,
-                priority: prio,
-                clsact_ours,
+                priority: prep.priority,
+                clsact_ours: prep.clsact_ours,
             })),
-            _ => {
-                // Half attached: take back what went in, report the first failure.
-                let mut first_err = None;
-                for (i, r) in filters.into_iter().enumerate() {
-                    match r {
-                        Ok(()) => undo.push(request::del_filter(
-                            t.ifindex,
-                            HOOKS[i],
-                            prio[i],
-                            OBSERVER_HANDLE,
-                        )),
-                        Err(e) if first_err.is_none() => {
-                            first_err = Some(attach_error(t, &p.names[i], e))
-                        }
-                        Err(_) => {}
-                    }
+            Some(e) => {
+                // Half attached: take back what went in (and a clsact we added).
+                for h in added {
+                    undo.push(request::del_filter(
+                        t.ifindex,
+                        HOOKS[h],
+                        prep.priority[h],
+                        OBSERVER_HANDLE,
+                    ));
                 }
-                if clsact_ours {
+                if prep.clsact_ours {
                     undo.push(request::del_clsact(t.ifindex));
                 }
-                out.push(Err(first_err.unwrap_or_else(|| {
-                    attach_error(t, &p.names[0], "attach failed")
-                })));
+                out.push(Err(e));
             }
         }
     }
-    if !undo.is_empty() {
-        for r in sock.execute(undo) {
-            if let Err(e) = r.as_ref()
-                && !is_absent(e)
-            {
-                tracing::warn!("{e}");
-            }
+    for r in sock.execute(undo) {
+        if let Err(e) = r.as_ref()
+            && !is_absent(e)
+        {
+            tracing::warn!("{}", crate::errors::Chain(e));
         }
     }
     out
@@ -422,11 +521,14 @@ impl TcObservers {
                 .or_default()
                 .push(a);
         }
-        let jobs: Vec<((String, u64), Vec<Attached>)> = by_netns.into_iter().collect();
+        let jobs: Vec<(&(String, u64), &[Attached])> = by_netns
+            .iter()
+            .flat_map(|(key, items)| items.chunks(CHUNK).map(move |c| (key, c)))
+            .collect();
         let shown = Mutex::new(Progress::new(jobs.len(), progress));
         netns::pool::map(&jobs, |((ns, cookie), items)| {
             if let Err(e) = detach_in(ns, *cookie, items) {
-                tracing::warn!("detaching in namespace {ns}: {e}");
+                tracing::warn!("detaching in namespace {ns}: {}", crate::errors::Chain(&e));
             }
             if let Ok(mut p) = shown.lock() {
                 p.step(&format!("detaching in namespace {ns}"));
@@ -474,7 +576,7 @@ fn detach_in(ns: &str, cookie: u64, items: &[Attached]) -> Result<(), NetlinkErr
         if let Err(e) = r
             && !is_absent(&e)
         {
-            tracing::warn!("{e}");
+            tracing::warn!("{}", crate::errors::Chain(&e));
         }
     }
     // A clsact we added goes once nothing is left on it (the fast path or someone
@@ -493,7 +595,7 @@ fn detach_in(ns: &str, cookie: u64, items: &[Attached]) -> Result<(), NetlinkErr
         if let Err(e) = r
             && !is_absent(&e)
         {
-            tracing::warn!("{e}");
+            tracing::warn!("{}", crate::errors::Chain(&e));
         }
     }
     Ok(())
