@@ -543,20 +543,10 @@ mod parser {
 
     /// A second handle on the probe's counter map (a dup of its fd), to read and clear it.
     pub fn counters(probe: &Probe) -> Counters {
-        use std::os::fd::AsFd;
-        let name = vethscope_common::names::map::LINK_COUNTERS;
-        let Some(aya::maps::Map::PerCpuHashMap(data)) = probe.ebpf().map(name) else {
-            panic!("the eBPF object has no per-CPU hash {name}");
-        };
-        let fd = data
-            .fd()
-            .as_fd()
-            .try_clone_to_owned()
-            .expect("dup the map fd");
-        let data = MapData::from_fd(fd).expect("map from fd");
-        aya::maps::Map::from_map_data(data)
-            .and_then(TryInto::try_into)
-            .expect("LINK_COUNTERS as a per-CPU hash")
+        probe
+            .counter_handles()
+            .expect("second handles on the counting maps")
+            .links
     }
 
     /// BPF_PROG_TEST_RUN itself refuses an skb whose outer ethertype is IPv4 or IPv6

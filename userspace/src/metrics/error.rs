@@ -10,17 +10,32 @@ pub enum MetricsError {
     },
     #[error(transparent)]
     Probe(#[from] crate::probe::ProbeError),
-    #[error("eBPF map {map}: {message}")]
-    Map { map: String, message: String },
+    #[error("eBPF map {map}")]
+    Map {
+        map: &'static str,
+        source: Box<aya::maps::MapError>,
+    },
+    #[error("metric {name}")]
+    Prometheus {
+        name: String,
+        source: prometheus::Error,
+    },
     #[error("cannot start the metrics server")]
     Io(#[from] std::io::Error),
 }
 
 impl MetricsError {
-    pub(crate) fn map(map: &str, e: impl std::fmt::Display) -> Self {
+    pub(crate) fn map(map: &'static str, source: aya::maps::MapError) -> Self {
         MetricsError::Map {
-            map: map.to_string(),
-            message: e.to_string(),
+            map,
+            source: Box::new(source),
+        }
+    }
+
+    pub(crate) fn prometheus(name: &str, source: prometheus::Error) -> Self {
+        MetricsError::Prometheus {
+            name: name.to_string(),
+            source,
         }
     }
 

@@ -57,24 +57,24 @@ fn registry(
         Default::default()
     });
     let trace = if with_trace {
-        Some(maps::TraceStats::open(probe.ebpf())?)
+        Some(maps::TraceStats::open(probe.trace_stats_handle()?))
     } else {
         None
     };
     let impairments = impair::ImpairCollector::new(table.clone())?;
     let collector = LinkCollector::new(
         table,
-        maps::CounterMaps::open(probe.ebpf())?,
+        maps::CounterMaps::open(probe.counter_handles()?),
         reasons,
         trace,
     )?;
     let registry = Registry::new();
     registry
         .register(Box::new(collector))
-        .map_err(|e| MetricsError::map("registry", e))?;
+        .map_err(|e| MetricsError::prometheus("registry", e))?;
     registry
         .register(Box::new(impairments))
-        .map_err(|e| MetricsError::map("registry", e))?;
+        .map_err(|e| MetricsError::prometheus("registry", e))?;
     Ok(registry)
 }
 
