@@ -42,8 +42,6 @@ pub enum DiagnoseError {
         lab: String,
         known: String,
     },
-    #[error("cannot send the probe from namespace {netns}: {message}")]
-    Send { netns: String, message: String },
 }
 
 impl DiagnoseError {

@@ -1,10 +1,14 @@
 /// Errors of the Prometheus exporter; each is one sentence that says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
-    #[error("cannot listen on {addr}: {reason} (fix: {flag} 127.0.0.1:PORT)")]
+    #[error(
+        "cannot listen on {addr}: {} (fix: {flag} 127.0.0.1:PORT)",
+        short_reason(error)
+    )]
     Listen {
         addr: std::net::SocketAddr,
-        reason: String,
+        /// Shown (shortened) inside the message, before the fix: not a `#[source]`.
+        error: std::io::Error,
         /// The option that sets the address (`--listen` for serve, `--metrics` for trace).
         flag: &'static str,
     },
@@ -39,20 +43,23 @@ impl MetricsError {
         }
     }
 
-    /// A bind error as a short reason ("address in use") rather than the OS's wording.
     pub(crate) fn listen(
         addr: std::net::SocketAddr,
         flag: &'static str,
-        e: &std::io::Error,
+        error: std::io::Error,
     ) -> Self {
-        let reason = match e.kind() {
-            std::io::ErrorKind::AddrInUse => "address in use".to_string(),
-            std::io::ErrorKind::AddrNotAvailable => {
-                "no interface of this host has that address".to_string()
-            }
-            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-            _ => e.to_string(),
-        };
-        MetricsError::Listen { addr, reason, flag }
+        MetricsError::Listen { addr, error, flag }
+    }
+}
+
+/// A bind error as a short reason ("address in use") rather than the OS's wording.
+fn short_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => "address in use".to_string(),
+        std::io::ErrorKind::AddrNotAvailable => {
+            "no interface of this host has that address".to_string()
+        }
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
     }
 }
