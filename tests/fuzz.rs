@@ -14,6 +14,11 @@
 //! exporter|parser --seconds N` runs one for N seconds from a random seed
 //! (VETHSCOPE_FUZZ_SECONDS, VETHSCOPE_FUZZ_SEED) and prints executions per second and
 //! findings; a finding is printed with its shrunk input and fails the run.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test prints what it measured or left out"
+)]
 
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};

@@ -1,6 +1,11 @@
 //! `cargo xtask …`: vethscope's developer and CI tasks (see `cargo xtask --help`).
 //!
 //! One module per command; `setup` holds the machine checks the other commands reuse.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a developer tool: its output is what it prints"
+)]
 
 mod bench;
 mod bench_scale;

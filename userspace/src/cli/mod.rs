@@ -1,5 +1,10 @@
 //! Command-line interface: argument definitions and dispatch. Handlers return
 //! `anyhow::Result`; `main` prints the error chain as one message.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the command line: what a command prints is its output"
+)]
 
 mod args;
 mod bench_cmd;

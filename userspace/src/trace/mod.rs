@@ -331,8 +331,8 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
         ),
         None => None,
     };
-    eprintln!(
-        "vethscope: tracing {} interfaces ({attached} TC programs){}{} — Ctrl-C to stop",
+    status_line(format_args!(
+        "tracing {} interfaces ({attached} TC programs){}{} — Ctrl-C to stop",
         targets.len(),
         opts.lab
             .as_ref()
@@ -341,7 +341,7 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
         opts.metrics
             .map(|a| format!(", counters on http://{a}/metrics"))
             .unwrap_or_default()
-    );
+    ));
 
     // Packets an impairment drops, duplicates or corrupts, reported by its own program.
     let mut impair = opts.lab.as_deref().and_then(open_impair_ring);
@@ -477,4 +477,13 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
     }
     sink.out.flush()?;
     Ok(summary)
+}
+
+/// A status line of `trace` for the terminal (stderr: stdout carries the trace).
+#[allow(
+    clippy::print_stderr,
+    reason = "the status line of a long-running command, for whoever watches the terminal"
+)]
+fn status_line(line: std::fmt::Arguments<'_>) {
+    eprintln!("vethscope: {line}");
 }
