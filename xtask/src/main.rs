@@ -10,6 +10,7 @@ mod fuzz;
 mod interrupt;
 mod leftovers;
 mod lint;
+mod schemas;
 mod setup;
 mod test;
 mod util;
@@ -47,6 +48,9 @@ enum Task {
     Bench(bench::Args),
     /// Run a fuzz target (topology, exporter, parser) for a time and print executions per second
     Fuzz(fuzz::Args),
+    /// Regenerate the JSON Schemas in docs/ (trace, show, diagnose, bench --json) from the
+    /// Rust types; the `schemas` test fails while a committed one is out of date
+    Schemas,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Task::Lint => lint::run(),
         Task::Bench(args) => bench::run(&args),
         Task::Fuzz(args) => fuzz::run(&args),
+        Task::Schemas => schemas::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
