@@ -73,12 +73,29 @@ fn file<T: JsonSchema>(file: &'static str, id: &str, title: &str, description: &
 fn generator() -> SchemaGenerator {
     SchemaSettings::draft2020_12()
         .for_serialize()
+        .with_transform(RecursiveTransform(TidyDescriptions))
         .with_transform(RecursiveTransform(AddressPatterns))
         .with_transform(RecursiveTransform(AbsentNotNull))
         .with_transform(RecursiveTransform(CloseObjects))
         // Drops schemars' `uint32`-style formats, which no standard defines.
         .with_transform(RestrictFormats::default())
         .into_generator()
+}
+
+/// Descriptions come from doc comments: wrapped lines are joined, and rustdoc links
+/// (``[`sysctls::INTERFACE_KEYS`]``) become plain code spans.
+#[derive(Clone)]
+struct TidyDescriptions;
+
+impl Transform for TidyDescriptions {
+    fn transform(&mut self, schema: &mut Schema) {
+        if let Some(Value::String(text)) = schema.get_mut("description") {
+            *text = text
+                .replace('\n', " ")
+                .replace("[`", "`")
+                .replace("`]", "`");
+        }
+    }
 }
 
 /// Every object type rejects members it does not list (as the hand-written schemas did):

@@ -42,14 +42,19 @@ pub(crate) struct HopLine<'a> {
     icmp_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     icmp_code: Option<u8>,
+    /// Echo identifier (echo-request / echo-reply only).
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<u16>,
+    /// Echo sequence number (echo-request / echo-reply only).
     #[serde(skip_serializing_if = "Option::is_none")]
     seq: Option<u16>,
+    /// Source address of the IP header carrying the ICMP message.
     #[serde(skip_serializing_if = "Option::is_none")]
     src: Option<std::net::IpAddr>,
+    /// Destination address of the IP header carrying the ICMP message.
     #[serde(skip_serializing_if = "Option::is_none")]
     dst: Option<std::net::IpAddr>,
+    /// Target address of a neighbor solicitation / advertisement.
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<std::net::Ipv6Addr>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,6 +67,7 @@ pub(crate) struct HopLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<crate::schemas::wire::Mac>")]
     sender_mac: Option<String>,
+    /// 00:00:00:00:00:00 in a request, as on the wire.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<crate::schemas::wire::Mac>")]
     target_mac: Option<String>,
@@ -181,24 +187,34 @@ pub(crate) struct PathLine<'a> {
     kind: &'static str,
     #[schemars(with = "crate::schemas::wire::Proto")]
     proto: &'static str,
+    /// Requester's address (ARP: sender IP of the request).
     src: std::net::IpAddr,
+    /// Address asked for (ARP: target IP of the request).
     dst: std::net::IpAddr,
+    /// Echo identifier (echo paths only).
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<u16>,
+    /// Echo sequence number (echo paths only).
     #[serde(skip_serializing_if = "Option::is_none")]
     seq: Option<u16>,
     #[schemars(length(min = 1))]
     request: Vec<HopRef<'a>>,
+    /// Hops of the reply; empty when no reply was seen (or it crossed only untraced interfaces).
     reply: Vec<HopRef<'a>>,
+    /// The reply came back over `lo` (the requester's address is local to the responder).
     reply_via_lo: bool,
     #[schemars(with = "crate::schemas::wire::Verdict")]
     verdict: &'static str,
+    /// First request hop to last reply hop; null when unanswered.
     rtt_ns: Option<u64>,
+    /// Unanswered: the last hook the request (or the started reply) was seen at.
     #[serde(skip_serializing_if = "Option::is_none")]
     last_seen: Option<HopRef<'a>>,
+    /// Why the path looks the way it does (a reply over `lo`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<crate::schemas::wire::NonEmpty>")]
     explanation: Option<String>,
+    /// Unanswered paths of a lab: diagnose's findings for this path (as in diagnose --json).
     #[serde(skip_serializing_if = "<[crate::diagnose::Finding]>::is_empty")]
     findings: &'a [crate::diagnose::Finding],
 }
