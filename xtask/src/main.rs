@@ -15,6 +15,7 @@ mod fuzz;
 mod interrupt;
 mod leftovers;
 mod lint;
+mod schemas;
 mod setup;
 mod test;
 mod util;
@@ -52,6 +53,9 @@ enum Task {
     Bench(bench::Args),
     /// Run a fuzz target (topology, exporter, parser) for a time and print executions per second
     Fuzz(fuzz::Args),
+    /// Regenerate the JSON Schemas in docs/ (trace, show, diagnose, bench --json) from the
+    /// Rust types; the `schemas` test fails while a committed one is out of date
+    Schemas,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Task::Lint => lint::run(),
         Task::Bench(args) => bench::run(&args),
         Task::Fuzz(args) => fuzz::run(&args),
+        Task::Schemas => schemas::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

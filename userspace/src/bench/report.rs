@@ -14,7 +14,7 @@ use super::{
 pub const SCHEMA: &str = "vethscope-bench/1";
 
 /// Everything measured on one lab in one round.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct Sample {
     pub round: u32,
     /// Why this round's measurement stopped early (the fields before it may be set).
@@ -26,7 +26,7 @@ pub struct Sample {
     pub udp: Option<UdpResult>,
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct RttSummary {
     pub p50_us: Summary,
     pub p90_us: Summary,
@@ -45,7 +45,7 @@ impl RttSummary {
 }
 
 /// Summaries over the rounds; `null` in JSON where nothing was measured.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct Measures {
     pub tcp_1_gbps: Option<Summary>,
     pub tcp_n_gbps: Option<Summary>,
@@ -91,7 +91,7 @@ impl Measures {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Every round measured everything.
@@ -113,7 +113,7 @@ fn status_of(samples: &[Sample], headline: Option<&Summary>) -> (Status, Option<
 }
 
 /// Median of a wiring divided by the median of `direct` (or of the bare variant).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Ratios {
     pub tcp_1: Option<f64>,
     pub tcp_n: Option<f64>,
@@ -132,7 +132,7 @@ impl Ratios {
     }
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct WiringResult {
     pub wiring: Wiring,
     pub scenario: &'static str,
@@ -181,7 +181,7 @@ pub fn add_ratios(results: &mut [WiringResult]) {
 }
 
 /// Tracing and counting cost on the bridge wiring.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
     /// Nothing attached.
@@ -210,7 +210,7 @@ impl Variant {
     }
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct VariantResult {
     pub variant: Variant,
     pub description: &'static str,
@@ -241,7 +241,7 @@ impl VariantResult {
     }
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct OverheadResult {
     pub wiring: Wiring,
     pub lab: String,
@@ -269,7 +269,7 @@ impl OverheadResult {
 }
 
 /// Where and when the bench ran.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Environment {
     /// UTC, `YYYY-MM-DDTHH:MM:SSZ`.
     pub date: String,
@@ -286,19 +286,21 @@ pub struct Environment {
     pub baseline_cpu_percent: Option<f64>,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct ReportConfig {
     #[serde(flatten)]
     pub bench: super::BenchConfig,
     /// iperf3 `-t` (whole seconds).
     pub iperf_seconds: u64,
+    #[schemars(extend("const" = "interleaved"))]
     pub order: &'static str,
     #[serde(flatten)]
     pub environment: Environment,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct BenchReport {
+    #[schemars(extend("const" = SCHEMA))]
     pub schema: &'static str,
     pub config: ReportConfig,
     pub results: Vec<WiringResult>,

@@ -450,11 +450,7 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
         w.flush()?;
     }
     if opts.json {
-        writeln!(
-            sink.out,
-            "{}",
-            serde_json::json!({"type": "summary", "events": summary.events, "lost": summary.lost, "paths": summary.paths, "paths_dropped": bounds.paths_dropped, "hops_dropped": bounds.hops_dropped})
-        )?;
+        output::write_summary_json(&mut sink.out, &summary, &bounds)?;
     } else {
         writeln!(
             sink.out,

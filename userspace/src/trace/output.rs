@@ -9,47 +9,73 @@ use crate::netlink::link::format_mac;
 
 /// One hop line, serialised from a struct (no intermediate JSON tree: a flood of
 /// events has to be cheap).
-#[derive(serde::Serialize)]
-struct HopLine<'a> {
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "hop", transform = crate::schemas::trace::hop_rules)]
+pub(crate) struct HopLine<'a> {
     #[serde(rename = "type")]
+    #[schemars(extend("const" = "hop"))]
     kind: &'static str,
+    /// CLOCK_MONOTONIC nanoseconds at the hook (bpf_ktime_get_ns): time since boot.
     ts_ns: u64,
+    #[schemars(with = "crate::schemas::wire::Netns")]
     netns: &'a str,
+    /// Inode of the namespace: tells apart two namespaces that had the same name.
+    #[schemars(range(min = 1, max = 4_294_967_295_u64))]
     netns_inode: u64,
+    #[schemars(with = "crate::schemas::wire::Ifname")]
     ifname: &'a str,
+    /// Interface index inside its namespace.
+    #[schemars(range(min = 1, max = 2_147_483_647))]
     ifindex: u32,
+    #[schemars(with = "crate::schemas::wire::Dir")]
     dir: &'static str,
+    #[schemars(with = "crate::schemas::wire::Proto")]
     proto: &'static str,
+    /// Frame length at the hook, Ethernet header included (skb->len).
     len: u32,
+    /// 802.1Q VLAN id, present only when the frame carries a tag.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 4095))]
     vlan: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schemas::wire::IcmpType>")]
     icmp_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     icmp_code: Option<u8>,
+    /// Echo identifier (echo-request / echo-reply only).
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<u16>,
+    /// Echo sequence number (echo-request / echo-reply only).
     #[serde(skip_serializing_if = "Option::is_none")]
     seq: Option<u16>,
+    /// Source address of the IP header carrying the ICMP message.
     #[serde(skip_serializing_if = "Option::is_none")]
     src: Option<std::net::IpAddr>,
+    /// Destination address of the IP header carrying the ICMP message.
     #[serde(skip_serializing_if = "Option::is_none")]
     dst: Option<std::net::IpAddr>,
+    /// Target address of a neighbor solicitation / advertisement.
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<std::net::Ipv6Addr>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schemas::wire::ArpOp>")]
     op: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sender_ip: Option<std::net::Ipv4Addr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     target_ip: Option<std::net::Ipv4Addr>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schemas::wire::Mac>")]
     sender_mac: Option<String>,
+    /// 00:00:00:00:00:00 in a request, as on the wire.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schemas::wire::Mac>")]
     target_mac: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schemas::wire::ImpairAction>")]
     impair: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schemas::wire::ImpairReason>")]
     reason: Option<&'a str>,
 }
 
@@ -119,16 +145,23 @@ pub fn write_hop_json<W: std::io::Write>(out: &mut W, h: &Hop) -> std::io::Resul
     out.write_all(b"\n")
 }
 
-#[derive(serde::Serialize)]
+/// One hook a request or reply was seen at (`last_seen`: without `ts_ns`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "path_hop", transform = crate::schemas::trace::impair_with_reason)]
 struct HopRef<'a> {
+    #[schemars(with = "crate::schemas::wire::Netns")]
     netns: &'a str,
+    #[schemars(with = "crate::schemas::wire::Ifname")]
     ifname: &'a str,
+    #[schemars(with = "crate::schemas::wire::Dir")]
     dir: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     ts_ns: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schemas::wire::ImpairAction>")]
     impair: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schemas::wire::ImpairReason>")]
     reason: Option<&'a str>,
 }
 
@@ -146,26 +179,42 @@ impl<'a> HopRef<'a> {
 }
 
 /// One path line (struct-serialised, like hops: cheap under a flood).
-#[derive(serde::Serialize)]
-struct PathLine<'a> {
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "path", transform = crate::schemas::trace::path_rules)]
+pub(crate) struct PathLine<'a> {
     #[serde(rename = "type")]
+    #[schemars(extend("const" = "path"))]
     kind: &'static str,
+    #[schemars(with = "crate::schemas::wire::Proto")]
     proto: &'static str,
+    /// Requester's address (ARP: sender IP of the request).
     src: std::net::IpAddr,
+    /// Address asked for (ARP: target IP of the request).
     dst: std::net::IpAddr,
+    /// Echo identifier (echo paths only).
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<u16>,
+    /// Echo sequence number (echo paths only).
     #[serde(skip_serializing_if = "Option::is_none")]
     seq: Option<u16>,
+    #[schemars(length(min = 1))]
     request: Vec<HopRef<'a>>,
+    /// Hops of the reply; empty when no reply was seen (or it crossed only untraced interfaces).
     reply: Vec<HopRef<'a>>,
+    /// The reply came back over `lo` (the requester's address is local to the responder).
     reply_via_lo: bool,
+    #[schemars(with = "crate::schemas::wire::Verdict")]
     verdict: &'static str,
+    /// First request hop to last reply hop; null when unanswered.
     rtt_ns: Option<u64>,
+    /// Unanswered: the last hook the request (or the started reply) was seen at.
     #[serde(skip_serializing_if = "Option::is_none")]
     last_seen: Option<HopRef<'a>>,
+    /// Why the path looks the way it does (a reply over `lo`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schemas::wire::NonEmpty>")]
     explanation: Option<String>,
+    /// Unanswered paths of a lab: diagnose's findings for this path (as in diagnose --json).
     #[serde(skip_serializing_if = "<[crate::diagnose::Finding]>::is_empty")]
     findings: &'a [crate::diagnose::Finding],
 }
@@ -192,6 +241,44 @@ pub fn write_path_json<W: std::io::Write>(out: &mut W, p: &Path) -> std::io::Res
         },
         explanation: explanation(p),
         findings: &p.findings,
+    };
+    serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
+}
+
+/// The last line: what the trace saw and what it could not keep. The members are in the
+/// order `serde_json::json!` wrote them before this type existed (sorted), so the bytes
+/// stay the same.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "summary")]
+pub(crate) struct SummaryLine {
+    /// Packet events received from the kernel (one per packet per hook).
+    events: u64,
+    /// Hops not kept on a path that already had 64 in that direction (memory bound).
+    hops_dropped: u64,
+    /// Events the kernel could not deliver (ring buffer full): some hops and paths are missing.
+    lost: u64,
+    /// Number of path lines printed.
+    paths: u64,
+    /// Requests not followed because 16,384 paths were open at once (memory bound).
+    paths_dropped: u64,
+    #[serde(rename = "type")]
+    #[schemars(extend("const" = "summary"))]
+    kind: &'static str,
+}
+
+pub fn write_summary_json<W: std::io::Write>(
+    out: &mut W,
+    summary: &super::TraceSummary,
+    bounds: &super::paths::Bounds,
+) -> std::io::Result<()> {
+    let line = SummaryLine {
+        events: summary.events,
+        hops_dropped: bounds.hops_dropped,
+        lost: summary.lost,
+        paths: summary.paths,
+        paths_dropped: bounds.paths_dropped,
+        kind: "summary",
     };
     serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::other)?;
     out.write_all(b"\n")
