@@ -3,6 +3,11 @@
 //!
 //! Usage: `cargo run -p vethscope --example write_schemas -- DOCS_DIR`
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line tool: it reports what it wrote"
+)]
 use std::{path::PathBuf, process::ExitCode};
 
 fn main() -> ExitCode {
