@@ -386,88 +386,95 @@ fn short(e: &str) -> String {
     }
 }
 
-/// The table printed on stdout.
+/// The table printed on stdout: one row per wiring, notes on partial results, how it
+/// was measured, then the observers' overhead when it was measured.
 pub fn table(r: &BenchReport) -> String {
-    let c = &r.config;
-    let n = c.bench.streams;
+    let udp = r.config.bench.udp;
+    let mut rows = vec![table_head(r.config.bench.streams, udp)];
+    rows.extend(r.results.iter().map(|w| wiring_row(w, udp)));
+    let mut out = columns(&rows);
+    for w in r.results.iter().filter(|w| w.status == Status::Partial) {
+        let _ = writeln!(
+            out,
+            "  * {}: some rounds failed: {}",
+            w.wiring,
+            short(w.error.as_deref().unwrap_or(""))
+        );
+    }
+    out.push_str(&how_measured(&r.config));
+    if let Some(o) = &r.overhead {
+        out.push('\n');
+        out.push_str(&overhead_table(o));
+    }
+    out
+}
+
+fn table_head(streams: u32, udp: bool) -> Vec<String> {
     let mut head = vec![
         "wiring".to_string(),
         "Gbit/s 1 stream".into(),
-        format!("Gbit/s {n} streams"),
+        format!("Gbit/s {streams} streams"),
         "×direct 1/N".into(),
         "RTT p50 µs".into(),
         "RTT p99 µs".into(),
         "CPU %".into(),
         "CPU %/Gbit/s".into(),
     ];
-    if c.bench.udp {
+    if udp {
         head.push("UDP kpps".into());
     }
-    let mut rows = vec![head];
-    for w in &r.results {
-        if w.status == Status::Failed {
-            rows.push(vec![
-                w.wiring.to_string(),
-                format!(
-                    "failed: {}",
-                    short(w.error.as_deref().unwrap_or("no result"))
-                ),
-            ]);
-            continue;
-        }
-        let m = &w.measures;
-        let rtt = |f: fn(&RttSummary) -> &Summary| {
-            m.rtt_udp_us
-                .as_ref()
-                .map(|r| format!("{:.0}", f(r).median))
-                .unwrap_or_else(|| "–".into())
-        };
-        let mut row = vec![
-            if w.status == Status::Partial {
-                format!("{}*", w.wiring)
-            } else {
-                w.wiring.to_string()
-            },
-            med_range(&m.tcp_1_gbps, 2),
-            med_range(&m.tcp_n_gbps, 2),
-            ratio_pair(&w.ratio_to_direct),
-            rtt(|r| &r.p50_us),
-            rtt(|r| &r.p99_us),
-            med(&m.cpu_percent_1, 1),
-            med(&m.cpu_percent_per_gbps_1, 2),
-        ];
-        if c.bench.udp {
-            row.push(
-                m.udp_received_pps
-                    .as_ref()
-                    .map(|s| format!("{:.0}", s.median / 1000.0))
-                    .unwrap_or_else(|| "–".into()),
-            );
-        }
-        rows.push(row);
-    }
-    let mut out = columns(&rows);
-    let partial: Vec<String> = r
-        .results
-        .iter()
-        .filter(|w| w.status == Status::Partial)
-        .map(|w| {
+    head
+}
+
+/// A wiring's row; a failed wiring gets its name and why (a short row).
+fn wiring_row(w: &WiringResult, udp: bool) -> Vec<String> {
+    if w.status == Status::Failed {
+        return vec![
+            w.wiring.to_string(),
             format!(
-                "  * {}: some rounds failed: {}",
-                w.wiring,
-                short(w.error.as_deref().unwrap_or(""))
-            )
-        })
-        .collect();
-    for p in partial {
-        out.push_str(&p);
-        out.push('\n');
+                "failed: {}",
+                short(w.error.as_deref().unwrap_or("no result"))
+            ),
+        ];
     }
-    let _ = writeln!(
-        out,
+    let m = &w.measures;
+    let rtt = |f: fn(&RttSummary) -> &Summary| {
+        m.rtt_udp_us
+            .as_ref()
+            .map(|r| format!("{:.0}", f(r).median))
+            .unwrap_or_else(|| "–".into())
+    };
+    let mut row = vec![
+        if w.status == Status::Partial {
+            format!("{}*", w.wiring)
+        } else {
+            w.wiring.to_string()
+        },
+        med_range(&m.tcp_1_gbps, 2),
+        med_range(&m.tcp_n_gbps, 2),
+        ratio_pair(&w.ratio_to_direct),
+        rtt(|r| &r.p50_us),
+        rtt(|r| &r.p99_us),
+        med(&m.cpu_percent_1, 1),
+        med(&m.cpu_percent_per_gbps_1, 2),
+    ];
+    if udp {
+        row.push(
+            m.udp_received_pps
+                .as_ref()
+                .map(|s| format!("{:.0}", s.median / 1000.0))
+                .unwrap_or_else(|| "–".into()),
+        );
+    }
+    row
+}
+
+/// The lines under the table: rounds, tools, the machine and how busy it was.
+fn how_measured(c: &ReportConfig) -> String {
+    format!(
         "Medians of {} round(s), (min–max) of throughput; TCP via iperf3, {} s per run, wirings interleaved.\n\
          RTT: UDP ping-pong of {}-byte messages, {} round trips{}. CPU: whole machine ({} CPUs, 100 % = all busy) during the 1-stream run.\n\
-         Linux {} — {}; before the start: {} % CPU busy, load {}",
+         Linux {} — {}; before the start: {} % CPU busy, load {}\n",
         c.bench.rounds,
         c.iperf_seconds,
         c.bench.message_bytes,
@@ -487,12 +494,7 @@ pub fn table(r: &BenchReport) -> String {
             .load_average
             .map(|v| format!("{v:.2}"))
             .unwrap_or_else(|| "?".into()),
-    );
-    if let Some(o) = &r.overhead {
-        out.push('\n');
-        out.push_str(&overhead_table(o));
-    }
-    out
+    )
 }
 
 fn overhead_table(o: &OverheadResult) -> String {

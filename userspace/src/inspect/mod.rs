@@ -11,13 +11,70 @@ pub use gather::{InspectError, lab_view};
 
 use std::collections::BTreeMap;
 
+use crate::topology::BridgeKind;
+
+/// What a live interface is: one of the kinds vethscope makes and tells apart, or the
+/// kernel's name for any other (`vxlan`, `tun`, …). Serialized as that name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DeviceKind {
+    Veth,
+    /// A Linux bridge.
+    Bridge,
+    /// An OVS bridge's own port.
+    OvsBridge,
+    OvsInternal,
+    Lo,
+    /// Any other kind, by the kernel's name (`other` when the kernel gives none).
+    Kernel(String),
+}
+
+impl DeviceKind {
+    /// The kind of a device the kernel calls `kind` (its IFLA_INFO_KIND).
+    pub fn of_kernel(kind: Option<&str>) -> Self {
+        match kind {
+            Some("veth") => DeviceKind::Veth,
+            Some("bridge") => DeviceKind::Bridge,
+            Some(k) => DeviceKind::Kernel(k.to_string()),
+            None => DeviceKind::Kernel("other".to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            DeviceKind::Veth => "veth",
+            DeviceKind::Bridge => "bridge",
+            DeviceKind::OvsBridge => "ovs-bridge",
+            DeviceKind::OvsInternal => "ovs-internal",
+            DeviceKind::Lo => "lo",
+            DeviceKind::Kernel(k) => k,
+        }
+    }
+
+    /// A veth end or an OVS internal port: what impairments and link state apply to.
+    pub fn is_end(&self) -> bool {
+        matches!(self, DeviceKind::Veth | DeviceKind::OvsInternal)
+    }
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for DeviceKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// Where a link is attached: a Linux bridge (master) or an OVS bridge (port).
 #[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema, PartialEq, Eq)]
 pub struct MasterView {
     pub name: String,
     /// "linux" or "ovs".
     #[schemars(with = "crate::schemas::wire::BridgeKind")]
-    pub kind: String,
+    pub kind: BridgeKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ofport: Option<i64>,
 }
@@ -39,7 +96,8 @@ pub struct LinkView {
     #[schemars(with = "crate::schemas::wire::Ifname")]
     pub name: String,
     /// veth, bridge, ovs-bridge, ovs-internal, lo, or the kernel's kind.
-    pub kind: String,
+    #[schemars(with = "String")]
+    pub kind: DeviceKind,
     #[schemars(range(min = 1))]
     pub ifindex: u32,
     #[schemars(with = "Option<crate::schemas::wire::Mac>")]
@@ -128,7 +186,7 @@ pub struct BridgeView {
     #[schemars(with = "crate::schemas::wire::Ifname")]
     pub name: String,
     #[schemars(with = "crate::schemas::wire::BridgeKind")]
-    pub kind: String,
+    pub kind: BridgeKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub datapath: Option<String>,
     pub ports: Vec<String>,
@@ -171,5 +229,33 @@ impl LabView {
         self.links
             .iter()
             .find(|l| l.netns == netns && l.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `show --json` writes kinds as the text it always wrote (docs/show-json-schema.json).
+    #[test]
+    fn kinds_serialize_as_their_names() {
+        let kinds = [
+            (DeviceKind::of_kernel(Some("veth")), "veth"),
+            (DeviceKind::of_kernel(Some("bridge")), "bridge"),
+            (DeviceKind::OvsBridge, "ovs-bridge"),
+            (DeviceKind::OvsInternal, "ovs-internal"),
+            (DeviceKind::Lo, "lo"),
+            (DeviceKind::of_kernel(Some("vxlan")), "vxlan"),
+            (DeviceKind::of_kernel(None), "other"),
+        ];
+        for (kind, name) in kinds {
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{name}\""));
+            assert_eq!(kind.to_string(), name);
+        }
+        assert_eq!(serde_json::to_string(&BridgeKind::Ovs).unwrap(), "\"ovs\"");
+        assert_eq!(
+            serde_json::to_string(&BridgeKind::Linux).unwrap(),
+            "\"linux\""
+        );
     }
 }
