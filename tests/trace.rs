@@ -249,8 +249,8 @@ fn same_ns_reply_comes_back_over_lo() {
     );
 }
 
-#[test]
-fn json_output_matches_the_published_schema_and_pcap_reads_back() {
+/// Every line must match docs/trace-json-schema.json.
+fn assert_schema(lines: &[Value]) {
     let schema_text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../docs/trace-json-schema.json"
@@ -261,6 +261,17 @@ fn json_output_matches_the_published_schema_and_pcap_reads_back() {
         .should_validate_formats(true)
         .build(&schema)
         .expect("valid schema");
+    for line in lines {
+        let errors: Vec<String> = validator.iter_errors(line).map(|e| e.to_string()).collect();
+        assert!(
+            errors.is_empty(),
+            "{line} does not match the schema: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn json_output_matches_the_published_schema_and_pcap_reads_back() {
     let lab = Lab::up("bridge", "tj");
     let pcap = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("tj.pcapng");
     let tracer = Tracer::start(&lab.name, &["--pcap", pcap.to_str().unwrap_or_default()]);
@@ -272,13 +283,7 @@ fn json_output_matches_the_published_schema_and_pcap_reads_back() {
             .any(|l| l["type"] == "hop" && l["proto"] == "arp"),
         "ARP hops present"
     );
-    for line in &lines {
-        let errors: Vec<String> = validator.iter_errors(line).map(|e| e.to_string()).collect();
-        assert!(
-            errors.is_empty(),
-            "{line} does not match the schema: {errors:?}"
-        );
-    }
+    assert_schema(&lines);
     let out = Command::new("tcpdump")
         .args(["-r", pcap.to_str().unwrap_or_default(), "-nn"])
         .output()
@@ -621,6 +626,7 @@ fn arp_retries_are_numbered_attempts_without_repeated_hops() {
     ]);
     assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
     let lines = run.json();
+    assert_schema(&lines);
     let attempts: Vec<&Value> = paths(&lines, "arp")
         .into_iter()
         .filter(|p| p["dst"] == "10.1.1.9")
@@ -719,6 +725,7 @@ fn a_bridge_flood_is_a_fan_out_and_arp_nd_are_labelled() {
     ]);
     assert!(run.status.success(), "{}", run.stderr);
     let lines = run.json();
+    assert_schema(&lines);
     for exchange in ["arp", "nd"] {
         let p = paths(&lines, exchange)
             .into_iter()
@@ -855,5 +862,82 @@ fn the_lo_explanation_only_when_a_veth_was_crossed() {
     assert!(
         !e.contains("local delivery") && e.contains("never touched a veth"),
         "{local}"
+    );
+}
+
+#[test]
+fn ctrl_c_goes_to_the_command_and_the_trace_ends_with_it() {
+    use std::io::Read as _;
+    let lab = Lab::up("direct", "tg");
+    let mut child = Command::new(bin())
+        .args(["trace", &lab.name, "--json", "--proto", "icmp", "--"])
+        .args([
+            "ip",
+            "netns",
+            "exec",
+            &lab.ns("ns1"),
+            "ping",
+            "-i",
+            "0.2",
+            "10.1.1.3",
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn trace");
+    // ping (its stdout comes on our stderr) has had a reply: the command is running.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("bytes from 10.1.1.3") {
+                let _ = tx.send(());
+            }
+            seen.push(line);
+        }
+        seen
+    });
+    if rx.recv_timeout(std::time::Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("ping never answered: {:?}", reader.join());
+    }
+    // SIGINT to vethscope alone, as `kill -INT` would: it reaches ping, which prints
+    // its statistics and exits 0; the trace stops then.
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("kill -INT");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    let status = child.wait().expect("wait");
+    let err = reader.join().unwrap_or_default();
+    assert!(
+        status.success(),
+        "ping's status after SIGINT: {status} {err:?}"
+    );
+    assert!(
+        err.iter().any(|l| l.contains("packets transmitted")),
+        "ping got the signal and printed its statistics: {err:?}"
+    );
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "path" && l["verdict"] == "answered"),
+        "{out}"
+    );
+    assert_eq!(
+        lines.last().map(|l| l["type"].clone()),
+        Some("summary".into())
     );
 }

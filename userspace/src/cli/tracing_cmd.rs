@@ -57,6 +57,8 @@ pub async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
         session.run(&mut out, until_signalled()).await?;
         return Ok(ExitCode::SUCCESS);
     };
+    // Handlers first: a Ctrl-C right after the spawn must not end us without the child.
+    let mut signals = PassedOn::register()?;
     let mut child = match command.spawn() {
         Ok(c) => c,
         // Dropping the session detaches everything: nothing was traced.
@@ -67,7 +69,7 @@ pub async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
     // child (kill_on_drop) ends the command.
     session
         .run(&mut out, async {
-            status = Some(wait_passing_signals(&mut child).await);
+            status = Some(signals.wait(&mut child).await);
         })
         .await?;
     match status {
@@ -143,21 +145,33 @@ impl Traced {
     }
 }
 
-/// Waits for the command; Ctrl-C and SIGTERM sent to us are passed on to it (from a
-/// terminal it gets Ctrl-C itself too: a second SIGINT does no harm), and the trace
-/// goes on until it has exited.
-async fn wait_passing_signals(child: &mut tokio::process::Child) -> std::io::Result<ExitStatus> {
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    loop {
-        let sig = tokio::select! {
-            st = child.wait() => return st,
-            _ = int.recv() => nix::sys::signal::Signal::SIGINT,
-            _ = term.recv() => nix::sys::signal::Signal::SIGTERM,
-        };
-        if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-            // The child may have exited meanwhile: then there is nobody left to tell.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+/// Ctrl-C and SIGTERM while a traced command runs: passed on to it (from a terminal it
+/// gets Ctrl-C itself too: a second SIGINT does no harm), and the trace goes on until
+/// it has exited.
+struct PassedOn {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl PassedOn {
+    fn register() -> std::io::Result<Self> {
+        Ok(PassedOn {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn wait(&mut self, child: &mut tokio::process::Child) -> std::io::Result<ExitStatus> {
+        loop {
+            let sig = tokio::select! {
+                st = child.wait() => return st,
+                _ = self.int.recv() => nix::sys::signal::Signal::SIGINT,
+                _ = self.term.recv() => nix::sys::signal::Signal::SIGTERM,
+            };
+            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+                // The child may have exited meanwhile: then there is nobody left to tell.
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+            }
         }
     }
 }

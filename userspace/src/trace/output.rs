@@ -400,3 +400,30 @@ pub fn path_text(p: &Path) -> String {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{paths::Correlator, tree::testing::flood};
+
+    #[test]
+    fn an_unanswered_flood_names_every_end() {
+        let mut c = Correlator::new(1_000);
+        for h in flood() {
+            c.push(h);
+        }
+        let p = c.drain().remove(0);
+        let text = path_text(&p);
+        assert_eq!(
+            text.lines().take(4).collect::<Vec<_>>(),
+            [
+                "path ARP 10.1.1.2 → 10.1.1.9: ns1/veth0 → host/br-veth0, flooded to 2 ports:",
+                "        ├─ host/br-veth1 → ns2/veth1",
+                "        └─ host/br-veth2 → ns3/veth2",
+                "      UNANSWERED, last seen at the ends of the flood: ns3/veth2 ingress, ns2/veth1 ingress",
+            ],
+            "{text}"
+        );
+        assert_eq!(explanation(&p), None);
+    }
+}

@@ -35,7 +35,10 @@ enum Key {
         asker: IpAddr,
         target: IpAddr,
     },
+    /// The solicitation's source asks; the advertisement answers to it (its
+    /// destination), so two namespaces resolving one address are two paths.
     Nd {
+        asker: IpAddr,
         target: IpAddr,
     },
 }
@@ -389,12 +392,14 @@ fn classify(hop: &Hop) -> Option<(Key, bool)> {
                 // so it is a hop but never an (unanswered) path.
                 None
             } else {
+                let solicitation = *icmp_type == 135;
                 nd_target.map(|t| {
                     (
                         Key::Nd {
+                            asker: if solicitation { *src } else { *dst },
                             target: IpAddr::V6(t),
                         },
-                        *icmp_type == 135,
+                        solicitation,
                     )
                 })
             }
@@ -571,6 +576,46 @@ mod tests {
         }
         assert_eq!(c.bounds().paths_dropped, 5);
         assert_eq!(c.drain().len(), MAX_OPEN_PATHS);
+    }
+
+    fn nd(ns: &str, icmp_type: u8, src: &str, dst: &str, ts: u64) -> Hop {
+        let mut h = hop(ns, "veth0", icmp_type == 135, ts, 8);
+        let ip = |a: &str| {
+            a.parse::<IpAddr>()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        };
+        h.proto = Proto::Icmp {
+            v6: true,
+            icmp_type,
+            code: 0,
+            id: 0,
+            seq: 0,
+            src: ip(src),
+            dst: ip(dst),
+            nd_target: "fd00::9".parse().ok(),
+        };
+        h
+    }
+
+    #[test]
+    fn two_askers_of_one_address_are_two_nd_paths() {
+        let mut c = Correlator::new(1_000_000_000);
+        c.push(nd("ns1", 135, "fd00::1", "ff02::1:ff00:9", 10));
+        c.push(nd("ns2", 135, "fd00::2", "ff02::1:ff00:9", 11));
+        c.push(nd("ns9", 136, "fd00::9", "fd00::2", 20));
+        let paths = c.drain();
+        assert_eq!(paths.len(), 2);
+        assert!(paths.iter().all(|p| p.exchange == Exchange::Nd));
+        let answered: Vec<String> = paths
+            .iter()
+            .filter(|p| p.verdict == Verdict::Answered)
+            .map(|p| p.src.to_string())
+            .collect();
+        assert_eq!(
+            answered,
+            ["fd00::2"],
+            "the advertisement answers its asker only"
+        );
     }
 
     #[test]

@@ -161,14 +161,20 @@ fn fork_words(hops: &[Hop], children: &[usize]) -> String {
     }
 }
 
+/// Hops for the tests of this module and of the output.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::trace::event::Proto;
+pub(crate) mod testing {
+    use crate::trace::event::{Hop, Proto};
     use std::net::Ipv4Addr;
     use std::sync::Arc;
 
-    fn hop(ns: &str, ifname: &str, egress: bool, ts: u64, peer: Option<(&str, &str)>) -> Hop {
+    pub(crate) fn hop(
+        ns: &str,
+        ifname: &str,
+        egress: bool,
+        ts: u64,
+        peer: Option<(&str, &str)>,
+    ) -> Hop {
         Hop {
             ts_ns: ts,
             netns: ns.into(),
@@ -192,7 +198,7 @@ mod tests {
     }
 
     /// An ARP broadcast through a three-port bridge, in the order the hooks saw it.
-    fn flood() -> Vec<Hop> {
+    pub(crate) fn flood() -> Vec<Hop> {
         vec![
             hop("ns1", "veth0", true, 1, Some(("host", "br-veth0"))),
             hop("host", "br-veth0", false, 2, Some(("ns1", "veth0"))),
@@ -202,6 +208,12 @@ mod tests {
             hop("ns2", "veth1", false, 6, Some(("host", "br-veth1"))),
         ]
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{flood, hop};
+    use super::*;
 
     #[test]
     fn a_bridge_flood_is_a_fan_out() {
