@@ -37,12 +37,18 @@ pub(super) struct Sink<'w, W: Write> {
 }
 
 impl<'w, W: Write> Sink<'w, W> {
-    pub(super) fn new(out: &'w mut W, opts: &TraceOptions, pcap: Option<PcapOut>) -> Self {
+    /// `t0_ns`: when tracing started (hop times in text are relative to it).
+    pub(super) fn new(
+        out: &'w mut W,
+        opts: &TraceOptions,
+        pcap: Option<PcapOut>,
+        t0_ns: u64,
+    ) -> Self {
         Sink {
             out: BufWriter::with_capacity(1 << 16, out),
             json: opts.json,
             hops: opts.hops,
-            t0: monotonic_ns(),
+            t0: t0_ns,
             pcap,
         }
     }

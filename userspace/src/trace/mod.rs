@@ -143,7 +143,8 @@ pub struct Session {
     impair: Option<AsyncFd<TraceRing>>,
     targets: Vec<Target>,
     programs: usize,
-    /// Impairment events older than this were left in the lab's ring by earlier traffic.
+    /// Just before the attach: impairment events older than this were left in the lab's
+    /// ring by earlier traffic, and hop times in text count from it.
     started_ns: u64,
     pcap: Option<PcapOut>,
     /// Last: dropping it detaches the programs, after the rings and counters are gone.
@@ -231,7 +232,9 @@ impl Session {
         out: &mut W,
         stop: impl Future<Output = ()>,
     ) -> Result<TraceSummary, TraceError> {
-        let sink = Sink::new(out, &self.opts, self.pcap.take());
+        // Hops between the attach and this call (the caller announced the trace,
+        // started a command) are timed from the attach, not shown before zero.
+        let sink = Sink::new(out, &self.opts, self.pcap.take(), self.started_ns);
         let opts = self.opts.clone();
         let mut follower = Follower::new(&opts, resolve::Resolver::new(&self.targets), sink);
         let impair_source = Source::Impair {
