@@ -258,6 +258,35 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_through_two_bridges_branches_twice() {
+        // br0 (host) floods to ns2 and to a bridge in namespace sw, which floods again.
+        let hops = vec![
+            hop("ns1", "veth0", true, 1, Some(("host", "p0"))),
+            hop("host", "p0", false, 2, Some(("ns1", "veth0"))),
+            hop("host", "p1", true, 3, Some(("ns2", "veth1"))),
+            hop("host", "p2", true, 4, Some(("sw", "q0"))),
+            hop("ns2", "veth1", false, 5, Some(("host", "p1"))),
+            hop("sw", "q0", false, 6, Some(("host", "p2"))),
+            hop("sw", "q1", true, 7, Some(("ns3", "veth3"))),
+            hop("sw", "q2", true, 8, Some(("ns4", "veth4"))),
+            hop("ns3", "veth3", false, 9, Some(("sw", "q1"))),
+            hop("ns4", "veth4", false, 10, Some(("sw", "q2"))),
+        ];
+        let d = draw(&hops);
+        assert_eq!(d.trunk, "ns1/veth0 → host/p0");
+        assert_eq!(d.fork.as_deref(), Some("flooded to 2 ports"));
+        assert_eq!(
+            d.branches,
+            [
+                "├─ host/p1 → ns2/veth1",
+                "└─ host/p2 → sw/q0, flooded to 2 ports:",
+                "   ├─ sw/q1 → ns3/veth3",
+                "   └─ sw/q2 → ns4/veth4",
+            ]
+        );
+    }
+
+    #[test]
     fn unknown_peers_fall_back_to_a_straight_line() {
         // OVS internal ports: no veth peer to follow.
         let hops = vec![
