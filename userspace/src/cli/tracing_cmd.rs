@@ -74,7 +74,9 @@ pub async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
         .await?;
     match status {
         Some(Ok(st)) => Ok(exit_code_of(st)),
-        Some(Err(e)) => Err(anyhow::anyhow!("cannot wait for {}: {e}", command.shown)),
+        Some(Err(e)) => {
+            Err(anyhow::Error::new(e).context(format!("cannot wait for {}", command.shown)))
+        }
         None => Err(anyhow::anyhow!(
             "the trace stopped before {} exited",
             command.shown

@@ -161,7 +161,7 @@ impl<'o, 'w, W: Write> Follower<'o, 'w, W> {
     fn impair_record(&self) -> crate::impair::Record {
         let lab = self.opts.lab.as_deref().unwrap_or_default();
         crate::impair::record::read(lab).unwrap_or_else(|e| {
-            tracing::warn!("{e}");
+            tracing::warn!("{}", crate::errors::Chain(&e));
             crate::impair::Record::default()
         })
     }

@@ -30,7 +30,7 @@ pub enum TraceError {
     Probe(#[from] ProbeError),
     #[error("nothing to trace: {0}")]
     NoTargets(String),
-    #[error("cannot write the trace output: {0}")]
+    #[error("cannot write the trace output")]
     Output(#[from] std::io::Error),
     #[error("unknown protocol `{0}` (use arp, icmp, icmpv6)")]
     UnknownProto(String),
@@ -122,11 +122,14 @@ fn open_impair_ring(lab: &str) -> Option<AsyncFd<TraceRing>> {
         return None;
     }
     match TraceRing::open_pinned(&pin)
-        .and_then(|r| readable(r).map_err(|e| ProbeError::map(names::map::IMPAIR_EVENTS, e)))
+        .and_then(|r| readable(r).map_err(|e| ProbeError::ring(names::map::IMPAIR_EVENTS, e)))
     {
         Ok(r) => Some(r),
         Err(e) => {
-            tracing::warn!("impairment events of lab {lab} not traced: {e}");
+            tracing::warn!(
+                "impairment events of lab {lab} not traced: {}",
+                crate::errors::Chain(&e)
+            );
             None
         }
     }
@@ -192,7 +195,7 @@ impl Session {
         let started_ns = monotonic_ns();
         let attached = probe.attach_observer(Observer::Trace, &targets, Position::First)?;
         let ring = readable(probe.take_trace_ring()?)
-            .map_err(|e| ProbeError::map(vethscope_common::names::map::TRACE_EVENTS, e))?;
+            .map_err(|e| ProbeError::ring(vethscope_common::names::map::TRACE_EVENTS, e))?;
         let exporter = match opts.metrics {
             Some(addr) => Some(
                 crate::metrics::Exporter::start(&mut probe, &targets, opts.lab.as_deref(), addr)
