@@ -32,6 +32,9 @@ struct Options {
     sizes: Vec<usize>,
     tcx_sizes: Vec<usize>,
     scrapes: usize,
+    /// serve's --refresh (seconds): how often it re-lists every link.
+    refresh: u64,
+    build: bool,
 }
 
 fn sizes(v: Option<String>, what: &str) -> Result<Vec<usize>> {
@@ -53,6 +56,8 @@ fn parse(args: &[OsString]) -> Result<Options> {
         sizes: vec![200, 1000],
         tcx_sizes: vec![200],
         scrapes: 100,
+        refresh: 5,
+        build: true,
     };
     let mut it = args.iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(a) = it.next() {
@@ -66,8 +71,17 @@ fn parse(args: &[OsString]) -> Result<Options> {
                     .filter(|&n: &usize| n >= 2)
                     .context("--scrapes needs a number ≥ 2")?
             }
+            "--refresh" => {
+                o.refresh = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n: &u64| n >= 1)
+                    .context("--refresh needs whole seconds ≥ 1")?
+            }
+            // Reuse target/release/vethscope as it is (figures of a build just made).
+            "--no-build" => o.build = false,
             other => bail!(
-                "unknown argument {other} (usage: bench scale --serve [--sizes 200,1000] [--tcx-sizes 200] [--scrapes 100])"
+                "unknown argument {other} (usage: bench scale --serve [--sizes 200,1000] [--tcx-sizes 200] [--scrapes 100] [--refresh 5] [--no-build])"
             ),
         }
     }
@@ -86,6 +100,8 @@ struct Row {
     scrape_cpu: Duration,
     counted_cpu: Duration,
     scrape_bytes: usize,
+    /// CPU share (1.0 = one core) of serve while idle: its refresh loop.
+    idle_cpu: f64,
     rss_kib: u64,
     serve_exit: Duration,
     tracing: Duration,
@@ -101,7 +117,9 @@ pub fn run(args: &[OsString]) -> Result<()> {
             "bench scale --serve needs root (run it in /work/tools/simhost or on a scratch machine)"
         );
     }
-    build::cargo_build(&["--package", "vethscope", "--release"])?;
+    if opts.build {
+        build::cargo_build(&["--package", "vethscope", "--release"])?;
+    }
     let bin = util::target_dir().join("release/vethscope");
     let dir = util::target_dir().join("bench-scale");
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
@@ -127,9 +145,9 @@ pub fn run(args: &[OsString]) -> Result<()> {
         let mut rows = Vec::new();
         let result = (|| -> Result<()> {
             if opts.tcx_sizes.contains(&n) {
-                rows.push(bench_mode(&bin, n, "TCX (old)", Some("tcx"), opts.scrapes)?);
+                rows.push(bench_mode(&bin, n, "TCX (old)", Some("tcx"), &opts)?);
             }
-            rows.push(bench_mode(&bin, n, "legacy TC (new)", None, opts.scrapes)?);
+            rows.push(bench_mode(&bin, n, "legacy TC (new)", None, &opts)?);
             Ok(())
         })();
         let down = util::run(Command::new(&bin).args(["down", LAB]).stdout(Stdio::null()));
@@ -172,10 +190,11 @@ fn table(n: usize, rows: &[Row]) -> String {
     for r in rows {
         let _ = writeln!(
             t,
-            "{}: per link start {:.2} ms, exit {:.2} ms; trace's last words: {}",
+            "{}: per link start {:.2} ms, exit {:.2} ms; idle CPU {:.1} % of a core; trace's last words: {}",
             r.mode,
             r.counted.as_secs_f64() * 1e3 / links as f64,
             r.serve_exit.as_secs_f64() * 1e3 / links as f64,
+            r.idle_cpu * 100.0,
             r.trace_tail
         );
     }
@@ -343,8 +362,9 @@ fn bench_mode(
     n: usize,
     mode: &'static str,
     attach: Option<&str>,
-    scrapes: usize,
+    opts: &Options,
 ) -> Result<Row> {
+    let scrapes = opts.scrapes;
     let links = 3 * n;
     let mut row = Row {
         mode,
@@ -357,7 +377,14 @@ fn bench_mode(
     let started = Instant::now();
     let (mut serve, rx) = spawn(
         bin,
-        &["serve", LAB, "--listen", &listen, "--refresh", "5"],
+        &[
+            "serve",
+            LAB,
+            "--listen",
+            &listen,
+            "--refresh",
+            &opts.refresh.to_string(),
+        ],
         attach,
     )?;
     let mut seen = Vec::new();
@@ -377,8 +404,15 @@ fn bench_mode(
         row.counted
     );
     let _ = ping(0, n - 1, &["-c", "3", "-i", "0.2", "-q"]).status();
+    // Idle: only the refresh loop runs (re-listing every link every --refresh s).
+    let idle_window = Duration::from_secs(2 * opts.refresh.min(10));
+    let idle0 = cpu_time(serve.id());
+    std::thread::sleep(idle_window);
+    let idle_rate = (cpu_time(serve.id()) - idle0).as_secs_f64() / idle_window.as_secs_f64();
+    row.idle_cpu = idle_rate;
     let mut times = Vec::with_capacity(scrapes);
     let cpu0 = cpu_time(serve.id());
+    let wall0 = Instant::now();
     for _ in 0..scrapes {
         let t0 = Instant::now();
         let body = scrape(&listen)?;
@@ -397,7 +431,10 @@ fn bench_mode(
             }
         }
     }
-    row.scrape_cpu = (cpu_time(serve.id()) - cpu0) / scrapes as u32;
+    // The refresh loop's share of that time taken out.
+    let spent =
+        (cpu_time(serve.id()) - cpu0).as_secs_f64() - idle_rate * wall0.elapsed().as_secs_f64();
+    row.scrape_cpu = Duration::from_secs_f64(spent.max(0.0) / scrapes as f64);
     times.sort();
     row.p50 = times[times.len() / 2];
     row.p99 = times[(times.len() * 99).div_ceil(100) - 1];

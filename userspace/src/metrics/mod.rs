@@ -58,24 +58,24 @@ fn registry(
         Default::default()
     });
     let trace = if with_trace {
-        Some(maps::TraceStats::open(probe.ebpf())?)
+        Some(maps::TraceStats::open(probe.trace_stats_handle()?))
     } else {
         None
     };
     let impairments = impair::ImpairCollector::new(table.clone())?;
     let collector = LinkCollector::new(
         table,
-        maps::CounterMaps::open(probe.ebpf())?,
+        maps::CounterMaps::open(probe.counter_handles()?),
         reasons,
         trace,
     )?;
     let registry = Registry::new();
     registry
         .register(Box::new(collector))
-        .map_err(|e| MetricsError::map("registry", e))?;
+        .map_err(|e| MetricsError::prometheus("registry", e))?;
     registry
         .register(Box::new(impairments))
-        .map_err(|e| MetricsError::map("registry", e))?;
+        .map_err(|e| MetricsError::prometheus("registry", e))?;
     Ok(registry)
 }
 
@@ -143,22 +143,22 @@ pub async fn serve(opts: &ServeOptions) -> Result<(), MetricsError> {
     };
     let table = Arc::new(RwLock::new(LinkTable::new(named)));
     let mut counting = Counting::new(&mut probe, table.clone())?;
-    let links = render::LinkRender::open(probe.ebpf(), table.clone())?;
+    let links = render::LinkRender::open(probe.link_counters_fd()?, table.clone())?;
     let server = ServerTask(http::spawn_with_links(
         listener,
         registry(&probe, table, false)?,
         Some(links),
     )?);
     release_freed_memory();
-    eprintln!(
-        "vethscope: serving http://{}/metrics for {} (links re-listed every {:.1} s) — Ctrl-C to stop",
+    status_line(format_args!(
+        "serving http://{}/metrics for {} (links re-listed every {:.1} s) — Ctrl-C to stop",
         opts.listen,
         match &opts.scope {
             Scope::Labs(labs) => format!("lab {}", labs.join(", lab ")),
             Scope::All => "every veth of this host".to_string(),
         },
         opts.refresh.as_secs_f64()
-    );
+    ));
 
     let mut tick = tokio::time::interval(opts.refresh.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -215,7 +215,7 @@ impl Exporter {
         if r.failed > 0 {
             tracing::warn!("counting on {} of {} links", r.added, targets.len());
         }
-        let links = render::LinkRender::open(probe.ebpf(), table.clone())?;
+        let links = render::LinkRender::open(probe.link_counters_fd()?, table.clone())?;
         let server = ServerTask(http::spawn_with_links(
             listener,
             registry(probe, table, true)?,
@@ -227,4 +227,13 @@ impl Exporter {
             _server: server,
         })
     }
+}
+
+/// A status line of `serve` for the terminal (stderr; stdout stays free for output).
+#[allow(
+    clippy::print_stderr,
+    reason = "the status lines of a long-running command, for whoever watches the terminal"
+)]
+fn status_line(line: std::fmt::Arguments<'_>) {
+    eprintln!("vethscope: {line}");
 }

@@ -9,11 +9,10 @@
 
 use std::{
     collections::HashMap,
-    os::fd::{AsFd, AsRawFd, OwnedFd},
+    os::fd::{AsRawFd, OwnedFd},
     sync::{Arc, RwLock},
 };
 
-use aya::{Ebpf, maps::Map};
 use vethscope_common::{LinkCounters, LinkKey, class, names::map::LINK_COUNTERS};
 
 use super::{
@@ -51,18 +50,9 @@ pub struct LinkRender {
 }
 
 impl LinkRender {
-    pub fn open(ebpf: &Ebpf, table: Arc<RwLock<LinkTable>>) -> Result<Self, MetricsError> {
-        let data = match ebpf.map(LINK_COUNTERS) {
-            Some(Map::PerCpuHashMap(d)) => d,
-            _ => return Err(MetricsError::map(LINK_COUNTERS, "not a per-CPU hash map")),
-        };
-        let map = data
-            .fd()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| MetricsError::map(LINK_COUNTERS, e))?;
-        let cpus = aya::util::nr_cpus()
-            .map_err(|(what, e)| MetricsError::map(LINK_COUNTERS, format!("{what}: {e}")))?;
+    /// `map`: a duplicate fd of the probe's per-link counters map.
+    pub fn open(map: OwnedFd, table: Arc<RwLock<LinkTable>>) -> Result<Self, MetricsError> {
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| MetricsError::Io(e))?;
         Ok(Self { table, map, cpus })
     }
 

@@ -125,7 +125,7 @@ impl Counting {
         probe.load_observer(Observer::Count)?;
         probe.attach_drop_counter()?;
         Ok(Self {
-            maps: CounterMaps::open(probe.ebpf())?,
+            maps: CounterMaps::open(probe.counter_handles()?),
             table,
             labs: HashMap::new(),
             tc: TcObservers::default(),
