@@ -59,6 +59,57 @@ fn read(path: &PathBuf) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// The namespace-wide keys of the calling thread's namespace. `/proc/sys/net` is opened
+/// once and each key relative to it (`openat`), read with one `read` into a small
+/// buffer: three system calls per key instead of a path walk through /proc/sys and a
+/// `statx` for each (`show` of 1,000 namespaces reads 15,000 of them).
+pub(super) fn namespace_keys_here() -> BTreeMap<String, String> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut out = BTreeMap::new();
+    // SAFETY: open(2) of a constant path; the result is checked before use.
+    let raw = unsafe {
+        libc::open(
+            c"/proc/sys/net".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if raw < 0 {
+        return out;
+    }
+    // SAFETY: a fresh descriptor we own.
+    let dir = unsafe { OwnedFd::from_raw_fd(raw) };
+    for key in NAMESPACE_KEYS {
+        // Constant keys: "net.ipv4.conf.all.rp_filter" → "ipv4/conf/all/rp_filter".
+        let rel = key.strip_prefix("net.").unwrap_or(key).replace('.', "/");
+        let Ok(rel) = std::ffi::CString::new(rel) else {
+            continue;
+        };
+        // SAFETY: openat(2) relative to our directory fd, with a NUL-terminated path.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                rel.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            )
+        };
+        if fd < 0 {
+            continue;
+        }
+        // SAFETY: a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut buf = [0u8; 64];
+        // SAFETY: reading into our own buffer of the given length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            let v = String::from_utf8_lossy(&buf[..n as usize])
+                .trim()
+                .to_string();
+            out.insert((*key).to_string(), v);
+        }
+    }
+    out
+}
+
 /// Values read in one namespace: namespace-wide keys, and per interface name.
 #[derive(Debug, Default)]
 pub struct Readings {
@@ -69,11 +120,7 @@ pub struct Readings {
 pub(super) fn read_here(ifnames: &[String], with_namespace_keys: bool) -> Readings {
     let mut r = Readings::default();
     if with_namespace_keys {
-        for key in NAMESPACE_KEYS {
-            if let Some(v) = read(&ns_key_path(key)) {
-                r.namespace.insert((*key).to_string(), v);
-            }
-        }
+        r.namespace = namespace_keys_here();
     }
     for ifname in ifnames {
         let mut m = BTreeMap::new();
