@@ -10,6 +10,7 @@ use super::{
     state::{self},
 };
 use crate::{
+    errors::ErrorList,
     fault,
     netlink::{
         LinkInfo, Netlink,
@@ -88,11 +89,11 @@ pub async fn known_labs() -> BTreeSet<String> {
 
 pub async fn down_all() -> Result<Vec<DownReport>, WireError> {
     let mut reports = Vec::new();
-    let mut errors = Vec::new();
+    let mut errors = ErrorList::new();
     for lab in known_labs().await {
         match down(&lab).await {
             Ok(r) => reports.push(r),
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errors.push(e),
         }
     }
     if errors.is_empty() {
@@ -119,16 +120,16 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
         lab: lab.to_string(),
         ..Default::default()
     };
-    let mut errors: Vec<String> = Vec::new();
+    let mut errors = ErrorList::new();
 
     // 0. The fast path: its pinned programs and maps, OVS flows and offload changes.
     if let Err(e) = crate::fastpath::disable_locked(lab).await {
-        errors.push(e.to_string());
+        errors.extend(e.into_list());
     }
     // Impairments: pinned programs and maps, and the record. Their qdiscs and link
     // states go with the interfaces below.
     if let Err(e) = crate::impair::remove_lab(lab) {
-        errors.push(e.to_string());
+        errors.extend(e.into_list());
     }
     fault::point("fast path removed");
 
@@ -147,7 +148,7 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
     let mut host = match BatchSocket::open_here(HOST) {
         Ok(h) => Some(h),
         Err(e) => {
-            errors.push(e.to_string());
+            errors.push(e);
             None
         }
     };
@@ -155,7 +156,7 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
     let root_links = match host.as_mut().map(|h| h.links()) {
         Some(Ok(links)) => ours_in_root(links, &mark::alias(lab), &bridges),
         Some(Err(e)) => {
-            errors.push(e.to_string());
+            errors.push(e);
             Vec::new()
         }
         None => Vec::new(),
@@ -177,7 +178,7 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
     if let Some(host) = host.as_mut() {
         match remove_root_links(host, removals, root_links) {
             Ok(n) => report.interfaces += n,
-            Err(mut e) => errors.append(&mut e),
+            Err(e) => errors.extend(e),
         }
         // The host ends of veths whose namespace was just deleted vanish a moment
         // later. An `up` killed before it marked such an end leaves it unmarked: wait
@@ -265,7 +266,7 @@ fn namespaces_of(lab: &str, planned: &[String]) -> Vec<String> {
 /// Deletes namespaces on the pool (each unmount waits for an RCU grace period after
 /// the mount lock is released, so several threads overlap those waits); how many were
 /// deleted, and every error.
-fn delete_namespaces(ours: &[String], progress: &mut Progress) -> (usize, Vec<String>) {
+fn delete_namespaces(ours: &[String], progress: &mut Progress) -> (usize, ErrorList) {
     let started = Instant::now();
     let progress = std::sync::Mutex::new(progress);
     let deleted = netns::pool::map(ours, |ns| {
@@ -277,11 +278,11 @@ fn delete_namespaces(ours: &[String], progress: &mut Progress) -> (usize, Vec<St
         r
     });
     let mut n = 0;
-    let mut errors = Vec::new();
+    let mut errors = ErrorList::new();
     for r in deleted {
         match r {
             Ok(()) => n += 1,
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errors.push(e),
         }
     }
     tracing::debug!(
@@ -335,7 +336,7 @@ fn wait_for_host_ends(host: &mut BatchSocket, t: &crate::topology::Topology) {
 
 /// Removes the lab's OVS ports and bridges, going on after an error; returns how many
 /// were removed and every error.
-async fn remove_ovs(lab: &str, undoing: bool) -> (usize, Vec<String>) {
+async fn remove_ovs(lab: &str, undoing: bool) -> (usize, ErrorList) {
     // The lock first, then the daemons: a concurrent `down` of another lab may stop
     // them in between otherwise. When undoing a failed `up`, that `up` already holds
     // the lock (and flock is per open file, so taking it again would wait forever).
@@ -344,33 +345,33 @@ async fn remove_ovs(lab: &str, undoing: bool) -> (usize, Vec<String>) {
     } else {
         match state::ovs_lock() {
             Ok(l) => Some(l),
-            Err(e) => return (0, vec![e.to_string()]),
+            Err(e) => return (0, ErrorList::one(e)),
         }
     };
     let Some(ep) = ovs::find_running(&super::ovs_run_dir()) else {
-        return (0, Vec::new());
+        return (0, ErrorList::new());
     };
     let mut db = match ovs::Ovsdb::connect(&ep) {
         Ok(db) => db,
-        Err(e) => return (0, vec![e.to_string()]),
+        Err(e) => return (0, ErrorList::one(e)),
     };
     let owned = match db.owned(mark::OVS_KEY, lab) {
         Ok(o) => o,
-        Err(e) => return (0, vec![e.to_string()]),
+        Err(e) => return (0, ErrorList::one(e)),
     };
     let mut n = 0;
-    let mut errors = Vec::new();
+    let mut errors = ErrorList::new();
     for (bridge, port) in &owned.ports {
         match db.del_port(bridge, port) {
             Ok(()) => n += 1,
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errors.push(e),
         }
         fault::point("OVS port removed");
     }
     for bridge in &owned.bridges {
         match db.del_bridge(bridge) {
             Ok(()) => n += 1,
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errors.push(e),
         }
         fault::point("OVS bridge removed");
     }
@@ -394,7 +395,10 @@ pub(super) fn stop_ovs_if_unused() {
         .and_then(|mut db| db.any_owned(mark::OVS_KEY))
         .unwrap_or(true);
     if !in_use && let Err(e) = ovs::stop_ours(&run_dir) {
-        tracing::warn!("could not stop the Open vSwitch daemons vethscope started: {e}");
+        tracing::warn!(
+            "could not stop the Open vSwitch daemons vethscope started: {}",
+            crate::errors::Chain(&e)
+        );
     }
 }
 
@@ -418,11 +422,11 @@ fn remove_root_links(
     host: &mut BatchSocket,
     removals: Option<LinkRemovals>,
     ours: Vec<LinkInfo>,
-) -> Result<usize, Vec<String>> {
+) -> Result<usize, ErrorList> {
     let (with_netns, local): (Vec<&LinkInfo>, Vec<&LinkInfo>) = ours
         .iter()
         .partition(|l| l.is_veth() && l.peer_netnsid.is_some());
-    let mut errors = Vec::new();
+    let mut errors = ErrorList::new();
     // The kernel's cleanup of the deleted namespaces removes these. A bridge goes
     // after its ports: removing a port waits for an RCU grace period, and deleting the
     // bridge first would do those one by one before the kernel's cleanup could.
@@ -430,7 +434,7 @@ fn remove_root_links(
     let left = match wait_for_cleanup(host, removals, &with_netns) {
         Ok(left) => left,
         Err(e) => {
-            errors.push(e.to_string());
+            errors.push(e);
             with_netns.clone()
         }
     };
@@ -484,9 +488,9 @@ fn wait_for_cleanup<'a>(
 }
 
 /// Deletes links in one batch; a link already gone (its veth peer went first) is fine.
-fn delete_links(host: &mut BatchSocket, links: &[&LinkInfo]) -> Vec<String> {
+fn delete_links(host: &mut BatchSocket, links: &[&LinkInfo]) -> ErrorList {
     if links.is_empty() {
-        return Vec::new();
+        return ErrorList::new();
     }
     let requests = links
         .iter()
@@ -496,6 +500,5 @@ fn delete_links(host: &mut BatchSocket, links: &[&LinkInfo]) -> Vec<String> {
         .into_iter()
         .filter_map(Result::err)
         .filter(|e| e.errno() != Some(libc::ENODEV))
-        .map(|e| e.to_string())
         .collect()
 }
