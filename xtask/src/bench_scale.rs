@@ -237,8 +237,8 @@ fn bench_vethscope(bin: &Path, dir: &Path, n: usize, extra: &mut String) -> Resu
     let show_json = timed(Command::new(bin).args(["show", &lab, "--json"]))?;
     let graph = timed(Command::new(bin).args(["graph", &lab]))?;
     // One pair across the star: static checks alone, then with the traced probe.
-    let last = addr(n - 1);
-    let pair = ["diagnose", &lab, "--from", &format!("{NS}0"), "--to", &last];
+    let (first, last) = (format!("{NS}0"), addr(n - 1));
+    let pair = ["diagnose", &lab, "--from", &first, "--to", &last];
     let diagnose_static = timed(Command::new(bin).args(pair).arg("--no-probe"))?;
     let diagnose = timed(Command::new(bin).args(pair))?;
     let fastpath_on = timed(Command::new(bin).args(["fastpath", "enable", &lab]))?;
