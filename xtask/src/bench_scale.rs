@@ -236,16 +236,34 @@ fn bench_vethscope(bin: &Path, dir: &Path, n: usize, extra: &mut String) -> Resu
     let show = timed(Command::new(bin).args(["show", &lab]))?;
     let show_json = timed(Command::new(bin).args(["show", &lab, "--json"]))?;
     let graph = timed(Command::new(bin).args(["graph", &lab]))?;
+    // One pair across the star: static checks alone, then with the traced probe.
+    let (first, last) = (format!("{NS}0"), addr(n - 1));
+    let pair = ["diagnose", &lab, "--from", &first, "--to", &last];
+    let diagnose_static = timed(Command::new(bin).args(pair).arg("--no-probe"))?;
+    let diagnose = timed(Command::new(bin).args(pair))?;
+    let fastpath_on = timed(Command::new(bin).args(["fastpath", "enable", &lab]))?;
+    let fastpath_off = timed(Command::new(bin).args(["fastpath", "disable", &lab]))?;
     let down = timed(Command::new(bin).args(["down", &lab]))? + wait_clean()?;
+    let per_ns = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
     let _ = writeln!(
         extra,
         "vethscope show {:.3} s, show --json {:.3} s, graph {:.3} s ({:.3} / {:.3} / {:.3} ms per namespace)",
         show.as_secs_f64(),
         show_json.as_secs_f64(),
         graph.as_secs_f64(),
-        show.as_secs_f64() * 1000.0 / n as f64,
-        show_json.as_secs_f64() * 1000.0 / n as f64,
-        graph.as_secs_f64() * 1000.0 / n as f64,
+        per_ns(show),
+        per_ns(show_json),
+        per_ns(graph),
+    );
+    let _ = writeln!(
+        extra,
+        "vethscope diagnose of one pair {:.3} s static, {:.3} s with probe; fastpath enable {:.3} s, disable {:.3} s ({:.3} / {:.3} ms per port)",
+        diagnose_static.as_secs_f64(),
+        diagnose.as_secs_f64(),
+        fastpath_on.as_secs_f64(),
+        fastpath_off.as_secs_f64(),
+        per_ns(fastpath_on),
+        per_ns(fastpath_off),
     );
     Ok(Row {
         tool: "vethscope",

@@ -164,7 +164,8 @@ pub async fn show(lab: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
 pub async fn graph(lab: Option<&str>, format: Format) -> anyhow::Result<ExitCode> {
     privileges::require("graph", WIRING_CAPS)?;
     for l in labs_or_one(lab).await {
-        let view = inspect::lab_view(&l).await?;
+        // A graph draws links only: no routes, neighbours, sysctls or FDB to read.
+        let view = inspect::lab_links(&l).await?;
         print!("{}", inspect::graph::render(&view, format));
     }
     Ok(ExitCode::SUCCESS)

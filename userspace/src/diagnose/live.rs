@@ -85,7 +85,8 @@ pub struct Owner<'a> {
 
 impl Live {
     pub async fn gather(lab: &str) -> Result<Self, DiagnoseError> {
-        let view = inspect::lab_view(lab).await?;
+        // Without routes, neighbours and sysctls of every namespace: read on first use.
+        let view = inspect::lab_links(lab).await?;
         let plan = wire::state::read(lab).map(|s| s.topology);
         let mut brport_state = HashMap::new();
         for l in view.links.iter().filter(|l| l.netns == HOST) {

@@ -275,7 +275,8 @@ pub async fn build(lab: &str) -> Result<Plan, FastpathError> {
 }
 
 pub async fn build_lenient(lab: &str) -> Result<Plan, FastpathError> {
-    let view = inspect::lab_view(lab).await?;
+    // Links, masters and peers only: the per-namespace tables are not needed here.
+    let view = inspect::lab_links(lab).await?;
     let facts = gather_facts(lab, &view).await?;
     Ok(from_view(&view, &facts))
 }

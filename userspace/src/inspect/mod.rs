@@ -7,7 +7,7 @@ pub mod render;
 pub mod sysctls;
 mod tables;
 
-pub use gather::{InspectError, lab_view};
+pub use gather::{InspectError, lab_links, lab_view};
 
 use std::collections::BTreeMap;
 

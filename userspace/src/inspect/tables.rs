@@ -19,15 +19,9 @@ pub(super) async fn fill(view: &mut LabView) -> Result<(), InspectError> {
     }
     // Every namespace read once, on the thread pool (a thousand namespaces one after
     // the other would each wait for a thread, a socket and four dumps).
-    let wanted: Vec<(String, Vec<String>, Vec<u32>)> = spaces
+    let wanted: Vec<(String, Vec<u32>)> = spaces
         .iter()
         .map(|ns| {
-            let ifnames: Vec<String> = view
-                .links
-                .iter()
-                .filter(|l| &l.netns == ns && l.name != "lo")
-                .map(|l| l.name.clone())
-                .collect();
             let linux_bridges: Vec<u32> = view
                 .bridges
                 .iter()
@@ -39,12 +33,10 @@ pub(super) async fn fill(view: &mut LabView) -> Result<(), InspectError> {
                         .map(|l| l.ifindex)
                 })
                 .collect();
-            (ns.clone(), ifnames, linux_bridges)
+            (ns.clone(), linux_bridges)
         })
         .collect();
-    let reads = netns::pool::map(&wanted, |(ns, ifnames, bridges)| {
-        read_ns(ns, ifnames, bridges)
-    });
+    let reads = netns::pool::map(&wanted, |(ns, bridges)| read_ns(ns, bridges));
     let mut by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, l) in view.links.iter().enumerate() {
         by_ns.entry(l.netns.as_str()).or_default().push(i);
@@ -115,12 +107,6 @@ pub(super) async fn fill(view: &mut LabView) -> Result<(), InspectError> {
         if let Some(nv) = view.namespaces.iter_mut().find(|n| n.name == ns) {
             nv.sysctls = std::mem::take(&mut readings.namespace);
         }
-        for &i in in_ns {
-            let l = &mut view.links[i];
-            if let Some(m) = readings.interfaces.remove(&l.name) {
-                l.sysctls = m;
-            }
-        }
     }
     fill_ovs_fdb(view);
     Ok(())
@@ -136,7 +122,7 @@ struct NsTables {
 
 /// Reads one namespace from a pool thread: enter it, one socket, its dumps, its sysctls
 /// (/proc/sys/net is the namespace of the reading thread).
-fn read_ns(ns: &str, ifnames: &[String], bridges: &[u32]) -> Result<NsTables, InspectError> {
+fn read_ns(ns: &str, bridges: &[u32]) -> Result<NsTables, InspectError> {
     netns::enter(ns)?;
     let mut sock = BatchSocket::open_here(ns)?;
     let lab_ns = ns != HOST;
@@ -154,7 +140,8 @@ fn read_ns(ns: &str, ifnames: &[String], bridges: &[u32]) -> Result<NsTables, In
             }
             fdb
         },
-        readings: sysctls::read_here(ifnames, lab_ns),
+        // Interface keys came with the link dump (LinkView::sysctls).
+        readings: sysctls::read_here(&[], lab_ns),
     })
 }
 

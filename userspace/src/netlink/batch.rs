@@ -6,7 +6,9 @@
 //! kernel's own work. The socket is bound to the namespace of the thread that opened it
 //! and can then be used from any thread.
 
+use std::collections::HashSet;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Instant;
 
 use rtnetlink::packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
@@ -359,6 +361,111 @@ impl BatchSocket {
                 }
             }
         }
+    }
+}
+
+/// Announcements of removed links (the RTNLGRP_LINK multicast group) in the namespace of
+/// the thread that opened it: lets `down` wait for the kernel's cleanup of a thousand
+/// veths without dumping the link table again and again.
+pub struct LinkRemovals {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+}
+
+/// The receive buffer overflowed: some announcements were lost; re-read the table.
+#[derive(Debug)]
+pub struct Overflowed;
+
+const RTM_DELLINK: u16 = 17;
+const RTMGRP_LINK: u32 = 1;
+
+impl LinkRemovals {
+    /// Subscribes before the removals start (an announcement sent earlier is not seen).
+    pub fn open_here() -> std::io::Result<Self> {
+        // SAFETY: plain socket(2); the result is checked before use.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if raw < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        if !setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RCVBUF) {
+            setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF);
+        }
+        // SAFETY: a zeroed sockaddr_nl with the link group set is valid for bind.
+        let rc = unsafe {
+            let mut addr: libc::sockaddr_nl = std::mem::zeroed();
+            addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+            addr.nl_groups = RTMGRP_LINK;
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Self {
+            fd,
+            buf: vec![0u8; 1 << 16],
+        })
+    }
+
+    /// Removes from `waiting` every ifindex whose device the kernel announces removed,
+    /// until `waiting` is empty or `until` passes. A bridge port's detachment is
+    /// announced as an AF_BRIDGE deletion and is not a removal.
+    pub fn wait(&mut self, waiting: &mut HashSet<u32>, until: Instant) -> Result<(), Overflowed> {
+        while !waiting.is_empty() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().clamp(1, 1000) as libc::c_int;
+            // SAFETY: one valid pollfd.
+            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if rc <= 0 {
+                continue;
+            }
+            // SAFETY: receiving into our own buffer of the given length, not waiting.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n < 0 {
+                match std::io::Error::last_os_error().raw_os_error() {
+                    Some(libc::ENOBUFS) => return Err(Overflowed),
+                    _ => continue,
+                }
+            }
+            for (ty, _, payload) in Messages::new(&self.buf[..n as usize]) {
+                // struct ifinfomsg: family (1), pad (1), type (2), index (4), …
+                if ty == RTM_DELLINK
+                    && payload.len() >= 8
+                    && i32::from(payload[0]) == libc::AF_UNSPEC
+                {
+                    let index =
+                        u32::from_ne_bytes([payload[4], payload[5], payload[6], payload[7]]);
+                    waiting.remove(&index);
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,8 @@
 //! A link as the kernel reports it, reduced to what vethscope shows and decides on.
 
 use rtnetlink::packet_route::link::{
-    InfoKind, LinkAttribute, LinkFlags, LinkInfo as NlInfo, LinkMessage, State,
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, InfoKind, LinkAttribute, LinkFlags, LinkInfo as NlInfo,
+    LinkMessage, State,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -31,6 +32,12 @@ pub struct LinkInfo {
     pub peer_index: Option<u32>,
     /// veth: the peer namespace's id as seen from here; `None` = same namespace.
     pub peer_netnsid: Option<i32>,
+    /// The interface's forwarding-related IP settings, as `ipv4.KEY` / `ipv6.KEY` →
+    /// value: the same values as `/proc/sys/net/ipv{4,6}/conf/IF/KEY`, which the kernel
+    /// sends with every link (IFLA_AF_SPEC). Reading them here instead of from files
+    /// saves eight file reads per interface (a thousand-port bridge: 8,000). A family
+    /// the interface has no configuration for is left out, as its files would be.
+    pub ip_conf: Vec<(&'static str, i32)>,
 }
 
 impl LinkInfo {
@@ -48,6 +55,7 @@ impl LinkInfo {
             master: None,
             peer_index: None,
             peer_netnsid: None,
+            ip_conf: Vec::new(),
         };
         for a in &m.attributes {
             match a {
@@ -72,6 +80,7 @@ impl LinkInfo {
                         _ => LinkState::Unknown,
                     }
                 }
+                LinkAttribute::AfSpecUnspec(families) => info.ip_conf = ip_conf(families),
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
                         if let NlInfo::Kind(k) = i {
@@ -95,6 +104,41 @@ impl LinkInfo {
     pub fn mac_string(&self) -> Option<String> {
         self.mac.map(|m| format_mac(&m))
     }
+}
+
+/// The keys `show` reports (`inspect::sysctls::INTERFACE_KEYS`) from a link's IFLA_AF_SPEC.
+fn ip_conf(families: &[AfSpecUnspec]) -> Vec<(&'static str, i32)> {
+    let mut out = Vec::new();
+    for f in families {
+        match f {
+            AfSpecUnspec::Inet(attrs) => {
+                for a in attrs {
+                    if let AfSpecInet::DevConf(c) = a {
+                        out.extend([
+                            ("ipv4.forwarding", c.forwarding),
+                            ("ipv4.rp_filter", c.rp_filter),
+                            ("ipv4.accept_local", c.accept_local),
+                            ("ipv4.arp_ignore", c.arp_ignore),
+                            ("ipv4.arp_filter", c.arpfilter),
+                            ("ipv4.arp_announce", c.arp_announce),
+                        ]);
+                    }
+                }
+            }
+            AfSpecUnspec::Inet6(attrs) => {
+                for a in attrs {
+                    if let AfSpecInet6::DevConf(c) = a {
+                        out.extend([
+                            ("ipv6.forwarding", c.forwarding),
+                            ("ipv6.disable_ipv6", c.disable_ipv6),
+                        ]);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 pub fn format_mac(m: &[u8; 6]) -> String {

@@ -49,7 +49,14 @@ fn end_builder(
     if e.up {
         b = b.up();
     }
-    b
+    // One queue each way, asked for explicitly. Without it the kernel allocates one
+    // queue per possible CPU and then shrinks the registered device to one
+    // (veth_init_queues → netif_set_real_num_tx_queues), which waits for an RCU
+    // grace period under RTNL: two per veth pair, most of the veth phase of a large
+    // `up`. The device ends up the same (one real queue); only `ethtool -L` can no
+    // longer raise the count later.
+    b.append_extra_attribute(LinkAttribute::NumTxQueues(1))
+        .append_extra_attribute(LinkAttribute::NumRxQueues(1))
 }
 
 /// A veth pair in one request: both ends named, placed, with mtu, MAC and master set

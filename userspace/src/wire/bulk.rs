@@ -396,15 +396,56 @@ impl<'t> Bulk<'t> {
             });
         }
         per_ns.retain(|_, todos| !todos.is_empty());
+        let known = self.peer_indexes()?;
         let jobs: Vec<(&str, Vec<Todo>)> = per_ns.into_iter().collect();
-        let results = netns::pool::map(&jobs, |(ns, ends)| self.configure_ns(ns, ends));
+        let results = netns::pool::map(&jobs, |(ns, ends)| self.configure_ns(ns, ends, &known));
         results
             .into_iter()
             .find_map(Result::err)
             .map_or(Ok(()), Err)
     }
 
-    fn configure_ns(&self, ns: &str, ends: &[Todo]) -> Result<(), WireError> {
+    /// The ifindex of every peer the root namespace placed in a lab namespace, from
+    /// one dump of the root namespace: a root-side veth end names its peer's index
+    /// (IFLA_LINK). Saves a link dump per namespace, each waiting for RTNL.
+    fn peer_indexes(&self) -> Result<HashMap<(&'t str, &'t str), u32>, WireError> {
+        let mut wanted: HashMap<&str, &End> = HashMap::new();
+        for link in &self.t.links {
+            if let Link::Veth { ends, .. } = link
+                && is_bulk_veth(self.t, link)
+            {
+                let (c, p) = creator_and_peer(ends);
+                if c.netns() == HOST && p.netns() != HOST {
+                    wanted.insert(c.name.as_str(), p);
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let links = self
+            .host
+            .lock()
+            .map_err(|_| poisoned(&self.lab))?
+            .links()
+            .map_err(|e| nl_err(&self.lab, e))?;
+        // Only ends carrying our mark: the veths phase marked each one it made.
+        Ok(links
+            .iter()
+            .filter(|l| l.is_veth() && l.alias.as_deref() == Some(self.mark.as_str()))
+            .filter_map(|l| {
+                let p = wanted.get(l.name.as_str())?;
+                Some(((p.netns(), p.name.as_str()), l.peer_index?))
+            })
+            .collect())
+    }
+
+    fn configure_ns(
+        &self,
+        ns: &str,
+        ends: &[Todo],
+        known: &HashMap<(&str, &str), u32>,
+    ) -> Result<(), WireError> {
         let lab = &self.lab;
         let has_sysctls = ends.iter().any(|t| !t.end.sysctls.is_empty());
         if has_sysctls {
@@ -412,12 +453,20 @@ impl<'t> Bulk<'t> {
             netns::enter(ns).map_err(|e| ns_err(lab, e))?;
         }
         let mut sock = self.socket(ns)?.lock().map_err(|_| poisoned(lab))?;
-        let index: HashMap<String, u32> = sock
-            .links()
-            .map_err(|e| nl_err(lab, e))?
-            .into_iter()
-            .map(|l| (l.name, l.index))
+        // Indexes from the root namespace's dump; this namespace is dumped only for
+        // ends not found there (both ends in lab namespaces).
+        let mut index: HashMap<String, u32> = ends
+            .iter()
+            .filter_map(|t| Some((t.end.name.clone(), *known.get(&(ns, t.end.name.as_str()))?)))
             .collect();
+        if index.len() < ends.len() {
+            index = sock
+                .links()
+                .map_err(|e| nl_err(lab, e))?
+                .into_iter()
+                .map(|l| (l.name, l.index))
+                .collect();
+        }
         let index_of = |end: &End| {
             index.get(&end.name).copied().ok_or_else(|| {
                 nl_err(

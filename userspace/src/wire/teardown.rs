@@ -2,7 +2,7 @@
 //! state file's plan, for objects an interrupted `up` had not marked yet). Keeps going
 //! after an error and reports every error together. Absent objects are success.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use super::{
@@ -12,7 +12,11 @@ use super::{
 use crate::{
     errors::ErrorList,
     fault,
-    netlink::{LinkInfo, Netlink, batch::BatchSocket, batch::Request, msg},
+    netlink::{
+        LinkInfo, Netlink,
+        batch::{BatchSocket, LinkRemovals, Request},
+        msg,
+    },
     netns, ovs,
     progress::Progress,
     topology::{
@@ -105,9 +109,12 @@ pub async fn down_all() -> Result<Vec<DownReport>, WireError> {
 /// The work of `down`, also used to undo a failed `up` (the caller holds the lab lock).
 /// `undo` lists what that `up` made; without it (a `down`), unmarked objects of the
 /// state file's plan are removed when they look like an interrupted `up` left them.
+///
+/// The order: the fast path and impairments; OVS; the root namespace's links listed;
+/// the namespaces deleted (their veths go with them, in the kernel's batched cleanup);
+/// what is left of ours in the root namespace, once the kernel's cleanup is done.
 pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<DownReport, WireError> {
     let undoing = undo.is_some();
-    let alias = mark::alias(lab);
     let plan = state::read(lab);
     let mut report = DownReport {
         lab: lab.to_string(),
@@ -135,26 +142,9 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
         errors.extend(ovs_errors);
     }
 
-    // 2. Root-namespace interfaces carrying our mark; plus planned bridges an interrupted
-    //    `up` made but had not marked yet (they carry no mark at all — never someone
-    //    else's, whose bridge would have failed our preflight). Listed before the
-    //    namespaces go (step 4 removes them): a veth whose peer sits in a namespace goes
-    //    with that namespace, and is waited for once, for all of them, instead of
-    //    deleted one by one (one RCU grace period apiece).
-    let planned_bridges: Vec<String> = match undo {
-        Some(created) => created.bridges.clone(),
-        None => plan
-            .as_ref()
-            .map(|p| {
-                p.topology
-                    .bridges
-                    .iter()
-                    .filter(|b| b.kind == BridgeKind::Linux)
-                    .map(|b| b.name.clone())
-                    .collect()
-            })
-            .unwrap_or_default(),
-    };
+    // 2. Our root-namespace links, listed before the namespaces go: a veth whose peer
+    //    sits in a namespace goes with that namespace, and is waited for once, for all
+    //    of them, instead of deleted one by one (one RCU grace period apiece).
     let mut host = match BatchSocket::open_here(HOST) {
         Ok(h) => Some(h),
         Err(e) => {
@@ -162,8 +152,9 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
             None
         }
     };
+    let bridges = planned_bridges(undo, plan.as_ref());
     let root_links = match host.as_mut().map(|h| h.links()) {
-        Some(Ok(links)) => ours_in_root(links, &alias, &planned_bridges),
+        Some(Ok(links)) => ours_in_root(links, &mark::alias(lab), &bridges),
         Some(Err(e)) => {
             errors.push(e);
             Vec::new()
@@ -171,64 +162,21 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
         None => Vec::new(),
     };
 
-    // 3. Namespaces: marked ones (their interfaces and veth peers go with them, in one
-    //    batched cleanup in the kernel), and planned ones that are still bare (made,
-    //    killed before the mark was set). Each namespace is read once, on the pool.
-    let planned_ns: Vec<String> = match undo {
-        Some(created) => created.namespaces.clone(),
-        None => plan
-            .as_ref()
-            .map(|p| p.topology.netns_names().map(str::to_string).collect())
-            .unwrap_or_default(),
-    };
-    let started = Instant::now();
-    let names = netns::list();
-    let mut ours = Vec::new();
-    for (ns, facts) in names.iter().zip(census::read(&names, |_| false)) {
-        let mine = match &facts {
-            Ok(f) => match f.owner() {
-                Some(owner) => owner == lab,
-                // An unmarked planned namespace is ours only if `up` died before
-                // marking it: it is still empty, or its file was never mounted.
-                None => planned_ns.contains(ns) && (!f.mounted || f.is_bare()),
-            },
-            Err(_) => false,
-        };
-        if mine {
-            ours.push(ns.clone());
-        }
-    }
-    tracing::debug!("{} namespaces read at {:?}", names.len(), started.elapsed());
-    // On the pool: each unmount waits for an RCU grace period after the mount lock is
-    // released, so several threads overlap those waits.
-    let progress = std::sync::Mutex::new(Progress::new(ours.len() + 1, undo.is_none()));
-    let deleted = netns::pool::map(&ours, |ns| {
-        let r = netns::delete(ns);
-        if let Ok(mut p) = progress.lock() {
-            p.step(&format!("namespace {ns}"));
-        }
-        fault::point("namespace removed");
-        r
-    });
-    let mut progress = progress
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    for r in deleted {
-        match r {
-            Ok(()) => report.namespaces += 1,
-            Err(e) => errors.push(e),
-        }
-    }
-    tracing::debug!(
-        "{} namespaces deleted at {:?}",
-        ours.len(),
-        started.elapsed()
-    );
+    // 3. Our namespaces: their interfaces and veth peers go with them. Subscribed to
+    //    link removals first, to count the kernel's cleanup of those veths.
+    let removals = LinkRemovals::open_here()
+        .inspect_err(|e| tracing::debug!("no link announcements ({e}); polling instead"))
+        .ok();
+    let ours = namespaces_of(lab, &planned_namespaces(undo, plan.as_ref()));
+    let mut progress = Progress::new(ours.len() + 1, !undoing);
+    let (deleted, ns_errors) = delete_namespaces(&ours, &mut progress);
+    report.namespaces = deleted;
+    errors.extend(ns_errors);
 
     // 4. What is left of ours in the root namespace.
     progress.step("root namespace");
     if let Some(host) = host.as_mut() {
-        match remove_root_links(host, root_links) {
+        match remove_root_links(host, removals, root_links) {
             Ok(n) => report.interfaces += n,
             Err(e) => errors.extend(e),
         }
@@ -260,6 +208,89 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
             errors,
         })
     }
+}
+
+/// Linux bridges this `up` made (undo), or the plan's (down): an interrupted `up` may
+/// have made one without marking it yet. Such a bridge carries no mark at all and is
+/// never someone else's (whose bridge would have failed our preflight).
+fn planned_bridges(undo: Option<&Created>, plan: Option<&state::LabState>) -> Vec<String> {
+    match undo {
+        Some(created) => created.bridges.clone(),
+        None => plan
+            .map(|p| {
+                p.topology
+                    .bridges
+                    .iter()
+                    .filter(|b| b.kind == BridgeKind::Linux)
+                    .map(|b| b.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Namespaces this `up` made (undo), or the plan's (down).
+fn planned_namespaces(undo: Option<&Created>, plan: Option<&state::LabState>) -> Vec<String> {
+    match undo {
+        Some(created) => created.namespaces.clone(),
+        None => plan
+            .map(|p| p.topology.netns_names().map(str::to_string).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// The lab's namespaces, each read once on the pool: the ones marked as the lab's, and
+/// planned ones that are still bare (made, killed before the mark was set).
+fn namespaces_of(lab: &str, planned: &[String]) -> Vec<String> {
+    let started = Instant::now();
+    let names = netns::list();
+    let mut ours = Vec::new();
+    for (ns, facts) in names.iter().zip(census::read(&names, |_| false)) {
+        let mine = match &facts {
+            Ok(f) => match f.owner() {
+                Some(owner) => owner == lab,
+                // An unmarked planned namespace is ours only if `up` died before
+                // marking it: it is still empty, or its file was never mounted.
+                None => planned.contains(ns) && (!f.mounted || f.is_bare()),
+            },
+            Err(_) => false,
+        };
+        if mine {
+            ours.push(ns.clone());
+        }
+    }
+    tracing::debug!("{} namespaces read at {:?}", names.len(), started.elapsed());
+    ours
+}
+
+/// Deletes namespaces on the pool (each unmount waits for an RCU grace period after
+/// the mount lock is released, so several threads overlap those waits); how many were
+/// deleted, and every error.
+fn delete_namespaces(ours: &[String], progress: &mut Progress) -> (usize, ErrorList) {
+    let started = Instant::now();
+    let progress = std::sync::Mutex::new(progress);
+    let deleted = netns::pool::map(ours, |ns| {
+        let r = netns::delete(ns);
+        if let Ok(mut p) = progress.lock() {
+            p.step(&format!("namespace {ns}"));
+        }
+        fault::point("namespace removed");
+        r
+    });
+    let mut n = 0;
+    let mut errors = ErrorList::new();
+    for r in deleted {
+        match r {
+            Ok(()) => n += 1,
+            Err(e) => errors.push(e),
+        }
+    }
+    tracing::debug!(
+        "{} namespaces deleted in {:?}",
+        ours.len(),
+        started.elapsed()
+    );
+    (n, errors)
 }
 
 /// Waits up to 5 s until no unmarked root-namespace veth end of the plan exists
@@ -387,7 +418,11 @@ fn ours_in_root(links: Vec<LinkInfo>, alias: &str, planned_bridges: &[String]) -
 /// Removes our root-namespace links (listed before the namespaces were deleted);
 /// returns how many. Links that go with a deleted namespace are waited for, then
 /// deleted if still there after [`NETNS_CLEANUP_WAIT`].
-fn remove_root_links(host: &mut BatchSocket, ours: Vec<LinkInfo>) -> Result<usize, ErrorList> {
+fn remove_root_links(
+    host: &mut BatchSocket,
+    removals: Option<LinkRemovals>,
+    ours: Vec<LinkInfo>,
+) -> Result<usize, ErrorList> {
     let (with_netns, local): (Vec<&LinkInfo>, Vec<&LinkInfo>) = ours
         .iter()
         .partition(|l| l.is_veth() && l.peer_netnsid.is_some());
@@ -395,26 +430,18 @@ fn remove_root_links(host: &mut BatchSocket, ours: Vec<LinkInfo>) -> Result<usiz
     // The kernel's cleanup of the deleted namespaces removes these. A bridge goes
     // after its ports: removing a port waits for an RCU grace period, and deleting the
     // bridge first would do those one by one before the kernel's cleanup could.
-    let mut waiting: Vec<LinkInfo> = with_netns.into_iter().cloned().collect();
     let started = Instant::now();
-    let deadline = started + NETNS_CLEANUP_WAIT;
-    while !waiting.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-        match host.links() {
-            Ok(now) => {
-                waiting.retain(|w| now.iter().any(|l| l.index == w.index && l.name == w.name))
-            }
-            Err(e) => {
-                errors.push(e);
-                break;
-            }
+    let left = match wait_for_cleanup(host, removals, &with_netns) {
+        Ok(left) => left,
+        Err(e) => {
+            errors.push(e);
+            with_netns.clone()
         }
-    }
+    };
     tracing::debug!(
         "veths of deleted namespaces gone after {:?}",
         started.elapsed()
     );
-    let left: Vec<&LinkInfo> = waiting.iter().collect();
     if !left.is_empty() {
         tracing::info!(
             "{} veths of deleted namespaces are still there after {:?}; deleting them",
@@ -430,6 +457,34 @@ fn remove_root_links(host: &mut BatchSocket, ours: Vec<LinkInfo>) -> Result<usiz
     } else {
         Err(errors)
     }
+}
+
+/// Waits (up to [`NETNS_CLEANUP_WAIT`]) until the kernel has removed `links`; those
+/// still there. The kernel announces each removal: they are counted off as they come,
+/// and a dump every quarter second (or every 5 ms without announcements) confirms —
+/// instead of dumping a thousand links every few milliseconds on a busy machine.
+fn wait_for_cleanup<'a>(
+    host: &mut BatchSocket,
+    mut removals: Option<LinkRemovals>,
+    links: &[&'a LinkInfo],
+) -> Result<Vec<&'a LinkInfo>, crate::netlink::NetlinkError> {
+    let mut waiting: Vec<&LinkInfo> = links.to_vec();
+    let deadline = Instant::now() + NETNS_CLEANUP_WAIT;
+    while !waiting.is_empty() && Instant::now() < deadline {
+        match removals.as_mut() {
+            Some(r) => {
+                let mut indexes: HashSet<u32> = waiting.iter().map(|l| l.index).collect();
+                let slice = (Instant::now() + Duration::from_millis(250)).min(deadline);
+                if r.wait(&mut indexes, slice).is_err() {
+                    removals = None;
+                }
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+        let now = host.links()?;
+        waiting.retain(|w| now.iter().any(|l| l.index == w.index && l.name == w.name));
+    }
+    Ok(waiting)
 }
 
 /// Deletes links in one batch; a link already gone (its veth peer went first) is fine.
