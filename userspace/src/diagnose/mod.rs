@@ -156,20 +156,24 @@ pub async fn run(opts: &DiagnoseOptions) -> Result<Report, DiagnoseError> {
             &mut findings,
             &[Some(*to), src].into_iter().flatten().collect::<Vec<_>>(),
         );
-        let static_ok = findings.is_empty();
+        // Advisory findings (a stale fast-path table, a foreign port) do not stop a path.
+        let static_ok = findings.iter().all(|f| f.advisory);
         let (probe_report, agreement) = match session.as_mut() {
             Some(s) => {
                 let t = Instant::now();
                 let r = s.run(&live, from, *to, &plan, opts.probe_timeout)?;
                 tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "probe");
+                let mut r = r;
                 let agreement = probe::agree(static_ok, &r, &mut findings, from);
+                let all: Vec<Finding> = findings.iter().cloned().collect();
+                explain::words_for_drops(&mut r.drops, &all);
                 (Some(r), Some(agreement))
             }
             None => (None, None),
         };
         let findings = findings.into_vec();
         reports.push(PairReport {
-            ok: findings.is_empty(),
+            ok: findings.iter().all(|f| f.advisory),
             from: from.clone(),
             to: *to,
             path: refs(&plan.forward.hops),

@@ -55,6 +55,11 @@ pub fn text(r: &Report, single: bool) -> String {
         if r.ok {
             if r.pairs.is_empty() {
                 "no endpoint pairs to check".to_string()
+            } else if findings > 0 {
+                format!(
+                    "healthy, with {findings} advisory finding{}",
+                    if findings == 1 { "" } else { "s" }
+                )
             } else {
                 "healthy".to_string()
             }
@@ -170,11 +175,7 @@ fn probe_text(s: &mut String, r: &ProbeReport) {
         }
     }
     for d in &r.drops {
-        let _ = writeln!(
-            s,
-            "          dropped at {}/{}: {} — {} ({})",
-            d.netns, d.ifname, d.packet, d.meaning, d.reason
-        );
+        let _ = writeln!(s, "          {}", super::explain::drop_line(d));
     }
     if let Some(m) = &r.mtu_probe {
         let _ = writeln!(

@@ -328,6 +328,15 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
         ),
         None => None,
     };
+    // Unanswered paths of a lab get the diagnose engine's findings and the kernel's
+    // drop reasons: the drop watcher is attached before the "tracing" line too.
+    let mut explainer = opts
+        .lab
+        .as_deref()
+        .map(crate::diagnose::explain::Explainer::new);
+    if let Some(x) = explainer.as_mut() {
+        x.watch_drops(&mut probe, &targets);
+    }
     eprintln!(
         "vethscope: tracing {} interfaces ({attached} TC programs){}{} — Ctrl-C to stop",
         targets.len(),
@@ -344,11 +353,6 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
     let mut impair = opts.lab.as_deref().and_then(open_impair_ring);
     let mut ticks: u64 = 0;
     let resolver = Resolver::new(&targets);
-    // Unanswered paths of a lab get the diagnose engine's findings.
-    let mut explainer = opts
-        .lab
-        .as_deref()
-        .map(crate::diagnose::explain::Explainer::new);
     let mut correlator = Correlator::new(opts.reply_timeout.as_nanos() as u64);
     let pcap = match &opts.pcap {
         Some(path) => {
@@ -392,12 +396,15 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
             _ = tick.tick() => {
                 sink.out.flush()?;
                 ticks += 1;
+                if let Some(x) = explainer.as_mut() {
+                    x.poll_drops();
+                }
                 if impair.is_none() && ticks.is_multiple_of(20) {
                     impair = opts.lab.as_deref().and_then(open_impair_ring);
                 }
                 for mut p in correlator.ready(monotonic_ns()) {
                     if let Some(x) = explainer.as_mut() {
-                        p.findings = x.findings(&p).await;
+                        x.explain(&mut p).await;
                     }
                     sink.path(&p)?;
                     summary.paths += 1;
@@ -435,7 +442,7 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
     if opts.count.is_none_or(|c| summary.paths < c as u64) {
         for mut p in correlator.drain() {
             if let Some(x) = explainer.as_mut() {
-                p.findings = x.findings(&p).await;
+                x.explain(&mut p).await;
             }
             sink.path(&p)?;
             summary.paths += 1;

@@ -168,6 +168,8 @@ struct PathLine<'a> {
     explanation: Option<String>,
     #[serde(skip_serializing_if = "<[crate::diagnose::Finding]>::is_empty")]
     findings: &'a [crate::diagnose::Finding],
+    #[serde(skip_serializing_if = "<[crate::diagnose::probe::DropReport]>::is_empty")]
+    drops: &'a [crate::diagnose::probe::DropReport],
 }
 
 pub fn write_path_json<W: std::io::Write>(out: &mut W, p: &Path) -> std::io::Result<()> {
@@ -192,6 +194,7 @@ pub fn write_path_json<W: std::io::Write>(out: &mut W, p: &Path) -> std::io::Res
         },
         explanation: explanation(p),
         findings: &p.findings,
+        drops: &p.drops,
     };
     serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::other)?;
     out.write_all(b"\n")
@@ -211,7 +214,7 @@ pub fn explanation(p: &Path) -> Option<String> {
             p.src, p.dst
         ));
     }
-    None
+    crate::diagnose::explain::summary(p)
 }
 
 /// `ns1/veth0 → br-veth0 → …`: consecutive hops on one interface collapse into one.
@@ -287,6 +290,12 @@ pub fn path_text(p: &Path) -> String {
         if let Some(fix) = &f.fix {
             line.push_str(&format!(" — fix: {fix}"));
         }
+    }
+    for d in &p.drops {
+        line.push_str(&format!(
+            "\n      {}",
+            crate::diagnose::explain::drop_line(d)
+        ));
     }
     line
 }
