@@ -13,7 +13,7 @@ use vethscope_common::DropEvent;
 use super::finding::{Code, Finding, Findings};
 use super::live::Live;
 use super::probe::{self, DropReport};
-use super::{checks, walk::Engine};
+use super::walk::Engine;
 use crate::kbtf::{self, KernelBtf};
 use crate::probe::{DropRing, Probe, ProbeError, Target};
 use crate::trace::paths::{Path, Verdict};
@@ -99,14 +99,10 @@ impl Explainer {
         };
         let from = first.netns.to_string();
         let mut out = Findings::default();
-        checks::placement::missing_and_misplaced(live, &mut out);
-        checks::placement::bridge_ports(live, &mut out);
-        checks::placement::ovs_ports(live, &mut out);
         let mut engine = Engine::new(live);
-        if let Err(e) = engine.check_pair(&from, p.dst, &mut out).await {
+        if let Err(e) = super::static_checks(&mut engine, &from, p.dst, &mut out).await {
             tracing::debug!("no diagnosis for the path: {e}");
         }
-        checks::placement::duplicates(live, &mut out, &[p.dst, p.src]);
         let mut findings = out.into_vec();
         if p.proto == "arp" || p.id.is_none() {
             flooded_request(live, p, &mut findings);

@@ -217,6 +217,13 @@ impl Findings {
         }
     }
 
+    /// Removes the findings `drop` selects; true when there were any.
+    pub fn remove_where(&mut self, drop: impl Fn(&Finding) -> bool) -> bool {
+        let before = self.list.len();
+        self.list.retain(|f| !drop(f));
+        self.list.len() != before
+    }
+
     pub fn has(&self, code: Code) -> bool {
         self.list.iter().any(|f| f.code == code)
     }
