@@ -42,8 +42,15 @@ impl Explainer {
     /// Starts watching `skb:kfree_skb` in the namespaces of the traced interfaces. A
     /// failure is logged and the trace goes on without drop reasons.
     pub fn watch_drops(&mut self, probe: &mut Probe, targets: &[Target]) {
+        let t = Instant::now();
         match DropWatch::start(probe, targets) {
-            Ok(w) => self.drops = Some(w),
+            Ok(w) => {
+                tracing::debug!(
+                    ms = t.elapsed().as_secs_f64() * 1e3,
+                    "drop watcher attached"
+                );
+                self.drops = Some(w);
+            }
             Err(e) => tracing::warn!("kernel drop reasons not traced: {e}"),
         }
     }
