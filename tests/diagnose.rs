@@ -14,11 +14,13 @@ use serde_json::Value;
 
 /// Checks a document against docs/diagnose-json-schema.json.
 fn assert_schema(v: &Value) {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/diagnose-json-schema.json"
-    ))
-    .expect("schema file");
+    assert_schema_of("diagnose-json-schema.json", v);
+}
+
+/// Checks a document against docs/FILE.
+fn assert_schema_of(file: &str, v: &Value) {
+    let text = std::fs::read_to_string(format!("{}/../docs/{file}", env!("CARGO_MANIFEST_DIR")))
+        .expect("schema file");
     let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
     let validator = jsonschema::options()
         .should_validate_formats(true)
@@ -484,6 +486,7 @@ fn unanswered_path(out: &str, proto: &str, dst: &str) -> Value {
         .find(|v| v["type"] == "path" && v["proto"] == proto && v["dst"] == dst)
         .unwrap_or_else(|| panic!("no {proto} path to {dst} in {out}"));
     assert_eq!(path["verdict"], "unanswered", "{path:#}");
+    assert_schema_of("trace-json-schema.json", &path);
     path
 }
 

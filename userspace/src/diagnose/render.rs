@@ -91,7 +91,18 @@ fn pair_text(s: &mut String, lab: &str, p: &PairReport) {
         let _ = writeln!(s, "  back:   {}", p.return_path.join(" → "));
     }
     for f in &p.findings {
-        let _ = writeln!(s, "  {} {}: {}", f.code, f.object(), f.message);
+        let _ = writeln!(
+            s,
+            "  {} {}: {}{}",
+            f.code,
+            f.object(),
+            f.message,
+            if f.advisory {
+                " (advisory: the path works without it)"
+            } else {
+                ""
+            }
+        );
         let _ = writeln!(s, "      evidence: {}", f.evidence);
         if let Some(fix) = &f.fix {
             let _ = writeln!(s, "      fix: {fix}");
