@@ -51,7 +51,10 @@ impl Explainer {
                 );
                 self.drops = Some(w);
             }
-            Err(e) => tracing::warn!("kernel drop reasons not traced: {e}"),
+            Err(e) => tracing::warn!(
+                "kernel drop reasons not traced: {}",
+                crate::errors::Chain(&e)
+            ),
         }
     }
 
@@ -96,7 +99,7 @@ impl Explainer {
             match Live::gather(&self.lab).await {
                 Ok(l) => self.live = Some((Instant::now(), l)),
                 Err(e) => {
-                    tracing::debug!("no diagnosis for the path: {e}");
+                    tracing::debug!("no diagnosis for the path: {}", crate::errors::Chain(&e));
                     return Vec::new();
                 }
             }
@@ -108,7 +111,7 @@ impl Explainer {
         let mut out = Findings::default();
         let mut engine = Engine::new(live);
         if let Err(e) = super::static_checks(&mut engine, &from, p.dst, &mut out).await {
-            tracing::debug!("no diagnosis for the path: {e}");
+            tracing::debug!("no diagnosis for the path: {}", crate::errors::Chain(&e));
         }
         let mut findings = out.into_vec();
         if p.proto == "arp" || p.id.is_none() {
@@ -159,8 +162,8 @@ pub struct DropWatch {
 
 impl DropWatch {
     pub fn start(probe: &mut Probe, targets: &[Target]) -> Result<Self, ProbeError> {
-        let btf = KernelBtf::open().map_err(|e| ProbeError::Btf(e.to_string()))?;
-        let reasons = kbtf::drop_reasons(&btf).map_err(|e| ProbeError::Btf(e.to_string()))?;
+        let btf = KernelBtf::open()?;
+        let reasons = kbtf::drop_reasons(&btf)?;
         let mut names = HashMap::new();
         let mut spaces = HashMap::new();
         for t in targets {

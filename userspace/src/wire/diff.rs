@@ -152,9 +152,9 @@ fn same_route(a: &Route, b: &Route) -> bool {
 pub async fn plan(old: &Topology, new: &Topology) -> Result<Vec<Action>, WireError> {
     let view = inspect::lab_view(&new.name)
         .await
-        .map_err(|e| WireError::Other {
+        .map_err(|e| WireError::Inspect {
             lab: new.name.clone(),
-            message: e.to_string(),
+            source: Box::new(e),
         })?;
     let live = drift::read_sysctls(new);
     let found = drift::compare(new, &view, &live);
