@@ -39,23 +39,9 @@ impl Explainer {
         }
     }
 
-    /// Starts watching `skb:kfree_skb` in the namespaces of the traced interfaces. A
-    /// failure is logged and the trace goes on without drop reasons.
-    pub fn watch_drops(&mut self, probe: &mut Probe, targets: &[Target]) {
-        let t = Instant::now();
-        match DropWatch::start(probe, targets) {
-            Ok(w) => {
-                tracing::debug!(
-                    ms = t.elapsed().as_secs_f64() * 1e3,
-                    "drop watcher attached"
-                );
-                self.drops = Some(w);
-            }
-            Err(e) => tracing::warn!(
-                "kernel drop reasons not traced: {}",
-                crate::errors::Chain(&e)
-            ),
-        }
+    /// Hands the explainer the trace's drop watcher (see [`DropWatch::start_for_trace`]).
+    pub fn set_drops(&mut self, drops: Option<DropWatch>) {
+        self.drops = drops;
     }
 
     /// Moves waiting drop events out of the kernel's ring (called every tick, so the
@@ -161,6 +147,28 @@ pub struct DropWatch {
 }
 
 impl DropWatch {
+    /// Starts watching `skb:kfree_skb` in the namespaces of the traced interfaces. A
+    /// failure is logged and the trace goes on without drop reasons.
+    pub fn start_for_trace(probe: &mut Probe, targets: &[Target]) -> Option<Self> {
+        let t = Instant::now();
+        match Self::start(probe, targets) {
+            Ok(w) => {
+                tracing::debug!(
+                    ms = t.elapsed().as_secs_f64() * 1e3,
+                    "drop watcher attached"
+                );
+                Some(w)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "kernel drop reasons not traced: {}",
+                    crate::errors::Chain(&e)
+                );
+                None
+            }
+        }
+    }
+
     pub fn start(probe: &mut Probe, targets: &[Target]) -> Result<Self, ProbeError> {
         let btf = KernelBtf::open()?;
         let reasons = kbtf::drop_reasons(&btf)?;

@@ -178,7 +178,7 @@ fn foreign(live: &Live, d: &Drift, touched: &Touched, out: &mut Findings) {
         .view
         .bridges
         .iter()
-        .any(|b| b.name == bridge && b.kind == "ovs");
+        .any(|b| b.name == bridge && b.kind == crate::topology::BridgeKind::Ovs);
     let fix = if ovs {
         Fix::in_ns(HOST, &["ovs-vsctl", "del-port", bridge, port])
     } else {

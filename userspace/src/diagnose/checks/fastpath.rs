@@ -64,7 +64,7 @@ pub fn table_has_path_ends(live: &Live, plan: &PathPlan, out: &mut Findings) {
         let Some(mac) = crate::topology::parse_mac(mac_text) else {
             continue;
         };
-        let domain = crate::fastpath::domain_of(&master.kind, &master.name);
+        let domain = crate::fastpath::domain_of(master.kind.as_str(), &master.name);
         if entries.iter().any(|(d, m)| *d == domain && *m == mac) {
             continue;
         }

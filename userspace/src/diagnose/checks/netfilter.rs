@@ -233,7 +233,7 @@ pub fn bridges_on_path(live: &Live, plan: &PathPlan, out: &mut Findings) {
         else {
             continue;
         };
-        if m.kind != "linux" {
+        if m.kind != crate::topology::BridgeKind::Linux {
             continue;
         }
         match crossed.iter_mut().find(|(b, _)| *b == m.name) {
