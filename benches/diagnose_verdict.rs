@@ -3,7 +3,7 @@
 //!
 //!     cargo bench -p vethscope --bench diagnose_verdict
 //!
-//! For each lab — the built-in `direct`, `bridge`, `ovs` and `same-ns`, and a star of
+//! For each lab — the built-in `direct`, `bridge`, `ovs`, `ovs-internal` and `same-ns`, and a star of
 //! 100 namespaces on one Linux bridge — one healthy path and one broken path (the
 //! destination's interface down; for same-ns, accept_local off), each diagnosed
 //! VETHSCOPE_BENCH_RUNS times (default 7). Printed side by side: wall time of the
@@ -104,7 +104,7 @@ fn star_file(n: usize) -> std::path::PathBuf {
 fn main() {
     let runs = knob("VETHSCOPE_BENCH_RUNS", 7);
     println!("diagnose time to verdict, {runs} runs each (healthy: exit 0; broken: exit 1)");
-    for spec in ["direct", "bridge", "ovs"] {
+    for spec in ["direct", "bridge", "ovs", "ovs-internal"] {
         let lab = Lab::up(spec, "qy");
         let from = lab.ns("ns1");
         row(
@@ -115,7 +115,12 @@ fn main() {
             runs,
         );
         let ns2 = lab.ns("ns2");
-        let _ = in_ns(&ns2, &["ip", "link", "set", "veth1", "down"]);
+        let dest_if = if spec == "ovs-internal" {
+            "tap2"
+        } else {
+            "veth1"
+        };
+        let _ = in_ns(&ns2, &["ip", "link", "set", dest_if, "down"]);
         row(
             &format!("{spec} broken (link down)"),
             &lab.name,

@@ -53,6 +53,12 @@ pub enum Code {
     ArpAnnounce,
     /// The fast path is on but its table lacks the destination's MAC.
     FastpathMissingMac,
+    /// A bridge's frames go through iptables (`bridge-nf-call-iptables=1`) and a rule
+    /// there drops the path's packets.
+    BridgeNetfilter,
+    /// Live state differs from the lab's file (a lost address or route, a foreign
+    /// interface on a lab bridge).
+    Drift,
     /// The probe got no answer although no static check explains why.
     ProbeUnanswered,
     /// The small probe was answered but a full-size one with DF set was not.
@@ -84,6 +90,8 @@ impl Code {
             Code::ArpFilter => "ARP_FILTER",
             Code::ArpAnnounce => "ARP_ANNOUNCE",
             Code::FastpathMissingMac => "FASTPATH_MISSING_MAC",
+            Code::BridgeNetfilter => "BRIDGE_NETFILTER",
+            Code::Drift => "DRIFT",
             Code::ProbeUnanswered => "PROBE_UNANSWERED",
             Code::ProbeMtu => "PROBE_MTU",
         }
@@ -150,6 +158,10 @@ pub struct Finding {
     pub fix: Option<String>,
     #[serde(skip)]
     pub fix_argv: Vec<String>,
+    /// Worth knowing, but does not stop the path (a stale fast-path table, a foreign
+    /// port on a bridge): the verdict stays healthy when only these are found.
+    #[serde(skip)]
+    pub advisory: bool,
 }
 
 impl Finding {
@@ -173,7 +185,14 @@ impl Finding {
             evidence: evidence.into(),
             fix,
             fix_argv,
+            advisory: false,
         }
+    }
+
+    /// Marks the finding as one that does not stop the path.
+    pub fn advisory(mut self) -> Self {
+        self.advisory = true;
+        self
     }
 
     /// `ns/ifname`, root-namespace objects as `host/IFNAME`.
@@ -201,6 +220,13 @@ impl Findings {
         {
             self.list.push(f);
         }
+    }
+
+    /// Removes the findings `drop` selects; true when there were any.
+    pub fn remove_where(&mut self, drop: impl Fn(&Finding) -> bool) -> bool {
+        let before = self.list.len();
+        self.list.retain(|f| !drop(f));
+        self.list.len() != before
     }
 
     pub fn has(&self, code: Code) -> bool {

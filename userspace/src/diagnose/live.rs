@@ -227,6 +227,22 @@ impl Live {
         out
     }
 
+    /// The bridge an interface is wired to: its own master, its veth peer's master, or
+    /// the OVS bridge of an internal port.
+    pub fn bridge_behind(&self, link: &LinkView) -> Option<String> {
+        if let Some(m) = &link.master {
+            return Some(m.name.clone());
+        }
+        if link.kind == DeviceKind::OvsInternal {
+            return self.ovs.get(&link.name).map(|o| o.bridge.clone());
+        }
+        let peer = link.peer.as_ref()?;
+        self.link(&peer.netns, &peer.name)?
+            .master
+            .as_ref()
+            .map(|m| m.name.clone())
+    }
+
     /// Live ports of a bridge (Linux master or OVS), including OVS internal ports moved
     /// into namespaces.
     pub fn ports_of(&self, bridge: &str) -> Vec<&LinkView> {

@@ -106,6 +106,32 @@ fn refs(v: &[IfRef]) -> Vec<String> {
     v.iter().map(ToString::to_string).collect()
 }
 
+/// Every static check of one pair, on live state: placement of the lab's objects, the
+/// walk that asks the kernel, duplicates, drift from the lab's file, the fast-path table
+/// and bridge netfilter on the path. `trace` calls the same for its unanswered paths.
+pub async fn static_checks(
+    engine: &mut Engine<'_>,
+    from: &str,
+    to: IpAddr,
+    findings: &mut Findings,
+) -> Result<walk::PathPlan, DiagnoseError> {
+    let live = engine.live;
+    checks::placement::missing_and_misplaced(live, findings);
+    checks::placement::bridge_ports(live, findings);
+    checks::placement::ovs_ports(live, findings);
+    let plan = engine.check_pair(from, to, findings).await?;
+    let src = plan.forward.src;
+    checks::placement::duplicates(
+        live,
+        findings,
+        &[Some(to), src].into_iter().flatten().collect::<Vec<_>>(),
+    );
+    checks::drift::on_path(live, &plan, from, to, findings);
+    checks::fastpath::table_has_path_ends(live, &plan, findings);
+    checks::netfilter::bridges_on_path(live, &plan, findings);
+    Ok(plan)
+}
+
 /// Runs the diagnosis.
 pub async fn run(opts: &DiagnoseOptions) -> Result<Report, DiagnoseError> {
     let t0 = Instant::now();
@@ -146,32 +172,27 @@ pub async fn run(opts: &DiagnoseOptions) -> Result<Report, DiagnoseError> {
     let mut reports = Vec::new();
     for (from, to) in &pairs {
         let mut findings = Findings::default();
-        checks::placement::missing_and_misplaced(&live, &mut findings);
-        checks::placement::bridge_ports(&live, &mut findings);
-        checks::placement::ovs_ports(&live, &mut findings);
         let t = Instant::now();
-        let plan = engine.check_pair(from, *to, &mut findings).await?;
+        let plan = static_checks(&mut engine, from, *to, &mut findings).await?;
         tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, %from, %to, "static checks");
-        let src = plan.forward.src;
-        checks::placement::duplicates(
-            &live,
-            &mut findings,
-            &[Some(*to), src].into_iter().flatten().collect::<Vec<_>>(),
-        );
-        let static_ok = findings.is_empty();
+        // Advisory findings (a stale fast-path table, a foreign port) do not stop a path.
+        let static_ok = findings.iter().all(|f| f.advisory);
         let (probe_report, agreement) = match session.as_mut() {
             Some(s) => {
                 let t = Instant::now();
                 let r = s.run(&live, from, *to, &plan, opts.probe_timeout)?;
                 tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "probe");
+                let mut r = r;
                 let agreement = probe::agree(static_ok, &r, &mut findings, from);
+                let all: Vec<Finding> = findings.iter().cloned().collect();
+                explain::words_for_drops(&mut r.drops, &all);
                 (Some(r), Some(agreement))
             }
             None => (None, None),
         };
         let findings = findings.into_vec();
         reports.push(PairReport {
-            ok: findings.is_empty(),
+            ok: findings.iter().all(|f| f.advisory),
             from: from.clone(),
             to: *to,
             path: refs(&plan.forward.hops),

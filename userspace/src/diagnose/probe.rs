@@ -60,6 +60,9 @@ pub struct DropReport {
     pub meaning: String,
     /// What was dropped (`ARP who-has 10.1.1.3`, `ICMP echo request 10.1.1.2 > 10.1.1.3`).
     pub packet: String,
+    /// The fix of the finding that explains the drop, if one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -346,6 +349,7 @@ impl Session {
                 meaning: reason_in_words(&reason),
                 reason,
                 packet: describe_drop(d),
+                fix: None,
             };
             if !drop_reports.contains(&r) {
                 drop_reports.push(r);
@@ -420,7 +424,7 @@ fn neighbour_report(p: &Path) -> NeighbourReport {
     }
 }
 
-fn addr_of(b: &[u8; 16], v6: bool) -> IpAddr {
+pub fn addr_of(b: &[u8; 16], v6: bool) -> IpAddr {
     if v6 {
         IpAddr::V6(Ipv6Addr::from(*b))
     } else {
@@ -446,7 +450,7 @@ fn is_echo_reply(d: &DropEvent) -> bool {
     matches!((d.ip_proto, d.icmp_type), (1, 0) | (58, 129))
 }
 
-fn describe_drop(d: &DropEvent) -> String {
+pub fn describe_drop(d: &DropEvent) -> String {
     let v6 = d.protocol == 0x86dd;
     let s = addr_of(&d.src, v6);
     let t = addr_of(&d.dst, v6);
@@ -506,7 +510,11 @@ pub fn reason_in_words(reason: &str) -> String {
 /// probe shows what the static checks missed.
 pub fn agree(static_ok: bool, r: &ProbeReport, out: &mut Findings, from: &str) -> String {
     let mtu_failed = r.mtu_probe.as_ref().is_some_and(|m| !m.answered);
-    let only_mtu = !static_ok && out.iter().all(|f| f.code == Code::MtuMismatch);
+    let only_mtu = !static_ok
+        && out
+            .iter()
+            .filter(|f| !f.advisory)
+            .all(|f| f.code == Code::MtuMismatch);
     let where_ = r
         .last_seen
         .clone()

@@ -66,6 +66,11 @@ pub fn text(r: &Report, single: bool) -> String {
         if r.ok {
             if r.pairs.is_empty() {
                 "no endpoint pairs to check".to_string()
+            } else if findings > 0 {
+                format!(
+                    "healthy, with {findings} advisory finding{}",
+                    if findings == 1 { "" } else { "s" }
+                )
             } else {
                 "healthy".to_string()
             }
@@ -97,7 +102,18 @@ fn pair_text(s: &mut String, lab: &str, p: &PairReport) {
         let _ = writeln!(s, "  back:   {}", p.return_path.join(" → "));
     }
     for f in &p.findings {
-        let _ = writeln!(s, "  {} {}: {}", f.code, f.object(), f.message);
+        let _ = writeln!(
+            s,
+            "  {} {}: {}{}",
+            f.code,
+            f.object(),
+            f.message,
+            if f.advisory {
+                " (advisory: the path works without it)"
+            } else {
+                ""
+            }
+        );
         let _ = writeln!(s, "      evidence: {}", f.evidence);
         if let Some(fix) = &f.fix {
             let _ = writeln!(s, "      fix: {fix}");
@@ -181,11 +197,7 @@ fn probe_text(s: &mut String, r: &ProbeReport) {
         }
     }
     for d in &r.drops {
-        let _ = writeln!(
-            s,
-            "          dropped at {}/{}: {} — {} ({})",
-            d.netns, d.ifname, d.packet, d.meaning, d.reason
-        );
+        let _ = writeln!(s, "          {}", super::explain::drop_line(d));
     }
     if let Some(m) = &r.mtu_probe {
         let _ = writeln!(

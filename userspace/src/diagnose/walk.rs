@@ -161,7 +161,7 @@ impl<'a> Engine<'a> {
                 Code::NoSuchAddress,
                 from,
                 "",
-                format!("no interface in lab {} has {to}", live.lab),
+                format!("no interface in the lab has {to}"),
                 format!("addresses of the lab: {}", all.join(", ")),
                 Some(Fix::advice(format!(
                     "ping one of the lab's addresses, or add {to} to the interface that should have it"
@@ -595,8 +595,25 @@ impl<'a> Engine<'a> {
                 ns,
                 &egress.name,
                 format!(
-                    "{ns} sends {what} out {}, but {nexthop} is {}/{}, which is not on that link",
-                    egress.name, o.link.netns, o.link.name
+                    "{ns} sends {what} out {}, but {nexthop} is {}/{}, which is not on that link{}",
+                    egress.name,
+                    o.link.netns,
+                    o.link.name,
+                    match (live.bridge_behind(o.link), live.bridge_behind(egress)) {
+                        (Some(theirs), Some(ours)) if theirs != ours => format!(
+                            ": it lives behind bridge {theirs}, and {ns}/{} is on bridge {ours} (check the netmask of {ns}/{}: {})",
+                            egress.name,
+                            egress.name,
+                            Live::cidrs(egress)
+                                .iter()
+                                .filter(|c| c.addr.is_ipv4() == dst.is_ipv4())
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        (Some(theirs), _) => format!(": it lives behind bridge {theirs}"),
+                        _ => String::new(),
+                    }
                 ),
                 format!(
                     "ip route get {dst} in {ns}: dev {}; {}/{} is behind another link",

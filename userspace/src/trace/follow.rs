@@ -112,6 +112,13 @@ impl<'o, 'w, W: Write> Follower<'o, 'w, W> {
         }
     }
 
+    /// The kernel's drop reasons for unanswered paths (a lab trace's drop watcher).
+    pub(super) fn set_drops(&mut self, drops: Option<crate::diagnose::explain::DropWatch>) {
+        if let Some(x) = self.explainer.as_mut() {
+            x.set_drops(drops);
+        }
+    }
+
     /// Takes every event waiting in a ring: each becomes a hop, printed and correlated.
     pub(super) fn drain(&mut self, ring: &mut TraceRing, source: Source) -> std::io::Result<()> {
         // Read at most once per batch: the settings can change while the trace runs.
@@ -168,6 +175,11 @@ impl<'o, 'w, W: Write> Follower<'o, 'w, W> {
 
     /// Prints the paths complete by now; true once `--count` paths were printed.
     pub(super) async fn report_ready(&mut self) -> std::io::Result<bool> {
+        // Drop events leave the kernel's ring every tick, so it never fills while paths
+        // wait for their verdict.
+        if let Some(x) = self.explainer.as_mut() {
+            x.poll_drops();
+        }
         let ready = self.correlator.ready(monotonic_ns());
         self.report(ready).await
     }
@@ -178,7 +190,7 @@ impl<'o, 'w, W: Write> Follower<'o, 'w, W> {
                 break;
             }
             if let Some(x) = self.explainer.as_mut() {
-                p.findings = x.findings(&p).await;
+                x.explain(&mut p).await;
             }
             self.sink.path(&p)?;
             self.summary.paths += 1;

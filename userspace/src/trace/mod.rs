@@ -151,6 +151,8 @@ pub struct Session {
     /// ring by earlier traffic, and hop times in text count from it.
     started_ns: u64,
     pcap: Option<PcapOut>,
+    /// The kernel's drop reasons for unanswered paths of a lab (skb:kfree_skb).
+    drops: Option<crate::diagnose::explain::DropWatch>,
     /// Last: dropping it detaches the programs, after the rings and counters are gone.
     probe: Probe,
 }
@@ -207,7 +209,13 @@ impl Session {
             None => None,
         };
         let impair = opts.lab.as_deref().and_then(open_impair_ring);
+        // Attached here, before the caller says "tracing": drops from the first packet on.
+        let drops = match &opts.lab {
+            Some(_) => crate::diagnose::explain::DropWatch::start_for_trace(&mut probe, &targets),
+            None => None,
+        };
         Ok(Session {
+            drops,
             opts,
             _exporter: exporter,
             _observers: observers,
@@ -244,6 +252,7 @@ impl Session {
         let sink = Sink::new(out, &self.opts, self.pcap.take(), self.started_ns);
         let opts = self.opts.clone();
         let mut follower = Follower::new(&opts, resolve::Resolver::new(&self.targets), sink);
+        follower.set_drops(self.drops.take());
         let impair_source = Source::Impair {
             since_ns: self.started_ns,
         };

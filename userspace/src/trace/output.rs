@@ -240,6 +240,11 @@ pub(crate) struct PathLine<'a> {
     /// Unanswered paths of a lab: diagnose's findings for this path (as in diagnose --json).
     #[serde(skip_serializing_if = "<[crate::diagnose::Finding]>::is_empty")]
     findings: &'a [crate::diagnose::Finding],
+    /// Unanswered paths of a lab: the path's packets the kernel freed (skb:kfree_skb in
+    /// the lab's namespaces) since its first hop, once per place and reason, in words
+    /// (as in diagnose --json probe.drops).
+    #[serde(skip_serializing_if = "<[crate::diagnose::probe::DropReport]>::is_empty")]
+    drops: &'a [crate::diagnose::probe::DropReport],
 }
 
 pub fn write_path_json<W: std::io::Write>(out: &mut W, p: &Path) -> std::io::Result<()> {
@@ -266,6 +271,7 @@ pub fn write_path_json<W: std::io::Write>(out: &mut W, p: &Path) -> std::io::Res
         },
         explanation: explanation(p),
         findings: &p.findings,
+        drops: &p.drops,
     };
     serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::other)?;
     out.write_all(b"\n")
@@ -274,7 +280,10 @@ pub fn write_path_json<W: std::io::Write>(out: &mut W, p: &Path) -> std::io::Res
 /// Why the path looks the way it does, when that is not obvious: a reply that came
 /// back over `lo`.
 pub fn explanation(p: &Path) -> Option<String> {
-    let lo = p.reply.iter().find(|h| &*h.ifname == "lo")?;
+    // Unanswered paths of a lab: what the diagnose engine concludes.
+    let Some(lo) = p.reply.iter().find(|h| &*h.ifname == "lo") else {
+        return crate::diagnose::explain::summary(p);
+    };
     let ns = &*lo.netns;
     if p.request_left_lo() {
         // The classic lesson: both ends of a veth pair in one namespace.
@@ -456,6 +465,12 @@ pub fn path_text(p: &Path) -> String {
         if let Some(fix) = &f.fix {
             line.push_str(&format!(" — fix: {fix}"));
         }
+    }
+    for d in &p.drops {
+        line.push_str(&format!(
+            "\n{MORE}{}",
+            crate::diagnose::explain::drop_line(d)
+        ));
     }
     line
 }

@@ -98,6 +98,8 @@ pub struct Path {
     pub verdict: Verdict,
     /// For an unanswered path in a lab: what the diagnose engine finds on its way.
     pub findings: Vec<crate::diagnose::Finding>,
+    /// For an unanswered path in a lab: its packets the kernel dropped, and why.
+    pub drops: Vec<crate::diagnose::probe::DropReport>,
 }
 
 impl Path {
@@ -336,6 +338,7 @@ fn new_path(hop: &Hop) -> Path {
         reply: Vec::new(),
         verdict: Verdict::Unanswered,
         findings: Vec::new(),
+        drops: Vec::new(),
     }
 }
 

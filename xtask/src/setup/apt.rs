@@ -18,6 +18,9 @@ const PACKAGES: &[&str] = &[
     // `cargo xtask bench scale` compares with Mininet on Linux bridges (lxbr needs brctl).
     "mininet",
     "bridge-utils",
+    // diagnose reads the FORWARD chain bridged frames pass with bridge-nf-call-iptables=1
+    // (iptables-save), and its test adds a rule scoped to the lab's bridge.
+    "iptables",
 ];
 
 /// Installs the missing packages (one `apt-get update` first), skips when all are present.
