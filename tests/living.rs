@@ -617,10 +617,18 @@ fn up_on_a_running_lab_applies_only_the_difference_and_repairs_drift() {
         let again = ok(&["up", &g, "--prefix", &prefix]);
         assert!(again.contains("already up"), "nothing left to do: {again}");
 
-        // A change of shape is refused, naming what differs, and nothing is touched.
+        // A change that would take a name someone else holds is refused before
+        // anything is touched.
         let grown = topology_file(
             "Lj-grown",
             &changed.replace("namespaces:\n", "namespaces:\n  - name: ns3\n"),
+        );
+        let foreign = format!("{prefix}ns3");
+        assert!(
+            std::process::Command::new("ip")
+                .args(["netns", "add", &foreign])
+                .status()
+                .is_ok_and(|s| s.success())
         );
         let e = fails(&[
             "up",
@@ -628,8 +636,134 @@ fn up_on_a_running_lab_applies_only_the_difference_and_repairs_drift() {
             "--prefix",
             &prefix,
         ]);
-        assert!(e.contains("add namespace") && e.contains("down"), "{e}");
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &foreign])
+            .status();
+        assert!(e.contains(&foreign) && e.contains("not part of lab"), "{e}");
         assert!(vethscope(&["show", &lab, "--drift"]).status.success());
     }
     assert_clean(&prefix);
+}
+
+/// ROUTER_LAB plus a namespace ns9 hanging off r1 (removed by the structural change).
+fn router_lab_with_ns9() -> String {
+    ROUTER_LAB.replace("  - name: ns2\n", "  - name: ns9\n  - name: ns2\n")
+        + "  - kind: veth\n    ends:\n      - {ns: r1, name: eth9, addresses: [10.1.9.1/24]}\n      - {ns: ns9, name: eth0, addresses: [10.1.9.2/24]}\n"
+}
+
+/// The structural change: ns9 and its link go, a namespace ns3 and a bridge br1 come,
+/// ns1's port moves from br0 to br1 and ns3 joins br1 (so ns1 reaches ns3, not r1).
+fn router_lab_reshaped() -> String {
+    ROUTER_LAB
+        .replace(
+            "  - name: ns2\n",
+            "  - name: ns3\n    exec: [\"echo ns3 ready\"]\n  - name: ns2\n",
+        )
+        .replace(
+            "  - {name: br0, kind: linux}\n",
+            "  - {name: br0, kind: linux}\n  - {name: br1, kind: linux}\n",
+        )
+        .replace(
+            "{bridge: br0, name: br0-ns1}",
+            "{bridge: br1, name: br0-ns1}",
+        )
+        + "  - kind: veth\n    ends:\n      - {ns: ns3, name: eth0, addresses: [10.1.1.4/24]}\n      - {bridge: br1, name: br1-ns3}\n"
+}
+
+#[test]
+fn up_on_a_running_lab_adds_and_removes_namespaces_bridges_links_and_ports() {
+    let prefix = prefix("Lk");
+    let a = topology_file("Lk-a", &router_lab_with_ns9());
+    let b = topology_file("Lk-b", &router_lab_reshaped());
+    let (a, b) = (
+        a.to_str().unwrap_or_default().to_string(),
+        b.to_str().unwrap_or_default().to_string(),
+    );
+    let lab = format!("{prefix}rt");
+    let (ns1, ns2) = (format!("{prefix}ns1"), format!("{prefix}ns2"));
+    {
+        let _guard = LabGuard(lab.clone());
+        ok(&["up", &a, "--prefix", &prefix]);
+        assert!(ping(&ns1, "10.1.1.1", &[]), "ns1 reaches r1 over br0");
+        assert!(ping(&format!("{prefix}ns9"), "10.1.9.1", &[]));
+
+        let plan = ok(&["up", &b, "--prefix", &prefix, "--dry-run"]);
+        for needle in [
+            &format!("{prefix}ns3: add namespace"),
+            &format!("{prefix}ns9: remove namespace"),
+            &format!("add linux bridge {prefix}br1"),
+            &format!("attach {prefix}br0-ns1 to bridge {prefix}br1"),
+            &format!("add link veth {prefix}ns3/eth0"),
+            &format!("remove link veth {prefix}r1/eth9"),
+        ] {
+            assert!(plan.contains(needle.as_str()), "{needle} in plan:\n{plan}");
+        }
+        assert!(
+            !plan.contains("eth1"),
+            "nothing on the unchanged link: {plan}"
+        );
+        assert!(
+            netns_exists(&format!("{prefix}ns9")),
+            "dry run removed nothing"
+        );
+        let before = show_json(&lab);
+
+        let pinger = {
+            let ns2 = ns2.clone();
+            std::thread::spawn(move || {
+                in_ns(
+                    &ns2,
+                    &["ping", "-c", "60", "-i", "0.05", "-W", "1", "10.1.2.1"],
+                )
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let applied = ok(&["up", &b, "--prefix", &prefix]);
+        assert!(applied.contains("updated"), "{applied}");
+        assert!(
+            applied.contains("ns3 ready"),
+            "ns3's startup command ran: {applied}"
+        );
+        let pinged = pinger.join().expect("ping thread");
+        let summary = String::from_utf8_lossy(&pinged.stdout).into_owned();
+        assert!(
+            pinged.status.success() && summary.contains(" 0% packet loss"),
+            "ping across the untouched link lost packets: {summary}"
+        );
+
+        assert!(!netns_exists(&format!("{prefix}ns9")), "ns9 removed");
+        assert!(ping(&ns1, "10.1.1.4", &[]), "ns1 reaches ns3 over br1");
+        assert!(!ping(&ns1, "10.1.1.1", &[]), "ns1 left br0");
+        let after = show_json(&lab);
+        assert_schema(&after);
+        assert_eq!(
+            link(&after, &ns1, "eth0")["ifindex"],
+            link(&before, &ns1, "eth0")["ifindex"],
+            "ns1's interface was moved, not re-made"
+        );
+        assert_eq!(
+            link(&after, &ns2, "eth0")["ifindex"],
+            link(&before, &ns2, "eth0")["ifindex"]
+        );
+        let drift = vethscope(&["show", &lab, "--drift"]);
+        assert!(
+            drift.status.success(),
+            "{}",
+            String::from_utf8_lossy(&drift.stdout)
+        );
+        let again = ok(&["up", &b, "--prefix", &prefix]);
+        assert!(again.contains("already up"), "{again}");
+
+        // And back: the first file undoes it all.
+        ok(&["up", &a, "--prefix", &prefix]);
+        assert!(ping(&ns1, "10.1.1.1", &[]), "ns1 back on br0");
+        assert!(ping(&format!("{prefix}ns9"), "10.1.9.1", &[]));
+        assert!(!netns_exists(&format!("{prefix}ns3")));
+        assert!(vethscope(&["show", &lab, "--drift"]).status.success());
+    }
+    assert_clean(&prefix);
+}
+
+fn netns_exists(ns: &str) -> bool {
+    std::path::Path::new("/run/netns").join(ns).exists()
 }

@@ -202,6 +202,7 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
         status: match plan.map(|p| p.status) {
             Some(state::Status::Up) => "up".into(),
             Some(state::Status::Creating) => "creating".into(),
+            Some(state::Status::Changing) => "changing".into(),
             None => "unrecorded".into(),
         },
         namespaces: ns_views,

@@ -127,7 +127,9 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
 
     // 1. OVS first: deleting a port closes vswitchd's tap of an internal port, which
     //    would otherwise be recreated; and OVS must let go of the veth ends.
-    let uses_ovs = plan.as_ref().is_none_or(|p| p.topology.uses_ovs());
+    let uses_ovs = plan
+        .as_ref()
+        .is_none_or(|p| p.topology.uses_ovs() || p.previous.as_ref().is_some_and(|q| q.uses_ovs()));
     if uses_ovs {
         let (n, ovs_errors) = remove_ovs(lab, undoing).await;
         report.ovs_objects = n;
