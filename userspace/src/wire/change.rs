@@ -34,18 +34,26 @@ pub(super) async fn update(
 ) -> Result<UpOutcome, WireError> {
     let started = Instant::now();
     let resuming = existing.status == Status::Changing;
-    let same = diff::same_definition(&existing.topology, t);
-    let actions = if resuming {
+    let mut actions = if resuming {
         let before = existing.previous.as_ref().unwrap_or(&existing.topology);
         diff::merge(
             diff::plan_files(before, t),
             diff::plan_files(&existing.topology, t),
         )
-    } else if same {
-        diff::plan_repair(&existing.topology, t).await?
     } else {
         diff::plan_files(&existing.topology, t)
     };
+    // The unchanged file: drift repair, which reads the whole live lab. (Compared only
+    // when the files plan nothing: a plan with actions means the files differ.)
+    let same = actions.is_empty() && diff::same_definition(&existing.topology, t);
+    if same && !resuming {
+        actions = diff::plan_repair(&existing.topology, t).await?;
+    }
+    tracing::debug!(
+        "planned {} actions at {:?}",
+        actions.len(),
+        started.elapsed()
+    );
     let shown: Vec<String> = actions.iter().map(|a| a.to_string()).collect();
     if opts.dry_run {
         return Ok(UpOutcome::Planned { actions: shown });
@@ -79,6 +87,7 @@ pub(super) async fn update(
         ..existing
     };
     state::write(&st)?;
+    tracing::debug!("state recorded at {:?}", started.elapsed());
     fault::point("change recorded");
     for a in &actions {
         tracing::info!("lab {}: {a}", t.name);
@@ -93,6 +102,7 @@ pub(super) async fn update(
         st.ovs_datapath = Some(o.datapath.to_string());
     }
     drop(run);
+    tracing::debug!("actions applied at {:?}", started.elapsed());
     state::write(&st)?;
     fault::point("change done");
     if ovs_lock.is_some() && !t.uses_ovs() {
@@ -296,11 +306,11 @@ impl<'t> Runner<'t> {
     async fn apply(&mut self, a: &Action, resuming: bool) -> Result<(), WireError> {
         match a {
             Action::AddNamespace { netns } => self.add_namespace(netns, resuming).await,
-            Action::DelNamespace { netns } => self.del_namespace(netns).await,
+            Action::DelNamespace { netns } => self.del_namespace(netns, resuming).await,
             Action::AddBridge { bridge } => self.add_bridge(bridge, resuming).await,
-            Action::DelBridge { bridge } => self.del_bridge(bridge).await,
+            Action::DelBridge { bridge } => self.del_bridge(bridge, resuming).await,
             Action::AddLink { link } => self.add_link(link, resuming).await,
-            Action::DelLink { link } => self.del_link(link).await,
+            Action::DelLink { link } => self.del_link(link, resuming).await,
             Action::SetMaster {
                 netns,
                 ifname,
@@ -344,12 +354,14 @@ impl<'t> Runner<'t> {
         Ok(())
     }
 
-    async fn del_namespace(&mut self, ns: &str) -> Result<(), WireError> {
+    async fn del_namespace(&mut self, ns: &str, resuming: bool) -> Result<(), WireError> {
         if !netns::exists(ns) {
             return Ok(());
         }
         match preflight::owner_of_netns(ns).await {
             Some(owner) if owner == self.lab => {}
+            // Made by the interrupted change and killed before its mark: still bare.
+            None if resuming && self.is_bare(ns).await? => {}
             _ => {
                 return Err(WireError::Other {
                     lab: self.lab.clone(),
@@ -362,6 +374,13 @@ impl<'t> Runner<'t> {
         // An open socket would keep the namespace alive.
         self.nls.remove(ns);
         netns::delete(ns).map_err(|e| self.ns_err(e))
+    }
+
+    /// Only `lo` in it.
+    async fn is_bare(&mut self, ns: &str) -> Result<bool, WireError> {
+        let links = self.nl(ns).await?.links().await;
+        let links = links.map_err(|e| self.nl_err(e))?;
+        Ok(links.iter().all(|l| l.name == "lo"))
     }
 
     async fn add_bridge(&mut self, br: &Bridge, resuming: bool) -> Result<(), WireError> {
@@ -408,11 +427,11 @@ impl<'t> Runner<'t> {
         r.map_err(|e| self.nl_err(e))
     }
 
-    async fn del_bridge(&mut self, br: &Bridge) -> Result<(), WireError> {
+    async fn del_bridge(&mut self, br: &Bridge, resuming: bool) -> Result<(), WireError> {
         let ns = diff::bridge_netns(br).to_string();
         match br.kind {
             BridgeKind::Linux => {
-                if let Some(link) = self.owned_link(&ns, &br.name, false).await? {
+                if let Some(link) = self.owned_link(&ns, &br.name, resuming).await? {
                     let r = self.nl(&ns).await?.delete(&link).await;
                     r.map_err(|e| self.nl_err(e))?;
                 }
@@ -443,7 +462,7 @@ impl<'t> Runner<'t> {
             .map(|b| b.name.clone())
     }
 
-    async fn del_link(&mut self, link: &Link) -> Result<(), WireError> {
+    async fn del_link(&mut self, link: &Link, resuming: bool) -> Result<(), WireError> {
         let lab = self.lab.clone();
         // OVS lets go of its ports first (an internal port's device goes with it).
         let ovs_ports: Vec<(String, String)> = match link {
@@ -483,7 +502,7 @@ impl<'t> Runner<'t> {
             if e.netns() != HOST && !netns::exists(e.netns()) {
                 continue;
             }
-            if let Some(l) = self.owned_link(e.netns(), &e.name, false).await? {
+            if let Some(l) = self.owned_link(e.netns(), &e.name, resuming).await? {
                 let r = self.nl(e.netns()).await?.delete(&l).await;
                 r.map_err(|e| self.nl_err(e))?;
             }

@@ -94,7 +94,8 @@ pub fn write(state: &LabState) -> Result<(), WireError> {
             })
         })
         .map_err(|e| safefs_err(&state.lab, "create the state directory", e))?;
-    let text = serde_json::to_string_pretty(state).map_err(|e| WireError::Other {
+    // Compact: a large lab's state is written twice per change (`changing`, then `up`).
+    let text = serde_json::to_string(state).map_err(|e| WireError::Other {
         lab: state.lab.clone(),
         message: format!("cannot encode the state: {e}"),
     })?;
