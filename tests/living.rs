@@ -767,3 +767,111 @@ fn up_on_a_running_lab_adds_and_removes_namespaces_bridges_links_and_ports() {
 fn netns_exists(ns: &str) -> bool {
     std::path::Path::new("/run/netns").join(ns).exists()
 }
+
+/// Bridges that all live in lab namespaces: a router namespace holding the bridge.
+const NS_BRIDGE_LAB: &str = "name: nsbr\nnamespaces:\n  - name: r1\n  - name: ns1\n  - name: ns2\nbridges:\n  - {name: br0, kind: linux, ns: r1, mtu: 1400}\nlinks:\n  - kind: veth\n    ends:\n      - {ns: ns1, name: eth0, addresses: [10.3.1.2/24], mtu: 1400}\n      - {bridge: br0, name: p1, mtu: 1400}\n  - kind: veth\n    ends:\n      - {bridge: br0, name: p2, mtu: 1400}\n      - {ns: ns2, name: eth0, addresses: [10.3.1.3/24], mtu: 1400}\n";
+
+/// The root namespace as `ip` sees it: links with details, addresses, routes.
+const ROOT_VIEW: &str = "ip -d -o link show; ip -o addr show; ip route show table all";
+
+#[test]
+fn a_lab_whose_bridges_live_in_namespaces_leaves_the_root_namespace_untouched() {
+    let prefix = prefix("Ll");
+    let f = topology_file("Ll", NS_BRIDGE_LAB);
+    let f = f.to_str().unwrap_or_default();
+    let lab = format!("{prefix}nsbr");
+    let _guard = LabGuard(lab.clone());
+    // vethscope runs in a fresh network namespace of its own, which is then its root
+    // namespace: nothing else runs there, so before and after compare exactly.
+    let bin = bin();
+    let script = format!(
+        "set -e; echo @@before; {ROOT_VIEW}; {bin} up {f} --prefix {prefix} >/dev/null; \
+         echo @@up; {ROOT_VIEW}; ip netns exec {prefix}ns1 ping -c1 -W2 10.3.1.3 >/dev/null; \
+         echo @@show; {bin} show {lab} --json; echo @@graph; {bin} graph {lab}; \
+         echo @@save; {bin} save {lab}; {bin} show {lab} --drift >/dev/null; \
+         {bin} down {lab} >/dev/null; echo @@down; {ROOT_VIEW}"
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--net", "sh", "-c", &script])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Every step ran (`set -e`: the ping, `show --drift` with no drift, `down`).
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let section = |name: &str| -> String {
+        stdout
+            .split(&format!("@@{name}\n"))
+            .nth(1)
+            .and_then(|rest| rest.split("@@").next())
+            .unwrap_or_else(|| panic!("no section {name} in {stdout}"))
+            .to_string()
+    };
+    let before = section("before");
+    assert!(before.contains("lo:"), "{before}");
+    assert_eq!(before, section("up"), "up changed the root namespace");
+    assert_eq!(before, section("down"), "down changed the root namespace");
+
+    let show: Value = serde_json::from_str(&section("show")).expect("show --json");
+    assert_schema(&show);
+    let br = bridge(&show, "br0");
+    assert_eq!(br["netns"], format!("{prefix}r1"), "{br}");
+    let ports = br["ports"].as_array().expect("ports");
+    assert!(
+        ports.iter().any(|p| p == "p1") && ports.iter().any(|p| p == "p2"),
+        "{br}"
+    );
+    assert_eq!(
+        link(&show, &format!("{prefix}r1"), "p1")["master"]["name"],
+        "br0"
+    );
+    let graph = section("graph");
+    assert!(graph.contains("br0") && graph.contains("p1"), "{graph}");
+    // save writes the bridge with its namespace; the saved file is a valid topology.
+    let saved = section("save");
+    assert!(
+        saved.contains(&format!("name: br0, kind: linux, ns: {prefix}r1")),
+        "{saved}"
+    );
+    let saved_file = topology_file("Ll-saved", &saved);
+    ok(&["check", saved_file.to_str().unwrap_or_default()]);
+    drop(_guard);
+    assert_clean(&prefix);
+}
+
+#[test]
+fn bridges_in_namespaces_are_checked_where_they_are_written() {
+    let bad = |tag: &str, yaml: &str| {
+        let f = topology_file(tag, yaml);
+        let f = f.to_str().unwrap_or_default().to_string();
+        let e = fails(&["check", &f]);
+        assert!(e.contains(&format!("{f}:")), "{e}");
+        e
+    };
+    let e = bad(
+        "Lm-undeclared",
+        "name: t\nnamespaces: [{name: r1}]\nbridges:\n  - {name: br0, kind: linux, ns: r2}\n",
+    );
+    assert!(
+        e.contains(":4:") && e.contains("namespace r2 is not declared") && e.contains("fix:"),
+        "{e}"
+    );
+    let e = bad(
+        "Lm-ovs",
+        "name: t\nnamespaces: [{name: r1}]\nbridges:\n  - {name: br0, kind: ovs, ns: r1}\n",
+    );
+    assert!(
+        e.contains(":4:") && e.contains("not supported") && e.contains("kind: linux"),
+        "{e}"
+    );
+    // The same interface name as the bridge, in the bridge's namespace.
+    let e = bad(
+        "Lm-clash",
+        "name: t\nnamespaces: [{name: r1}, {name: a}]\nbridges:\n  - {name: br0, kind: linux, ns: r1}\nlinks:\n  - kind: veth\n    ends:\n      - {ns: r1, name: br0}\n      - {ns: a, name: x}\n",
+    );
+    assert!(e.contains("used twice in namespace r1"), "{e}");
+}

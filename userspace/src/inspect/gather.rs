@@ -117,6 +117,12 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
     tracing::debug!("links gathered at {:?}", started.elapsed());
     let (ovs_ports, ovs_bridges) = ovs_facts(lab);
     let host_by_index: HashMap<u32, &LinkInfo> = host_links.iter().map(|l| (l.index, l)).collect();
+    // Linux bridges inside lab namespaces: (namespace, ifindex) → bridge.
+    let ns_bridges: HashMap<(&str, u32), &LinkInfo> = raws
+        .iter()
+        .filter(|r| r.netns != HOST && r.link.kind.as_deref() == Some("bridge"))
+        .map(|r| ((r.netns.as_str(), r.link.index), &r.link))
+        .collect();
     let peers = resolve_peers(&raws, &by_index).await?;
     let mut links: Vec<LinkView> = raws
         .iter()
@@ -146,7 +152,15 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
                             ofport: None,
                         })
                 }
-                None => None,
+                None => r
+                    .link
+                    .master
+                    .and_then(|m| ns_bridges.get(&(r.netns.as_str(), m)))
+                    .map(|m| MasterView {
+                        name: m.name.clone(),
+                        kind: "linux".into(),
+                        ofport: None,
+                    }),
             };
             LinkView {
                 netns: r.netns.clone(),
@@ -194,6 +208,27 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
             fdb: Vec::new(),
         })
         .collect();
+    // Bridges inside the lab's namespaces (marked like every lab interface).
+    for ((ns, index), b) in &ns_bridges {
+        if b.alias.as_deref() != Some(alias.as_str()) {
+            continue;
+        }
+        bridges.push(BridgeView {
+            name: b.name.clone(),
+            kind: "linux".into(),
+            datapath: None,
+            ports: raws
+                .iter()
+                .filter(|p| p.netns == *ns && p.link.master == Some(*index))
+                .map(|p| p.link.name.clone())
+                .collect(),
+            netns: ns.to_string(),
+            fdb: Vec::new(),
+        });
+    }
+    bridges.sort_by(|a, b| {
+        (a.netns == HOST, &a.netns, &a.name).cmp(&(b.netns == HOST, &b.netns, &b.name))
+    });
     bridges.extend(ovs_bridges);
 
     let mut view = LabView {

@@ -145,12 +145,12 @@ fn dot(view: &LabView) -> String {
             let port = view
                 .links
                 .iter()
-                .find(|l| &l.name == p && (l.netns == HOST || l.kind == "ovs-internal"));
+                .find(|l| &l.name == p && (l.netns == b.netns || l.kind == "ovs-internal"));
             if let Some(port) = port {
                 let _ = writeln!(
                     out,
                     "  {} -- {} [style=dashed, label=\"{}\"];",
-                    id(HOST, &b.name),
+                    id(&b.netns, &b.name),
                     id(&port.netns, &port.name),
                     dot_text(&b.kind)
                 );
@@ -192,12 +192,12 @@ fn mermaid(view: &LabView) -> String {
             if let Some(port) = view
                 .links
                 .iter()
-                .find(|l| &l.name == p && (l.netns == HOST || l.kind == "ovs-internal"))
+                .find(|l| &l.name == p && (l.netns == b.netns || l.kind == "ovs-internal"))
             {
                 let _ = writeln!(
                     out,
                     "  {} -.-|{}| {}",
-                    id(HOST, &b.name),
+                    id(&b.netns, &b.name),
                     mermaid_text(&b.kind),
                     id(&port.netns, &port.name)
                 );

@@ -421,9 +421,10 @@ impl Builder<'_> {
             match self.t.bridge(br).map(|b| b.kind) {
                 Some(BridgeKind::Ovs) => self.add_ovs_port(br, &end.name, "")?,
                 _ => {
-                    let master = self.host.require(br).await.map_err(|e| self.nl_err(e))?;
-                    self.host
-                        .set_master(&link, &master)
+                    // The port lives in its bridge's namespace.
+                    let nl = self.nl(&ns)?;
+                    let master = nl.require(br).await.map_err(|e| self.nl_err(e))?;
+                    nl.set_master(&link, &master)
                         .await
                         .map_err(|e| self.nl_err(e))?;
                 }

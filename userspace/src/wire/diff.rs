@@ -18,7 +18,7 @@ use crate::{
     drift::{self, Drift},
     impair::Impairment,
     inspect,
-    topology::{Bridge, BridgeKind, Cidr, End, HOST, Link, Route, Topology},
+    topology::{Bridge, BridgeKind, Cidr, End, Link, Route, Topology},
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -190,8 +190,8 @@ fn kind_text(k: BridgeKind) -> &'static str {
 }
 
 /// The namespace a bridge lives in.
-pub fn bridge_netns(_b: &Bridge) -> &str {
-    HOST
+pub fn bridge_netns(b: &Bridge) -> &str {
+    b.netns()
 }
 
 impl Action {

@@ -150,7 +150,8 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
                 p.topology
                     .bridges
                     .iter()
-                    .filter(|b| b.kind == BridgeKind::Linux)
+                    // A bridge in a lab namespace goes with the namespace.
+                    .filter(|b| b.kind == BridgeKind::Linux && b.netns.is_none())
                     .map(|b| b.name.clone())
                     .collect()
             })
