@@ -375,7 +375,10 @@ fn program_cost() {
     let mut probe = match vethscope::probe::Probe::load(Default::default()) {
         Ok(p) => p,
         Err(e) => {
-            println!("count program cost: cannot load the probe: {e}");
+            println!(
+                "count program cost: cannot load the probe: {}",
+                vethscope::errors::Chain(&e)
+            );
             return;
         }
     };
@@ -385,7 +388,7 @@ fn program_cost() {
                 "{prog}: {} ns per packet (BPF_PROG_TEST_RUN, 1,000,000 runs)",
                 per_run.as_nanos()
             ),
-            Err(e) => println!("{prog}: {e}"),
+            Err(e) => println!("{prog}: {}", vethscope::errors::Chain(&e)),
         }
     }
 }

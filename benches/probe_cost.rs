@@ -56,7 +56,7 @@ fn cost(probe: &mut Probe, prog: &'static str, frame: &[u8]) -> f64 {
         match probe.test_run(prog, frame, BATCH) {
             Ok((d, _)) => total += d,
             Err(e) => {
-                eprintln!("{prog}: {e}");
+                eprintln!("{prog}: {}", vethscope::errors::Chain(&e));
                 return f64::NAN;
             }
         }
@@ -69,7 +69,10 @@ fn per_packet_costs() {
     let mut probe = match Probe::load(LoadOptions::default()) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("cannot load the eBPF object (run as root): {e}");
+            eprintln!(
+                "cannot load the eBPF object (run as root): {}",
+                vethscope::errors::Chain(&e)
+            );
             std::process::exit(1);
         }
     };

@@ -28,7 +28,7 @@ const KIND_ENUM64: u32 = 19;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: String,
         source: std::io::Error,

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli;
 pub mod diagnose;
 pub mod drift;
+pub mod errors;
 pub mod exec;
 pub mod fastpath;
 pub mod fault;

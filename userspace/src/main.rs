@@ -45,16 +45,9 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            // One message: the error and its causes, no backtrace.
-            let mut msg = e.to_string();
-            for cause in e.chain().skip(1) {
-                let c = cause.to_string();
-                if !msg.contains(&c) {
-                    msg.push_str(": ");
-                    msg.push_str(&c);
-                }
-            }
-            eprintln!("vethscope: {msg}");
+            // One message: the error and its causes (no message repeats its source),
+            // no backtrace.
+            eprintln!("vethscope: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -23,7 +23,7 @@ pub enum BenchError {
     Netns(#[from] NetnsError),
     #[error("lab {lab}: {message}")]
     Lab { lab: String, message: String },
-    #[error("cannot start {what}: {source}")]
+    #[error("cannot start {what}")]
     Spawn {
         what: String,
         source: std::io::Error,
@@ -34,7 +34,7 @@ pub enum BenchError {
     IperfOutput { what: String, detail: String },
     #[error("{what} did not finish within {secs:.0} s")]
     Timeout { what: String, secs: f64 },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: String,
         source: std::io::Error,

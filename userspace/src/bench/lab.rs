@@ -73,7 +73,7 @@ impl LabGuard {
 /// Fast path off (when it was on), then the lab down. Absent objects are success.
 pub async fn teardown(lab: &str, fast_path: bool) -> Result<(), BenchError> {
     if fast_path && let Err(e) = fastpath::disable(lab).await {
-        tracing::debug!("fast path of {lab}: {e}");
+        tracing::debug!("fast path of {lab}: {}", crate::errors::Chain(&e));
     }
     wire::down(lab).await?;
     Ok(())
@@ -95,7 +95,7 @@ impl Drop for LabGuard {
                 .build()
                 .map_err(|e| format!("cannot start a runtime to remove lab {lab}: {e}"))?;
             rt.block_on(teardown(&lab, fast_path))
-                .map_err(|e| e.to_string())
+                .map_err(|e| crate::errors::Chain(&e).to_string())
         })
         .join();
         match done {

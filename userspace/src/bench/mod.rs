@@ -133,14 +133,17 @@ async fn remove_leftovers(cfg: &BenchConfig, progress: &Progress<'_>) {
     });
     for (lab, fast_path) in labs {
         if fast_path && let Err(e) = crate::fastpath::disable(&lab).await {
-            tracing::debug!("fast path of {lab}: {e}");
+            tracing::debug!("fast path of {lab}: {}", crate::errors::Chain(&e));
         }
         match crate::wire::down(&lab).await {
             Ok(r) if !r.was_absent => {
                 progress(&format!("removed lab {lab} left by an earlier run"))
             }
             Ok(_) => {}
-            Err(e) => progress(&format!("could not remove leftover lab {lab}: {e}")),
+            Err(e) => progress(&format!(
+                "could not remove leftover lab {lab}: {}",
+                crate::errors::Chain(&e)
+            )),
         }
     }
 }
@@ -234,7 +237,7 @@ async fn measure_wiring(cfg: &BenchConfig, wiring: Wiring, round: u32) -> Sample
         ..Default::default()
     };
     if let Err(e) = measure_wiring_into(cfg, wiring, &mut sample).await {
-        sample.error = Some(e.to_string());
+        sample.error = Some(crate::errors::Chain(&e).to_string());
     }
     sample
 }

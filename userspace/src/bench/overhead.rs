@@ -239,7 +239,7 @@ pub async fn run(cfg: &BenchConfig, exe: &Path, progress: &Progress<'_>) -> Over
         }
         let failed = |e: &BenchError| Sample {
             round,
-            error: Some(e.to_string()),
+            error: Some(crate::errors::Chain(e).to_string()),
             ..Default::default()
         };
         let (topo, ep) = match &topo {
@@ -255,7 +255,11 @@ pub async fn run(cfg: &BenchConfig, exe: &Path, progress: &Progress<'_>) -> Over
         let guard = match LabGuard::up(topo, false).await {
             Ok(g) => g,
             Err(e) => {
-                progress(&format!("[overhead {round}/{}] failed: {e}", cfg.rounds));
+                progress(&format!(
+                    "[overhead {round}/{}] failed: {}",
+                    cfg.rounds,
+                    crate::errors::Chain(&e)
+                ));
                 for (_, s) in samples.iter_mut() {
                     s.push(failed(&e));
                 }
@@ -286,13 +290,13 @@ pub async fn run(cfg: &BenchConfig, exe: &Path, progress: &Progress<'_>) -> Over
             match attached {
                 Ok(a) => {
                     if let Err(e) = measure_lab(cfg, ep, &mut sample, false).await {
-                        sample.error = Some(e.to_string());
+                        sample.error = Some(crate::errors::Chain(&e).to_string());
                     }
                     if let Some(a) = a {
                         a.stop().await;
                     }
                 }
-                Err(e) => sample.error = Some(e.to_string()),
+                Err(e) => sample.error = Some(crate::errors::Chain(&e).to_string()),
             }
             progress(&format!(
                 "[overhead {round}/{}] {}: {}",
@@ -305,7 +309,10 @@ pub async fn run(cfg: &BenchConfig, exe: &Path, progress: &Progress<'_>) -> Over
             }
         }
         if let Err(e) = guard.release().await {
-            progress(&format!("removing lab {lab_name} failed: {e}"));
+            progress(&format!(
+                "removing lab {lab_name} failed: {}",
+                crate::errors::Chain(&e)
+            ));
         }
     }
     let variants = samples

@@ -41,7 +41,7 @@ impl Explainer {
             match Live::gather(&self.lab).await {
                 Ok(l) => self.live = Some((Instant::now(), l)),
                 Err(e) => {
-                    tracing::debug!("no diagnosis for the path: {e}");
+                    tracing::debug!("no diagnosis for the path: {}", crate::errors::Chain(&e));
                     return Vec::new();
                 }
             }
@@ -56,7 +56,7 @@ impl Explainer {
         checks::placement::ovs_ports(live, &mut out);
         let mut engine = Engine::new(live);
         if let Err(e) = engine.check_pair(&from, p.dst, &mut out).await {
-            tracing::debug!("no diagnosis for the path: {e}");
+            tracing::debug!("no diagnosis for the path: {}", crate::errors::Chain(&e));
         }
         checks::placement::duplicates(live, &mut out, &[p.dst, p.src]);
         out.into_vec()

@@ -130,7 +130,7 @@ impl Live {
             .map(|l| l.name.clone())
             .collect();
         let s = read_sysctls(netns, &ifnames).unwrap_or_else(|e| {
-            tracing::debug!("sysctls of {netns}: {e}");
+            tracing::debug!("sysctls of {netns}: {}", crate::errors::Chain(&e));
             NsSysctls::default()
         });
         self.sysctls

@@ -108,7 +108,7 @@ pub struct Session {
 }
 
 fn btf_err(e: kbtf::BtfError) -> ProbeError {
-    ProbeError::Btf(e.to_string())
+    ProbeError::Btf(e)
 }
 
 impl Session {

@@ -25,7 +25,7 @@ pub enum ExecError {
         netns: String,
         known: String,
     },
-    #[error("cannot run `{command}` in namespace {netns}: {source}")]
+    #[error("cannot run `{command}` in namespace {netns}")]
     Spawn {
         command: String,
         netns: String,

@@ -1,40 +1,71 @@
+use std::path::PathBuf;
+
+use crate::errors::ErrorList;
+
 /// Errors of the fast path, each naming the lab and, where it applies, the port.
+/// Messages do not repeat their source (see [`crate::errors`]).
 #[derive(Debug, thiserror::Error)]
 pub enum FastpathError {
     #[error("lab {lab}: {reason}")]
     NotApplicable { lab: String, reason: String },
     #[error(transparent)]
     Inspect(Box<crate::inspect::InspectError>),
-    #[error("lab {lab}: {source}")]
+    #[error("lab {lab}")]
     Probe {
         lab: String,
         source: Box<crate::probe::ProbeError>,
     },
-    #[error("lab {lab}: eBPF map {map}: {message}")]
-    Map {
-        lab: String,
-        map: String,
-        message: String,
-    },
-    #[error("lab {lab}: {source}")]
+    #[error("lab {lab}")]
     Netlink {
         lab: String,
         source: Box<crate::netlink::NetlinkError>,
     },
     #[error("fault injected at fault point {point} ({})", super::fault::ENV)]
     Injected { point: String },
-    #[error("lab {lab}: cannot take the lab's lock: {message}")]
-    Lock { lab: String, message: String },
-    #[error("lab {lab}: Open vSwitch: {message}")]
-    Ovs { lab: String, message: String },
-    #[error("lab {lab}: cannot {what}: {source}")]
+    #[error("lab {lab}: cannot take the lab's lock")]
+    Lock {
+        lab: String,
+        source: Box<crate::wire::WireError>,
+    },
+    #[error("lab {lab}: Open vSwitch: no running Open vSwitch answers")]
+    NoOvs { lab: String },
+    #[error(
+        "lab {lab}: Open vSwitch: port {ifname:?} of bridge {bridge} has a name that cannot be used in an OpenFlow match"
+    )]
+    OpenFlowName {
+        lab: String,
+        bridge: String,
+        ifname: String,
+    },
+    #[error("lab {lab}: Open vSwitch")]
+    Ovs {
+        lab: String,
+        source: crate::ovs::OvsError,
+    },
+    #[error("lab {lab}: cannot create {}", path.display())]
+    PinDir {
+        lab: String,
+        path: PathBuf,
+        source: Option<crate::safefs::SafeFsError>,
+    },
+    #[error("{} has no lab directory name", path.display())]
+    PinDirName { path: PathBuf },
+    #[error("lab {lab}: cannot enter namespace {netns}")]
+    EnterNetns {
+        lab: String,
+        netns: String,
+        source: crate::netns::NetnsError,
+    },
+    #[error("lab {lab}: cannot {what}")]
     Io {
         lab: String,
         what: String,
         source: std::io::Error,
     },
-    #[error("lab {lab}: the fast path was not removed completely:\n  - {}", errors.join("\n  - "))]
-    Teardown { lab: String, errors: Vec<String> },
+    #[error("while undoing")]
+    Undo(#[source] Box<FastpathError>),
+    #[error("lab {lab}: the fast path was not removed completely:{errors}")]
+    Teardown { lab: String, errors: ErrorList },
 }
 
 impl From<crate::inspect::InspectError> for FastpathError {
@@ -58,11 +89,10 @@ impl FastpathError {
         }
     }
 
-    pub fn map(lab: &str, map: &str, e: impl std::fmt::Display) -> Self {
-        Self::Map {
+    pub fn ovs(lab: &str, source: crate::ovs::OvsError) -> Self {
+        Self::Ovs {
             lab: lab.to_string(),
-            map: map.to_string(),
-            message: e.to_string(),
+            source,
         }
     }
 
@@ -71,6 +101,15 @@ impl FastpathError {
             lab: lab.to_string(),
             what,
             source,
+        }
+    }
+
+    /// The failures of a teardown, each once: a caller's own teardown takes them over
+    /// instead of nesting this list in its own.
+    pub fn into_list(self) -> ErrorList {
+        match self {
+            Self::Teardown { errors, .. } => errors,
+            other => ErrorList::one(other),
         }
     }
 }

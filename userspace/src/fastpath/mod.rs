@@ -34,6 +34,8 @@ use vethscope_common::{
 
 pub use crate::safefs::bpf_name;
 pub use error::FastpathError;
+
+use crate::errors::ErrorList;
 pub use fault::ENV as FAULT_ENV;
 pub use plan::{Plan, Port, domain_of};
 
@@ -74,7 +76,7 @@ pub struct Enabled {
 fn lock(lab: &str) -> Result<crate::wire::state::Lock, FastpathError> {
     crate::wire::state::lab_lock(lab).map_err(|e| FastpathError::Lock {
         lab: lab.to_string(),
-        message: e.to_string(),
+        source: Box::new(e),
     })
 }
 
@@ -101,7 +103,7 @@ pub async fn enable(lab: &str) -> Result<Enabled, FastpathError> {
                 Ok(()) => Err(e),
                 Err(u) => Err(FastpathError::Teardown {
                     lab: lab.to_string(),
-                    errors: vec![e.to_string(), format!("while undoing: {u}")],
+                    errors: [e, FastpathError::Undo(Box::new(u))].into_iter().collect(),
                 }),
             }
         }
@@ -116,13 +118,7 @@ async fn enable_locked(
     let plan = plan::build(lab).await?;
     fault::point("plan built")?;
     let dir = pin_dir(lab);
-    make_pin_dir(&dir).map_err(|e| {
-        FastpathError::io(
-            lab,
-            format!("create {}", dir.display()),
-            std::io::Error::other(e),
-        )
-    })?;
+    make_pin_dir(lab, &dir)?;
     fault::point("pin directory created")?;
     let mut probe = Probe::load(LoadOptions {
         ebpf_log: false,
@@ -283,7 +279,7 @@ async fn detach_ports(lab: &str, ifindexes: &[u32]) -> Result<(), FastpathError>
         .await
         .map_err(|e| FastpathError::netlink(lab, e))?;
     let mut record = record::read(lab).unwrap_or_default();
-    let mut errors = Vec::new();
+    let mut errors = ErrorList::new();
     let ports: Vec<record::PortRecord> = record
         .ports
         .iter()
@@ -293,7 +289,7 @@ async fn detach_ports(lab: &str, ifindexes: &[u32]) -> Result<(), FastpathError>
     for p in &ports {
         match detach_port(&nl, p).await {
             Ok(()) => record.ports.retain(|r| r.ifindex != p.ifindex),
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errors.push(e),
         }
     }
     record::write(lab, &record)?;
@@ -343,13 +339,13 @@ pub async fn disable_locked(lab: &str) -> Result<bool, FastpathError> {
     if !dir_exists && record.is_none() && !record::exists(lab) {
         return Ok(false);
     }
-    let mut errors = Vec::new();
+    let mut errors = ErrorList::new();
     // Flows first: while they go, OVS forwards again alongside the fast path (a
     // duplicate at worst, never a loss).
     if let Some(rec) = &record
         && let Err(e) = ovs_flows::remove(lab, rec)
     {
-        errors.push(e.to_string());
+        errors.push(e);
     }
     let _ = fault::point("OVS flows removed");
     // Then the filters (the programs stop), then the maps.
@@ -360,11 +356,11 @@ pub async fn disable_locked(lab: &str) -> Result<bool, FastpathError> {
             Ok(nl) => {
                 for p in &rec.ports {
                     if let Err(e) = detach_port(&nl, p).await {
-                        errors.push(e.to_string());
+                        errors.push(e);
                     }
                 }
             }
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errors.push(e),
         }
     }
     // Walked with safefs: a planted `vethscope/LAB -> /etc` is refused, never followed.
@@ -385,41 +381,50 @@ pub async fn disable_locked(lab: &str) -> Result<bool, FastpathError> {
 
 /// Creates `/sys/fs/bpf/vethscope/LAB` with mode 0700 through safefs: no symlink on the
 /// way is followed, and an existing directory must be ours.
-fn make_pin_dir(dir: &Path) -> Result<(), String> {
-    let name = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| format!("{} has no lab directory name", dir.display()))?;
+fn make_pin_dir(lab: &str, dir: &Path) -> Result<(), FastpathError> {
+    let name =
+        dir.file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| FastpathError::PinDirName {
+                path: dir.to_path_buf(),
+            })?;
+    let pin_dir_err = |source| FastpathError::PinDir {
+        lab: lab.to_string(),
+        path: dir.to_path_buf(),
+        source,
+    };
     crate::safefs::Dir::bpf(true)
         .and_then(|root| match root {
             Some(root) => root.subdir(name, true),
             None => Ok(None),
         })
-        .map_err(|e| e.to_string())?
+        .map_err(|e| pin_dir_err(Some(e)))?
         .map(|_| ())
-        .ok_or_else(|| format!("cannot create {}", dir.display()))
+        .ok_or_else(|| pin_dir_err(None))
 }
 
 /// Removes the pins in `dir` (links first: that detaches the programs, then the maps),
 /// then `dir`, then the parent when no lab uses it any more. Nothing is followed: a
 /// symlink on the way is an error, and each entry's owner is checked before unlinking.
-fn remove_pins(dir: &Path) -> Result<(), String> {
+fn remove_pins(dir: &Path) -> Result<(), ErrorList> {
     let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {
-        return Err(format!("{} has no lab directory name", dir.display()));
+        return Err(ErrorList::one(FastpathError::PinDirName {
+            path: dir.to_path_buf(),
+        }));
     };
     let root = match crate::safefs::Dir::bpf(false) {
         Ok(Some(root)) => root,
         Ok(None) => return Ok(()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(ErrorList::one(e)),
     };
     let lab_dir = match root.subdir(name, false) {
         Ok(Some(d)) => d,
         Ok(None) => return Ok(()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(ErrorList::one(e)),
     };
-    let mut names = lab_dir.list().map_err(|e| e.to_string())?;
+    let mut names = lab_dir.list().map_err(ErrorList::one)?;
     names.sort_by_key(|n| !n.starts_with("link-"));
-    let mut errors = Vec::new();
+    let mut errors = ErrorList::new();
     for n in &names {
         // A subdirectory belongs to another feature (impairments): not ours to remove.
         if lab_dir
@@ -431,7 +436,7 @@ fn remove_pins(dir: &Path) -> Result<(), String> {
             continue;
         }
         if let Err(e) = lab_dir.remove_file(n) {
-            errors.push(e.to_string());
+            errors.push(e);
         }
     }
     drop(lab_dir);
@@ -441,7 +446,7 @@ fn remove_pins(dir: &Path) -> Result<(), String> {
             errno: nix::errno::Errno::ENOTEMPTY,
             ..
         }) => {}
-        Err(e) => errors.push(e.to_string()),
+        Err(e) => errors.push(e),
         Ok(_) => {}
     }
     // The parent is ours too; it goes when empty (ENOTEMPTY otherwise: other labs).
@@ -451,7 +456,7 @@ fn remove_pins(dir: &Path) -> Result<(), String> {
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(errors.join("; "))
+        Err(errors)
     }
 }
 

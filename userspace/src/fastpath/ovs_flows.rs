@@ -16,9 +16,8 @@ use crate::{netlink::link::format_mac, netns, ovs, wire};
 pub const COOKIE: u64 = 0x7665_7468_7363_6f70;
 
 fn endpoint(lab: &str) -> Result<ovs::OvsEndpoint, FastpathError> {
-    ovs::find_running(&wire::ovs_run_dir()).ok_or_else(|| FastpathError::Ovs {
+    ovs::find_running(&wire::ovs_run_dir()).ok_or_else(|| FastpathError::NoOvs {
         lab: lab.to_string(),
-        message: "no running Open vSwitch answers".into(),
     })
 }
 
@@ -41,12 +40,10 @@ pub fn install(lab: &str, plan: &Plan, record: &mut Record) -> Result<Vec<String
             crate::topology::names::check(crate::topology::names::NameKind::Interface, &p.ifname)
                 .is_err()
         }) {
-            return Err(FastpathError::Ovs {
+            return Err(FastpathError::OpenFlowName {
                 lab: lab.to_string(),
-                message: format!(
-                    "port {:?} of bridge {bridge} has a name that cannot be used in an OpenFlow match",
-                    bad.ifname
-                ),
+                bridge: (*bridge).clone(),
+                ifname: bad.ifname.clone(),
             });
         }
         let mut flows = Vec::new();
@@ -70,14 +67,8 @@ pub fn install(lab: &str, plan: &Plan, record: &mut Record) -> Result<Vec<String
             super::record::write(lab, record)?;
         }
         // Replace, not add: a refresh after MACs changed must not keep old rules.
-        ovs::ofctl_del_flows_cookie(&ep, bridge, COOKIE).map_err(|e| FastpathError::Ovs {
-            lab: lab.to_string(),
-            message: e.to_string(),
-        })?;
-        ovs::ofctl_add_flows(&ep, bridge, &flows).map_err(|e| FastpathError::Ovs {
-            lab: lab.to_string(),
-            message: e.to_string(),
-        })?;
+        ovs::ofctl_del_flows_cookie(&ep, bridge, COOKIE).map_err(|e| FastpathError::ovs(lab, e))?;
+        ovs::ofctl_add_flows(&ep, bridge, &flows).map_err(|e| FastpathError::ovs(lab, e))?;
         super::fault::point("OVS drop flows added")?;
         // The fast-pathed ends may checksum in hardware again (see the module docs).
         for p in ports {
@@ -111,10 +102,7 @@ pub fn remove(lab: &str, record: &Record) -> Result<(), FastpathError> {
         if let Ok(false) = ovs::Ovsdb::connect(&ep).and_then(|mut db| db.bridge_exists(bridge)) {
             continue;
         }
-        ovs::ofctl_del_flows_cookie(&ep, bridge, COOKIE).map_err(|e| FastpathError::Ovs {
-            lab: lab.to_string(),
-            message: e.to_string(),
-        })?;
+        ovs::ofctl_del_flows_cookie(&ep, bridge, COOKIE).map_err(|e| FastpathError::ovs(lab, e))?;
     }
     Ok(())
 }
@@ -122,12 +110,10 @@ pub fn remove(lab: &str, record: &Record) -> Result<(), FastpathError> {
 fn set_tx_checksum(lab: &str, ns: &str, ifname: &str, on: bool) -> Result<(), FastpathError> {
     let name = ifname.to_string();
     netns::run_in(ns, || wire::set_tx_checksum(&name, on))
-        .map_err(|e| {
-            FastpathError::io(
-                lab,
-                format!("enter namespace {ns}"),
-                std::io::Error::other(e.to_string()),
-            )
+        .map_err(|source| FastpathError::EnterNetns {
+            lab: lab.to_string(),
+            netns: ns.to_string(),
+            source,
         })?
         .map_err(|e| {
             FastpathError::io(

@@ -300,10 +300,7 @@ async fn gather_facts(lab: &str, view: &LabView) -> Result<Facts, FastpathError>
     {
         facts.ovs = ovs::Ovsdb::connect(&ep)
             .and_then(|mut db| db.port_vlans())
-            .map_err(|e| FastpathError::Ovs {
-                lab: lab.to_string(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| FastpathError::ovs(lab, e))?;
     }
     Ok(facts)
 }

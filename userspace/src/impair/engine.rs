@@ -96,6 +96,6 @@ pub fn events_pin(lab: &str) -> PathBuf {
 }
 
 /// Removes every pin of `lab` (links first, detaching the programs, then the maps).
-pub fn remove_all(lab: &str) -> Vec<String> {
+pub fn remove_all(lab: &str) -> crate::errors::ErrorList {
     paths::remove_pin_dir(lab)
 }

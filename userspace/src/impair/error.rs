@@ -23,38 +23,44 @@ pub enum ImpairError {
     Netlink(#[from] crate::netlink::NetlinkError),
     #[error(transparent)]
     Netns(#[from] crate::netns::NetnsError),
-    #[error("lab {lab}: {source}")]
+    #[error("lab {lab}: interface {ifname} in namespace {netns}")]
+    Spec {
+        lab: String,
+        netns: String,
+        ifname: String,
+        source: super::spec::SpecError,
+    },
+    #[error("lab {lab}")]
     Probe {
         lab: String,
         source: Box<crate::probe::ProbeError>,
     },
-    #[error("lab {lab}: eBPF map {map}: {message}")]
-    Map {
-        lab: String,
-        map: String,
-        message: String,
-    },
-    #[error("lab {lab}: {source}")]
+    #[error("lab {lab}")]
     Fs {
         lab: String,
         source: crate::safefs::SafeFsError,
     },
-    #[error("lab {lab}: cannot {what}: {source}")]
+    #[error("lab {lab}: cannot {what}")]
     Io {
         lab: String,
         what: String,
         source: std::io::Error,
     },
     #[error(
-        "lab {lab}: record {path} is unreadable ({message}) (fix: remove it; `vethscope down {lab}` does)"
+        "lab {lab}: record {path} is unreadable ({error}) (fix: remove it; `vethscope down {lab}` does)"
     )]
     Record {
         lab: String,
         path: String,
-        message: String,
+        /// Shown inside the message, before the fix: not a `#[source]`, so the chain
+        /// does not print it again.
+        error: serde_json::Error,
     },
-    #[error("lab {lab}: impairments were not removed completely:\n  - {}", errors.join("\n  - "))]
-    Teardown { lab: String, errors: Vec<String> },
+    #[error("lab {lab}: impairments were not removed completely:{errors}")]
+    Teardown {
+        lab: String,
+        errors: crate::errors::ErrorList,
+    },
 }
 
 impl From<crate::inspect::InspectError> for ImpairError {
@@ -64,19 +70,20 @@ impl From<crate::inspect::InspectError> for ImpairError {
 }
 
 impl ImpairError {
+    /// The failures of a teardown, each once: a caller's own teardown takes them over
+    /// instead of nesting this list in its own.
+    pub fn into_list(self) -> crate::errors::ErrorList {
+        match self {
+            Self::Teardown { errors, .. } => errors,
+            other => crate::errors::ErrorList::one(other),
+        }
+    }
+
     pub fn io(lab: &str, what: String, source: std::io::Error) -> Self {
         Self::Io {
             lab: lab.to_string(),
             what,
             source,
-        }
-    }
-
-    pub fn map(lab: &str, map: &str, e: impl std::fmt::Display) -> Self {
-        Self::Map {
-            lab: lab.to_string(),
-            map: map.to_string(),
-            message: e.to_string(),
         }
     }
 

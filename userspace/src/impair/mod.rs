@@ -171,11 +171,11 @@ pub fn preflight(imp: &Impairment) -> Result<(), ImpairError> {
 
 /// Replaces the impairment of one end of a live lab.
 pub async fn set(lab: &str, end: &EndRef, imp: &Impairment) -> Result<EndRecord, ImpairError> {
-    imp.validate().map_err(|e| ImpairError::Invalid {
-        message: format!(
-            "lab {lab}: interface {} in namespace {}: {e}",
-            end.ifname, end.netns
-        ),
+    imp.validate().map_err(|source| ImpairError::Spec {
+        lab: lab.to_string(),
+        netns: end.netns.clone(),
+        ifname: end.ifname.clone(),
+        source,
     })?;
     preflight(imp)?;
     let live = resolve(lab, end).await?;
@@ -405,7 +405,7 @@ pub async fn apply_topology(t: &Topology) -> Result<usize, ImpairError> {
 pub fn remove_lab(lab: &str) -> Result<(), ImpairError> {
     let mut errors = engine::remove_all(lab);
     if let Err(e) = paths::remove_record(lab) {
-        errors.push(e.to_string());
+        errors.push(e);
     }
     if errors.is_empty() {
         Ok(())

@@ -62,25 +62,25 @@ pub fn remove_pin(lab: &str, name: &str) -> Result<(), ImpairError> {
 
 /// Removes every pin of `lab` — links first (detaching the programs), then the maps —
 /// and the directories that are left empty. Returns the errors.
-pub fn remove_pin_dir(lab: &str) -> Vec<String> {
-    let mut errors = Vec::new();
+pub fn remove_pin_dir(lab: &str) -> crate::errors::ErrorList {
+    let mut errors = crate::errors::ErrorList::new();
     let dir = match open_pin_dir(lab, false) {
         Ok(Some(d)) => d,
         Ok(None) => return errors,
-        Err(e) => return vec![e.to_string()],
+        Err(e) => return crate::errors::ErrorList::one(e),
     };
     let mut names = dir.list().unwrap_or_default();
     names.sort_by_key(|n| !n.starts_with("egress_"));
     for n in &names {
         if let Err(e) = dir.remove_file(n) {
-            errors.push(e.to_string());
+            errors.push(e);
         }
     }
     drop(dir);
     if let Ok(Some(root)) = Dir::bpf(false) {
         if let Ok(Some(lab_dir)) = root.subdir(&bpf_name(lab), false) {
             if let Err(e) = lab_dir.remove_dir(SUBDIR) {
-                errors.push(e.to_string());
+                errors.push(e);
             }
             drop(lab_dir);
             // The lab's directory and ours go when nothing else (the fast path) uses them.

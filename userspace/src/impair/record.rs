@@ -55,7 +55,7 @@ pub fn read(lab: &str) -> Result<Record, ImpairError> {
         Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| ImpairError::Record {
             lab: lab.to_string(),
             path: paths::record_path(lab).display().to_string(),
-            message: e.to_string(),
+            error: e,
         }),
     }
 }

@@ -49,6 +49,8 @@ pub struct SpecError {
     pub hint: String,
 }
 
+impl std::error::Error for SpecError {}
+
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (fix: {})", self.message, self.hint)

@@ -211,7 +211,10 @@ fn fill_ovs_fdb(view: &mut LabView) {
                     })
                     .collect()
             }
-            Err(e) => tracing::warn!("cannot read the MAC table of OVS bridge {name}: {e}"),
+            Err(e) => tracing::warn!(
+                "cannot read the MAC table of OVS bridge {name}: {}",
+                crate::errors::Chain(&e)
+            ),
         }
     }
 }

@@ -12,7 +12,7 @@ pub enum MetricsError {
     Probe(#[from] crate::probe::ProbeError),
     #[error("eBPF map {map}: {message}")]
     Map { map: String, message: String },
-    #[error("cannot start the metrics server: {0}")]
+    #[error("cannot start the metrics server")]
     Io(#[from] std::io::Error),
 }
 

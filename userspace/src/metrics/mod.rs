@@ -53,7 +53,7 @@ fn registry(
 ) -> Result<Registry, MetricsError> {
     let reasons = crate::probe::btf::drop_reasons().unwrap_or_else(|e| {
         // Drops are still counted; they are just labelled by number.
-        tracing::warn!("drop reasons will be numbers: {e}");
+        tracing::warn!("drop reasons will be numbers: {}", crate::errors::Chain(&e));
         Default::default()
     });
     let trace = if with_trace {

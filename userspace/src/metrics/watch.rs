@@ -61,7 +61,10 @@ pub async fn list(scope: &Scope) -> Listing {
             // Not up (yet, or any more): nothing to count, not an error.
             Err(ProbeError::Inspect(InspectError::NoSuchLab { .. })) => {}
             Err(e) => {
-                tracing::debug!("cannot list the links of lab {lab} (will retry): {e}");
+                tracing::debug!(
+                    "cannot list the links of lab {lab} (will retry): {}",
+                    crate::errors::Chain(&e)
+                );
                 out.unsure.insert(lab);
             }
         }
@@ -77,7 +80,10 @@ pub async fn list(scope: &Scope) -> Listing {
                 }
             }
             Err(e) => {
-                tracing::debug!("cannot list the host's links (will retry): {e}");
+                tracing::debug!(
+                    "cannot list the host's links (will retry): {}",
+                    crate::errors::Chain(&e)
+                );
                 out.unsure.insert(String::new());
             }
         }
@@ -194,9 +200,10 @@ impl Counting {
                 Ok(links) => {
                     if let Err(e) = self.maps.watch(id) {
                         tracing::warn!(
-                            "drops on {}/{} will not be counted: {e}",
+                            "drops on {}/{} will not be counted: {}",
                             target.netns,
-                            target.ifname
+                            target.ifname,
+                            crate::errors::Chain(&e)
                         );
                     }
                     self.attached.insert(
@@ -217,9 +224,9 @@ impl Counting {
                     // Usually an interface that vanished since the listing; retried
                     // next refresh, reported once.
                     if self.warned.insert(id) {
-                        tracing::warn!("{e} (will retry)");
+                        tracing::warn!("{} (will retry)", crate::errors::Chain(&e));
                     } else {
-                        tracing::debug!("{e}");
+                        tracing::debug!("{}", crate::errors::Chain(&e));
                     }
                 }
             }

@@ -1,7 +1,7 @@
 /// Netlink errors, each naming the object and the namespace.
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
-    #[error("cannot open a netlink socket in namespace {netns}: {source}")]
+    #[error("cannot open a netlink socket in namespace {netns}")]
     Socket {
         netns: String,
         source: std::io::Error,

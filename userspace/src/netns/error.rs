@@ -9,7 +9,7 @@ pub enum NetnsError {
     Missing { name: String },
     #[error("cannot {what}: {errno}")]
     Sys { what: String, errno: Errno },
-    #[error("cannot {what}: {source}")]
+    #[error("cannot {what}")]
     Io {
         what: String,
         source: std::io::Error,

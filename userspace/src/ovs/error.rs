@@ -6,12 +6,12 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OvsError {
-    #[error("cannot connect to ovsdb-server at {}: {source}", path.display())]
+    #[error("cannot connect to ovsdb-server at {}", path.display())]
     Connect {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("lost the connection to ovsdb-server at {}: {source}", path.display())]
+    #[error("lost the connection to ovsdb-server at {}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -58,7 +58,7 @@ pub enum OvsError {
     NoRootRow { path: PathBuf },
     #[error("timed out after {:.1} s waiting for {what}", waited.as_secs_f64())]
     Timeout { what: String, waited: Duration },
-    #[error("cannot run {program}: {source} (fix: install openvswitch-switch)")]
+    #[error("cannot run {program} (fix: install openvswitch-switch)")]
     Spawn {
         program: String,
         source: std::io::Error,
@@ -79,7 +79,7 @@ pub enum OvsError {
     ForeignVswitchd { pid: i32, detail: String },
     #[error("ovsdb-server answers at {} but no ovs-vswitchd serves it (fix: start it, e.g. `systemctl start openvswitch-switch`)", socket.display())]
     NoVswitchd { socket: PathBuf },
-    #[error("cannot prepare OVS run directory {}: {source}", path.display())]
+    #[error("cannot prepare OVS run directory {}", path.display())]
     RunDir {
         path: PathBuf,
         source: std::io::Error,

@@ -162,7 +162,10 @@ impl Probe {
         let fd = self
             .classifier(name)?
             .fd()
-            .map_err(|e| ProbeError::Load(e.to_string()))?
+            .map_err(|source| ProbeError::ProgramType {
+                program: name,
+                source: Box::new(source),
+            })?
             .as_fd()
             .as_raw_fd();
         Ok(fd)
@@ -182,12 +185,20 @@ impl Probe {
     pub fn attach_impair(&mut self, target: &Target, pin: &Path) -> Result<(), ProbeError> {
         let name = program::IMPAIR_EGRESS;
         let link = self.attach_owned(name, target, Direction::Egress, Position::Last)?;
-        let attach_err = |message: String| attach_error(name, target, message);
-        let fd_link = FdLink::try_from(link).map_err(|e| attach_err(e.to_string()))?;
+        let fd_link = FdLink::try_from(link).map_err(|source| ProbeError::Link {
+            program: name,
+            ifname: target.ifname.clone(),
+            netns: target.netns.clone(),
+            source: Box::new(source),
+        })?;
         fd_link
             .pin(pin)
             .map(|_| ())
-            .map_err(|e| attach_err(format!("pin at {}: {e}", pin.display())))
+            .map_err(|source| ProbeError::Pin {
+                program: name,
+                path: pin.to_path_buf(),
+                source: Box::new(source),
+            })
     }
 
     /// The drop counter on the `kfree_skb` raw tracepoint; its link stays with the
@@ -205,16 +216,19 @@ impl Probe {
             .program_mut(name)
             .ok_or(ProbeError::NoProgram(name))?
             .try_into()
-            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(e.to_string()))?;
-        prog.load().map_err(|e| ProbeError::Verifier {
-            program: name.to_string(),
-            message: e.to_string(),
+            .map_err(|source| ProbeError::ProgramType {
+                program: name,
+                source: Box::new(source),
+            })?;
+        prog.load().map_err(|source| ProbeError::Verifier {
+            program: name,
+            source: Box::new(source),
         })?;
         prog.attach("kfree_skb")
-            .map_err(|e| ProbeError::AttachTracepoint {
+            .map_err(|source| ProbeError::AttachTracepoint {
                 program: name,
                 tracepoint: "kfree_skb",
-                message: e.to_string(),
+                source: Box::new(source),
             })?;
         Ok(())
     }
@@ -223,9 +237,9 @@ impl Probe {
     pub(super) fn load_program(&mut self, name: &'static str) -> Result<(), ProbeError> {
         let prog = self.classifier(name)?;
         if prog.fd().is_err() {
-            prog.load().map_err(|e| ProbeError::Verifier {
-                program: name.to_string(),
-                message: e.to_string(),
+            prog.load().map_err(|source| ProbeError::Verifier {
+                program: name,
+                source: Box::new(source),
             })?;
         }
         Ok(())
@@ -239,7 +253,10 @@ impl Probe {
             .program_mut(name)
             .ok_or(ProbeError::NoProgram(name))?
             .try_into()
-            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(e.to_string()))
+            .map_err(|source| ProbeError::ProgramType {
+                program: name,
+                source: Box::new(source),
+            })
     }
 
     /// Attaches like [`Probe::attach_tc`] but takes the TCX link from the program.
@@ -253,7 +270,7 @@ impl Probe {
         let id = self.attach_tc(name, target, dir, pos)?;
         self.classifier(name)?
             .take_link(id)
-            .map_err(|e| attach_error(name, target, e.to_string()))
+            .map_err(|source| attach_error(name, target, source))
     }
 
     /// The one place a TC program is attached. The interface name is resolved inside
@@ -277,15 +294,19 @@ impl Probe {
                 TcAttachOptions::TcxOrder(pos.order()),
             )
         })?
-        .map_err(|e| attach_error(name, target, e.to_string()))
+        .map_err(|source| attach_error(name, target, source))
     }
 }
 
-fn attach_error(program: &str, target: &Target, message: String) -> ProbeError {
+fn attach_error(
+    program: &'static str,
+    target: &Target,
+    source: aya::programs::ProgramError,
+) -> ProbeError {
     ProbeError::Attach {
-        program: program.to_string(),
+        program,
         ifname: target.ifname.clone(),
         netns: target.netns.clone(),
-        message,
+        source: Box::new(source),
     }
 }

@@ -12,12 +12,11 @@ use super::ProbeError;
 use crate::kbtf::KernelBtf;
 
 fn btf() -> Result<KernelBtf, ProbeError> {
-    KernelBtf::open().map_err(|e| ProbeError::Btf(e.to_string()))
+    KernelBtf::open().map_err(ProbeError::Btf)
 }
 
 fn offset(btf: &KernelBtf, st: &str, member: &str) -> Result<u32, ProbeError> {
-    btf.offset(st, member)
-        .map_err(|e| ProbeError::Btf(e.to_string()))
+    btf.offset(st, member).map_err(ProbeError::Btf)
 }
 
 pub fn kernel_offsets() -> Result<KernelOffsets, ProbeError> {
@@ -30,12 +29,12 @@ pub fn kernel_offsets() -> Result<KernelOffsets, ProbeError> {
         valid: 1,
         skb_ip_summed_bits: btf
             .bit_offset("sk_buff", "ip_summed")
-            .map_err(|e| ProbeError::Btf(e.to_string()))?,
+            .map_err(ProbeError::Btf)?,
     })
 }
 
 /// `enum skb_drop_reason` of this kernel: value → lower-case name without prefix
 /// (`SKB_DROP_REASON_NO_SOCKET` → `no_socket`).
 pub fn drop_reasons() -> Result<HashMap<u32, String>, ProbeError> {
-    crate::kbtf::drop_reasons(&btf()?).map_err(|e| ProbeError::Btf(e.to_string()))
+    crate::kbtf::drop_reasons(&btf()?).map_err(ProbeError::Btf)
 }

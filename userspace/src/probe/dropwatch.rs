@@ -33,10 +33,7 @@ impl Probe {
         btf: &KernelBtf,
         cookies: &[u64],
     ) -> Result<DropRing, ProbeError> {
-        let off = |member: &str| {
-            btf.offset("sk_buff", member)
-                .map_err(|e| ProbeError::Btf(e.to_string()))
-        };
+        let off = |member: &str| btf.offset("sk_buff", member).map_err(ProbeError::Btf);
         let slots = [
             (diag_offset::SKB_HEAD, off("head")?),
             (diag_offset::SKB_NETWORK_HEADER, off("network_header")?),

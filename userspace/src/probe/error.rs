@@ -1,31 +1,74 @@
-/// Errors of loading and attaching eBPF programs; each names the program, interface and namespace.
+use aya::{
+    maps::MapError,
+    pin::PinError,
+    programs::{ProgramError, links::LinkError},
+};
+
+/// Errors of loading and attaching eBPF programs; each names the program, interface and
+/// namespace. Messages do not repeat their source (see [`crate::errors`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("cannot load vethscope's eBPF object: {0}")]
-    Load(String),
+    #[error("cannot load vethscope's eBPF object")]
+    Load(#[source] Box<aya::EbpfError>),
     #[error("the eBPF object has no program {0}")]
     NoProgram(&'static str),
     #[error("the eBPF object has no map {0}")]
     NoMap(&'static str),
-    #[error("the kernel rejected eBPF program {program}: {message}")]
-    Verifier { program: String, message: String },
-    #[error("cannot attach {program} to interface {ifname} in namespace {netns}: {message}")]
+    #[error("eBPF program {program} is not of the expected type")]
+    ProgramType {
+        program: &'static str,
+        source: Box<ProgramError>,
+    },
+    #[error("the kernel rejected eBPF program {program}")]
+    Verifier {
+        program: &'static str,
+        source: Box<ProgramError>,
+    },
+    #[error("cannot attach {program} to interface {ifname} in namespace {netns}")]
     Attach {
-        program: String,
+        program: &'static str,
         ifname: String,
         netns: String,
-        message: String,
+        source: Box<ProgramError>,
     },
-    #[error("cannot attach {program} to tracepoint {tracepoint}: {message}")]
+    #[error("cannot pin the link of {program} on interface {ifname} in namespace {netns}")]
+    Link {
+        program: &'static str,
+        ifname: String,
+        netns: String,
+        source: Box<LinkError>,
+    },
+    #[error("cannot pin the link of {program} at {}", path.display())]
+    Pin {
+        program: &'static str,
+        path: std::path::PathBuf,
+        source: Box<PinError>,
+    },
+    #[error("cannot attach {program} to tracepoint {tracepoint}")]
     AttachTracepoint {
         program: &'static str,
         tracepoint: &'static str,
-        message: String,
+        source: Box<ProgramError>,
     },
-    #[error("kernel BTF: {0}")]
-    Btf(String),
-    #[error("eBPF map {map}: {message}")]
-    Map { map: String, message: String },
+    #[error("test run of {program}")]
+    TestRun {
+        program: &'static str,
+        source: Box<ProgramError>,
+    },
+    #[error("cannot read the eBPF programs' log")]
+    KernelLog(#[source] Box<aya_log::Error>),
+    #[error("kernel BTF")]
+    Btf(#[from] crate::kbtf::BtfError),
+    #[error("cannot watch eBPF ring buffer {map}")]
+    Ring {
+        map: &'static str,
+        source: std::io::Error,
+    },
+    #[error("eBPF map {map}")]
+    Map {
+        map: &'static str,
+        source: Box<MapError>,
+    },
     #[error(transparent)]
     Netns(#[from] crate::netns::NetnsError),
     #[error(transparent)]
@@ -35,10 +78,14 @@ pub enum ProbeError {
 }
 
 impl ProbeError {
-    pub(crate) fn map(map: &str, e: impl std::fmt::Display) -> Self {
+    pub(crate) fn map(map: &'static str, source: MapError) -> Self {
         Self::Map {
-            map: map.to_string(),
-            message: e.to_string(),
+            map,
+            source: Box::new(source),
         }
+    }
+
+    pub(crate) fn ring(map: &'static str, source: std::io::Error) -> Self {
+        Self::Ring { map, source }
     }
 }

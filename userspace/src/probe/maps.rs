@@ -83,7 +83,7 @@ impl Probe {
     pub fn take_kernel_log(&mut self) -> Result<KernelLog, ProbeError> {
         aya_log::EbpfLogger::init(&mut self.ebpf)
             .map(|l| KernelLog(Box::new(l)))
-            .map_err(|e| ProbeError::map("AYA_LOGS", e))
+            .map_err(|e| ProbeError::KernelLog(Box::new(e)))
     }
 
     /// Sets what the trace programs report.

@@ -87,7 +87,7 @@ impl Probe {
         }
         let ebpf = loader
             .load(EBPF_OBJECT)
-            .map_err(|e| ProbeError::Load(e.to_string()))?;
+            .map_err(|e| ProbeError::Load(Box::new(e)))?;
         let mut probe = Self {
             ebpf,
             cookies: HashMap::new(),

@@ -28,7 +28,10 @@ impl Probe {
                 repeat: repeat.max(1),
                 ..Default::default()
             })
-            .map_err(|e| ProbeError::Load(format!("test run of {name}: {e}")))?;
+            .map_err(|source| ProbeError::TestRun {
+                program: name,
+                source: Box::new(source),
+            })?;
         Ok((res.duration, res.return_value as i32))
     }
 

@@ -25,7 +25,7 @@ impl fmt::Display for Location {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
-    #[error("cannot read topology file {path}: {source}")]
+    #[error("cannot read topology file {path}")]
     Read {
         path: String,
         source: std::io::Error,

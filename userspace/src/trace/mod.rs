@@ -30,7 +30,7 @@ pub enum TraceError {
     Probe(#[from] ProbeError),
     #[error("nothing to trace: {0}")]
     NoTargets(String),
-    #[error("cannot write the trace output: {0}")]
+    #[error("cannot write the trace output")]
     Output(#[from] std::io::Error),
     #[error("unknown protocol `{0}` (use arp, icmp, icmpv6)")]
     UnknownProto(String),
@@ -214,11 +214,14 @@ fn open_impair_ring(lab: &str) -> Option<AsyncFd<TraceRing>> {
         return None;
     }
     match TraceRing::open_pinned(&pin)
-        .and_then(|r| readable(r).map_err(|e| ProbeError::map(names::map::IMPAIR_EVENTS, e)))
+        .and_then(|r| readable(r).map_err(|e| ProbeError::ring(names::map::IMPAIR_EVENTS, e)))
     {
         Ok(r) => Some(r),
         Err(e) => {
-            tracing::warn!("impairment events of lab {lab} not traced: {e}");
+            tracing::warn!(
+                "impairment events of lab {lab} not traced: {}",
+                crate::errors::Chain(&e)
+            );
             None
         }
     }
@@ -260,7 +263,7 @@ fn drain_impair_ring<W: Write>(
         let rec = record.get_or_insert_with(|| {
             let lab = opts.lab.as_deref().unwrap_or_default();
             crate::impair::record::read(lab).unwrap_or_else(|e| {
-                tracing::warn!("{e}");
+                tracing::warn!("{}", crate::errors::Chain(&e));
                 crate::impair::Record::default()
             })
         });
@@ -319,7 +322,7 @@ pub async fn run<W: Write>(opts: &TraceOptions, out: &mut W) -> Result<TraceSumm
     let started_ns = monotonic_ns();
     let attached = probe.attach_observer(Observer::Trace, &targets, Position::First)?;
     let mut ring = readable(probe.take_trace_ring()?)
-        .map_err(|e| ProbeError::map(vethscope_common::names::map::TRACE_EVENTS, e))?;
+        .map_err(|e| ProbeError::ring(vethscope_common::names::map::TRACE_EVENTS, e))?;
     // Counting programs and the HTTP server live as long as the trace (dropped on return).
     let _exporter = match opts.metrics {
         Some(addr) => Some(

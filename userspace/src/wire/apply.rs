@@ -12,6 +12,7 @@ use super::{
     teardown,
 };
 use crate::{
+    errors::Chain,
     fault,
     netlink::{LinkInfo, Netlink, NetlinkError},
     netns, ovs,
@@ -135,9 +136,12 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
             // Close our netlink sockets and namespace handles first: an open handle
             // keeps a deleted namespace (and the host ends of its veths) alive.
             drop(builder);
-            tracing::warn!("up of lab {lab} failed, removing what was made: {e}");
+            tracing::warn!(
+                "up of lab {lab} failed, removing what was made: {}",
+                Chain(&e)
+            );
             if let Err(undo) = teardown::remove_lab(&lab, Some(&created)).await {
-                tracing::error!("undo of lab {lab} was incomplete: {undo}");
+                tracing::error!("undo of lab {lab} was incomplete: {}", Chain(&undo));
             }
             // Daemons this `up` started are stopped again when no lab uses them.
             if t.uses_ovs() {
@@ -158,6 +162,37 @@ struct OvsSession {
     datapath: &'static str,
 }
 
+/// What a step of `up` fails with, before [`Builder::build`] puts it in the lab's
+/// context: steps use `?` on netlink, namespace and OVS calls directly.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error(transparent)]
+    Netns(#[from] netns::NetnsError),
+    #[error(transparent)]
+    Ovs(#[from] ovs::OvsError),
+    /// Bulk steps and local checks already name the lab.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+impl StepError {
+    /// The error in the lab's context; a name already taken is a conflict (preflight
+    /// found nothing of ours by that name).
+    fn in_lab(self, lab: &str) -> WireError {
+        match self {
+            StepError::Netlink(source) => bulk::nl_err(lab, source),
+            StepError::Netns(source) => bulk::ns_err(lab, source),
+            StepError::Ovs(source) => WireError::Ovs {
+                lab: lab.to_string(),
+                source,
+            },
+            StepError::Wire(e) => e,
+        }
+    }
+}
+
 struct Builder<'t> {
     t: &'t Topology,
     mark: String,
@@ -176,26 +211,29 @@ impl Builder<'_> {
         self.t.name.clone()
     }
 
-    fn nl_err(&self, source: NetlinkError) -> WireError {
-        bulk::nl_err(&self.t.name, source)
-    }
-
     /// The socket of a namespace. Lab namespaces are opened by open_nl before
     /// any Open vSwitch link uses them; a missing one is a bug, reported rather than silently
     /// falling back to another namespace.
-    fn nl(&self, ns: &str) -> Result<&Netlink, WireError> {
+    fn nl(&self, ns: &str) -> Result<&Netlink, StepError> {
         if ns == HOST {
             return Ok(&self.host);
         }
-        self.nls.get(ns).ok_or_else(|| WireError::Other {
+        let nl = self.nls.get(ns).ok_or_else(|| WireError::NotOpened {
             lab: self.lab(),
-            message: format!("namespace {ns} was not opened before use"),
-        })
+            netns: ns.to_string(),
+        })?;
+        Ok(nl)
+    }
+
+    /// Makes every object; the one place a step's error is put in the lab's context.
+    async fn build(&mut self) -> Result<(), WireError> {
+        let lab = self.lab();
+        self.steps().await.map_err(|e| e.in_lab(&lab))
     }
 
     /// Namespaces, Linux bridges, their veths, addresses and routes in bulk (bulk.rs);
     /// Open vSwitch bridges and ports here, one by one, between the two.
-    async fn build(&mut self) -> Result<(), WireError> {
+    async fn steps(&mut self) -> Result<(), StepError> {
         let started = Instant::now();
         let mut bulk = Bulk::new(self.t, &self.mark)?;
         bulk.namespaces(&mut self.progress, &mut self.created)?;
@@ -236,42 +274,35 @@ impl Builder<'_> {
                 }
             }
         }
-        bulk.routes()
+        Ok(bulk.routes()?)
     }
 
     /// Opens the async socket of a lab namespace for the Open vSwitch steps.
-    async fn open_nl(&mut self, ns: &str) -> Result<(), WireError> {
+    async fn open_nl(&mut self, ns: &str) -> Result<(), StepError> {
         if ns != HOST && !self.nls.contains_key(ns) {
-            let nl = Netlink::open(ns).await.map_err(|e| self.nl_err(e))?;
+            let nl = Netlink::open(ns).await?;
             self.nls.insert(ns.to_string(), nl);
         }
         Ok(())
     }
 
-    fn ovs_err(&self, source: ovs::OvsError) -> WireError {
-        WireError::Ovs {
-            lab: self.lab(),
-            source,
-        }
-    }
-
-    fn ovs(&mut self) -> Result<&mut OvsSession, WireError> {
-        if self.ovs.is_none() {
-            let ep = ovs::ensure_running(&super::ovs_run_dir()).map_err(|e| self.ovs_err(e))?;
-            let db = ovs::Ovsdb::connect(&ep).map_err(|e| self.ovs_err(e))?;
-            // The kernel datapath when the kernel has it; else OVS's userspace datapath.
-            let datapath = if ovs::kernel_datapath_available() {
-                "system"
-            } else {
-                "netdev"
-            };
-            tracing::info!("Open vSwitch datapath: {datapath}");
-            self.ovs = Some(OvsSession { db, datapath });
-        }
-        self.ovs.as_mut().ok_or_else(|| WireError::Other {
-            lab: String::new(),
-            message: "Open vSwitch session unavailable".into(),
-        })
+    fn ovs(&mut self) -> Result<&mut OvsSession, StepError> {
+        let session = match self.ovs.take() {
+            Some(session) => session,
+            None => {
+                let ep = ovs::ensure_running(&super::ovs_run_dir())?;
+                let db = ovs::Ovsdb::connect(&ep)?;
+                // The kernel datapath when the kernel has it; else OVS's userspace datapath.
+                let datapath = if ovs::kernel_datapath_available() {
+                    "system"
+                } else {
+                    "netdev"
+                };
+                tracing::info!("Open vSwitch datapath: {datapath}");
+                OvsSession { db, datapath }
+            }
+        };
+        Ok(self.ovs.insert(session))
     }
 
     /// Adds a port (marked with the lab) to an OVS bridge and waits until OVS has
@@ -281,52 +312,39 @@ impl Builder<'_> {
         bridge: &str,
         port: &str,
         iface_type: &str,
-    ) -> Result<(), WireError> {
+    ) -> Result<(), StepError> {
         let lab = self.lab();
         let session = self.ovs()?;
         session
             .db
-            .add_port(bridge, port, iface_type, &[(mark::OVS_KEY, lab.as_str())])
-            .and_then(|()| session.db.wait_ofport(port).map(|_| ()))
-            .map_err(|source| WireError::Ovs { lab, source })
+            .add_port(bridge, port, iface_type, &[(mark::OVS_KEY, lab.as_str())])?;
+        session.db.wait_ofport(port)?;
+        Ok(())
     }
 
-    async fn create_ovs_bridge(&mut self, br: &topology::Bridge) -> Result<(), WireError> {
+    async fn create_ovs_bridge(&mut self, br: &topology::Bridge) -> Result<(), StepError> {
         let lab = self.lab();
         let session = self.ovs()?;
         let datapath = session.datapath;
         session
             .db
-            .add_bridge(&br.name, datapath, &[(mark::OVS_KEY, lab.as_str())])
-            .map_err(|source| WireError::Ovs {
-                lab: lab.clone(),
-                source,
-            })?;
+            .add_bridge(&br.name, datapath, &[(mark::OVS_KEY, lab.as_str())])?;
         // The bridge's own port is a device too (a tap with netdev): mark it and bring it up.
-        let link = wait_for_link(&self.host, &br.name)
-            .await
-            .map_err(|e| self.nl_err(e))?;
-        self.host
-            .set_alias(&link, &self.mark)
-            .await
-            .map_err(|e| self.nl_err(e))?;
-        self.host.set_up(&link).await.map_err(|e| self.nl_err(e))
+        let link = wait_for_link(&self.host, &br.name).await?;
+        self.host.set_alias(&link, &self.mark).await?;
+        Ok(self.host.set_up(&link).await?)
     }
 
-    async fn create_veth(&mut self, ends: &[End; 2]) -> Result<(), WireError> {
+    async fn create_veth(&mut self, ends: &[End; 2]) -> Result<(), StepError> {
         let [a, b] = ends;
         let peer_ns = if a.netns() != b.netns() {
-            Some(netns::open(b.netns()).map_err(|source| WireError::Netns {
-                lab: self.lab(),
-                source,
-            })?)
+            Some(netns::open(b.netns())?)
         } else {
             None
         };
         self.nl(a.netns())?
             .create_veth(&a.name, &b.name, peer_ns.as_ref())
-            .await
-            .map_err(|e| self.nl_err(e))?;
+            .await?;
         fault::point("veth created, not marked");
         self.configure_end(a).await?;
         fault::point("first end configured");
@@ -345,66 +363,45 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn tx_checksum_off(&self, end: &End) -> Result<(), WireError> {
+    fn tx_checksum_off(&self, end: &End) -> Result<(), StepError> {
         let name = end.name.clone();
-        netns::run_in(end.netns(), || ethtool::set_tx_checksum(&name, false))
-            .map_err(|source| WireError::Netns {
-                lab: self.lab(),
-                source,
-            })?
-            .map_err(|source| WireError::Io {
-                lab: self.lab(),
-                what: format!(
-                    "turn off TX checksum offload on {} in namespace {}",
-                    end.name,
-                    end.netns()
-                ),
-                source,
-            })
+        let done = netns::run_in(end.netns(), || ethtool::set_tx_checksum(&name, false))?;
+        done.map_err(|source| WireError::Io {
+            lab: self.lab(),
+            what: format!(
+                "turn off TX checksum offload on {} in namespace {}",
+                end.name,
+                end.netns()
+            ),
+            source,
+        })?;
+        Ok(())
     }
 
-    async fn create_ovs_internal(&mut self, bridge: &str, end: &End) -> Result<(), WireError> {
-        let lab = self.lab();
+    async fn create_ovs_internal(&mut self, bridge: &str, end: &End) -> Result<(), StepError> {
         self.add_ovs_port(bridge, &end.name, "internal")?;
-        let link = wait_for_link(&self.host, &end.name)
-            .await
-            .map_err(|e| self.nl_err(e))?;
+        let link = wait_for_link(&self.host, &end.name).await?;
         if end.netns() != HOST {
-            let fd = netns::open(end.netns()).map_err(|source| WireError::Netns {
-                lab: lab.clone(),
-                source,
-            })?;
-            self.host
-                .set_netns(&link, &fd, end.netns())
-                .await
-                .map_err(|e| self.nl_err(e))?;
+            let fd = netns::open(end.netns())?;
+            self.host.set_netns(&link, &fd, end.netns()).await?;
         }
         self.configure_end(end).await
     }
 
     /// Mark, address, tune and attach one interface, then bring it up.
-    async fn configure_end(&mut self, end: &End) -> Result<(), WireError> {
-        let lab = self.lab();
+    async fn configure_end(&mut self, end: &End) -> Result<(), StepError> {
         let ns = end.netns().to_string();
-        let link = self
-            .nl(&ns)?
-            .require(&end.name)
-            .await
-            .map_err(|e| self.nl_err(e))?;
+        let link = self.nl(&ns)?.require(&end.name).await?;
         let nl = self.nl(&ns)?;
-        nl.set_alias(&link, &self.mark)
-            .await
-            .map_err(|e| self.nl_err(e))?;
+        nl.set_alias(&link, &self.mark).await?;
         if let Some(mac) = end.mac {
-            nl.set_mac(&link, mac).await.map_err(|e| self.nl_err(e))?;
+            nl.set_mac(&link, mac).await?;
         }
         if let Some(mtu) = end.mtu {
-            nl.set_mtu(&link, mtu).await.map_err(|e| self.nl_err(e))?;
+            nl.set_mtu(&link, mtu).await?;
         }
         for cidr in &end.addresses {
-            nl.add_address(&link, cidr)
-                .await
-                .map_err(|e| self.nl_err(e))?;
+            nl.add_address(&link, cidr).await?;
         }
         for s in &end.sysctls {
             let (family, key) = match s.key.strip_prefix("ipv6.") {
@@ -412,10 +409,7 @@ impl Builder<'_> {
                 None => ("ipv4", s.key.strip_prefix("ipv4.").unwrap_or(&s.key)),
             };
             let path = netns::iface_key_path(family, &end.name, key);
-            netns::write_sysctl_in(&ns, path, &s.value).map_err(|source| WireError::Netns {
-                lab: lab.clone(),
-                source,
-            })?;
+            netns::write_sysctl_in(&ns, path, &s.value)?;
         }
         if let Place::Bridge(br) = &end.place {
             match self.t.bridge(br).map(|b| b.kind) {
@@ -423,17 +417,12 @@ impl Builder<'_> {
                 _ => {
                     // The port lives in its bridge's namespace.
                     let nl = self.nl(&ns)?;
-                    let master = nl.require(br).await.map_err(|e| self.nl_err(e))?;
-                    nl.set_master(&link, &master)
-                        .await
-                        .map_err(|e| self.nl_err(e))?;
+                    let master = nl.require(br).await?;
+                    nl.set_master(&link, &master).await?;
                 }
             }
         }
-        self.nl(&ns)?
-            .set_up(&link)
-            .await
-            .map_err(|e| self.nl_err(e))
+        Ok(self.nl(&ns)?.set_up(&link).await?)
     }
 }
 

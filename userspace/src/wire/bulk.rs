@@ -52,7 +52,7 @@ pub(super) fn nl_err(lab: &str, source: NetlinkError) -> WireError {
     }
 }
 
-fn ns_err(lab: &str, source: NetnsError) -> WireError {
+pub(super) fn ns_err(lab: &str, source: NetnsError) -> WireError {
     match source {
         NetnsError::Exists { name } => WireError::Conflict {
             object: format!("namespace {name}"),
@@ -147,9 +147,9 @@ impl<'t> Bulk<'t> {
         if ns == HOST {
             return Ok(&self.host);
         }
-        self.sockets.get(ns).ok_or_else(|| WireError::Other {
+        self.sockets.get(ns).ok_or_else(|| WireError::NotOpened {
             lab: self.lab.clone(),
-            message: format!("namespace {ns} was not opened before use"),
+            netns: ns.to_string(),
         })
     }
 
@@ -267,10 +267,16 @@ impl<'t> Bulk<'t> {
 
     fn new_end<'e>(&self, end: &'e End, creator_ns: &str) -> Result<NewEnd<'e>, WireError> {
         let master = match end.bridge() {
-            Some(b) => Some(*self.bridges.get(b).ok_or_else(|| WireError::Other {
-                lab: self.lab.clone(),
-                message: format!("bridge {b} was not made before its port {}", end.name),
-            })?),
+            Some(b) => Some(
+                *self
+                    .bridges
+                    .get(b)
+                    .ok_or_else(|| WireError::BridgeNotMade {
+                        lab: self.lab.clone(),
+                        bridge: b.to_string(),
+                        port: end.name.clone(),
+                    })?,
+            ),
             None => None,
         };
         let netns_fd = if end.netns() == creator_ns {
@@ -279,9 +285,9 @@ impl<'t> Bulk<'t> {
             Some(
                 self.fds
                     .get(end.netns())
-                    .ok_or_else(|| WireError::Other {
+                    .ok_or_else(|| WireError::NotOpened {
                         lab: self.lab.clone(),
-                        message: format!("namespace {} was not opened before use", end.netns()),
+                        netns: end.netns().to_string(),
                     })?
                     .as_raw_fd(),
             )
@@ -530,9 +536,8 @@ impl<'t> Bulk<'t> {
 }
 
 fn poisoned(lab: &str) -> WireError {
-    WireError::Other {
+    WireError::Poisoned {
         lab: lab.to_string(),
-        message: "a worker thread failed while holding a netlink socket".into(),
     }
 }
 

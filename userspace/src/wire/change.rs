@@ -125,12 +125,10 @@ pub(super) async fn update(
 
 /// A failed action leaves the lab `changing`: say what failed and both ways out.
 fn unfinished(t: &Topology, a: &Action, e: WireError) -> WireError {
-    WireError::Other {
+    WireError::ChangeStopped {
         lab: t.name.clone(),
-        message: format!(
-            "the change stopped at `{a}`: {e} (the lab is partly changed: fix the cause and run `vethscope up` with a file again to finish, or `vethscope down {}` to remove the lab)",
-            t.name
-        ),
+        action: a.to_string(),
+        source: Box::new(e),
     }
 }
 
@@ -185,9 +183,9 @@ impl<'t> Runner<'t> {
             let nl = Netlink::open(ns).await.map_err(|e| self.nl_err(e))?;
             self.nls.insert(ns.to_string(), nl);
         }
-        self.nls.get(ns).ok_or_else(|| WireError::Other {
+        self.nls.get(ns).ok_or_else(|| WireError::NotOpened {
             lab: self.lab.clone(),
-            message: format!("namespace {ns} could not be opened"),
+            netns: ns.to_string(),
         })
     }
 
@@ -202,12 +200,15 @@ impl<'t> Runner<'t> {
                 _ if ovs::kernel_datapath_available() => "system",
                 _ => "netdev",
             };
-            self.ovs = Some(OvsSession { db, datapath });
+            return Ok(self.ovs.insert(OvsSession { db, datapath }));
         }
-        self.ovs.as_mut().ok_or_else(|| WireError::Other {
-            lab: String::new(),
-            message: "Open vSwitch session unavailable".into(),
-        })
+        match &mut self.ovs {
+            Some(o) => Ok(o),
+            None => Err(WireError::NotOpened {
+                lab: self.lab.clone(),
+                netns: "Open vSwitch".into(),
+            }),
+        }
     }
 
     /// Whose a live interface is: `Ok(true)` ours, `Ok(false)` absent; someone else's
@@ -310,7 +311,7 @@ impl<'t> Runner<'t> {
             Action::AddBridge { bridge } => self.add_bridge(bridge, resuming).await,
             Action::DelBridge { bridge } => self.del_bridge(bridge, resuming).await,
             Action::AddLink { link } => self.add_link(link, resuming).await,
-            Action::DelLink { link } => self.del_link(link, resuming).await,
+            Action::DelLink { link, ovs_ports } => self.del_link(link, ovs_ports, resuming).await,
             Action::SetMaster {
                 netns,
                 ifname,
@@ -363,11 +364,9 @@ impl<'t> Runner<'t> {
             // Made by the interrupted change and killed before its mark: still bare.
             None if resuming && self.is_bare(ns).await? => {}
             _ => {
-                return Err(WireError::Other {
+                return Err(WireError::NotMarked {
                     lab: self.lab.clone(),
-                    message: format!(
-                        "namespace {ns} does not carry the lab's mark; it is left alone (fix: remove it by hand if it is a leftover)"
-                    ),
+                    object: format!("namespace {ns}"),
                 });
             }
         }
@@ -462,23 +461,14 @@ impl<'t> Runner<'t> {
             .map(|b| b.name.clone())
     }
 
-    async fn del_link(&mut self, link: &Link, resuming: bool) -> Result<(), WireError> {
+    async fn del_link(
+        &mut self,
+        link: &Link,
+        ovs_ports: &[(String, String)],
+        resuming: bool,
+    ) -> Result<(), WireError> {
         let lab = self.lab.clone();
         // OVS lets go of its ports first (an internal port's device goes with it).
-        let ovs_ports: Vec<(String, String)> = match link {
-            Link::OvsInternal { bridge, end, .. } => vec![(bridge.clone(), end.name.clone())],
-            Link::Veth { ends, .. } => ends
-                .iter()
-                .filter_map(|e| e.bridge().map(|b| (b.to_string(), e.name.clone())))
-                .filter(|(b, _)| {
-                    // The old definition's bridge kind: an OVS port is marked in OVSDB.
-                    !self
-                        .t
-                        .bridge(b)
-                        .is_some_and(|x| x.kind == BridgeKind::Linux)
-                })
-                .collect(),
-        };
         if !ovs_ports.is_empty() && ovs::find_running(&super::ovs_run_dir()).is_some() {
             let db = &mut self.ovs()?.db;
             let owned = db
@@ -487,7 +477,7 @@ impl<'t> Runner<'t> {
                     lab: lab.clone(),
                     source,
                 })?;
-            for p in &ovs_ports {
+            for p in ovs_ports {
                 if owned.ports.contains(p) {
                     db.del_port(&p.0, &p.1).map_err(|source| WireError::Ovs {
                         lab: lab.clone(),
@@ -514,9 +504,9 @@ impl<'t> Runner<'t> {
     /// An end that is gone takes its qdisc and program attachment with it; its pins
     /// and record entry go here.
     fn forget_impairment(&self, netns: &str, ifname: &str) -> Result<(), WireError> {
-        let err = |e: impair::ImpairError| WireError::Other {
+        let err = |e: impair::ImpairError| WireError::Impair {
             lab: self.lab.clone(),
-            message: e.to_string(),
+            source: Box::new(e),
         };
         let mut rec = impair::record::read(&self.lab).map_err(err)?;
         if rec.end(netns, ifname).is_none() {
@@ -706,9 +696,9 @@ impl<'t> Runner<'t> {
             Some(i) => impair::set(&self.lab, &end, i).await.map(|_| ()),
             None => impair::clear(&self.lab, &end).await.map(|_| ()),
         };
-        r.map_err(|e| WireError::Other {
+        r.map_err(|e| WireError::Impair {
             lab: self.lab.clone(),
-            message: e.to_string(),
+            source: Box::new(e),
         })
     }
 

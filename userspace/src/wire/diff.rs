@@ -44,6 +44,9 @@ pub enum Action {
     },
     DelLink {
         link: Link,
+        /// (bridge, port) of its ends that are Open vSwitch ports (from the definition
+        /// the link was made by): OVS lets go of them first.
+        ovs_ports: Vec<(String, String)>,
     },
     /// Attach an interface to a Linux bridge, or (`None`) detach it.
     SetMaster {
@@ -135,7 +138,7 @@ impl std::fmt::Display for Action {
                 bridge.name
             ),
             Action::AddLink { link } => write!(f, "add link {}", link_text(link)),
-            Action::DelLink { link } => write!(f, "remove link {}", link_text(link)),
+            Action::DelLink { link, .. } => write!(f, "remove link {}", link_text(link)),
             Action::SetMaster {
                 netns,
                 ifname,
@@ -236,7 +239,7 @@ impl Action {
             Action::AddBridge { bridge } | Action::DelBridge { bridge } => {
                 vec![bridge_netns(bridge).to_string()]
             }
-            Action::AddLink { link } | Action::DelLink { link } => {
+            Action::AddLink { link } | Action::DelLink { link, .. } => {
                 link.ends().iter().map(|e| e.netns().to_string()).collect()
             }
         }
@@ -265,6 +268,20 @@ fn end_key(t: &Topology, e: &End) -> String {
         .map(|b| format!(" ovs:{}", b.name))
         .unwrap_or_default();
     format!("{}/{}{ovs}", e.netns(), e.name)
+}
+
+/// The ends of a link that are Open vSwitch ports, as (bridge, port).
+fn ovs_ports(t: &Topology, l: &Link) -> Vec<(String, String)> {
+    match l {
+        Link::OvsInternal { bridge, end, .. } => vec![(bridge.clone(), end.name.clone())],
+        Link::Veth { ends, .. } => ends
+            .iter()
+            .filter_map(|e| {
+                let b = t.bridge(e.bridge()?)?;
+                (b.kind == BridgeKind::Ovs).then(|| (b.name.clone(), e.name.clone()))
+            })
+            .collect(),
+    }
 }
 
 /// A link's identity: its kind and its ends' identities.
@@ -386,7 +403,10 @@ pub fn plan_files(old: &Topology, new: &Topology) -> Vec<Action> {
         if !new_keys.contains(k) {
             reroute.extend(l.ends().iter().map(|e| e.netns().to_string()));
             // A namespace being removed takes its links with it; the others go first.
-            actions.push(Action::DelLink { link: (*l).clone() });
+            actions.push(Action::DelLink {
+                link: (*l).clone(),
+                ovs_ports: ovs_ports(old, l),
+            });
         }
     }
     for l in &new.links {
@@ -551,9 +571,9 @@ pub fn merge(first: Vec<Action>, second: Vec<Action>) -> Vec<Action> {
 pub async fn plan_repair(old: &Topology, new: &Topology) -> Result<Vec<Action>, WireError> {
     let view = inspect::lab_view(&new.name)
         .await
-        .map_err(|e| WireError::Other {
+        .map_err(|e| WireError::Inspect {
             lab: new.name.clone(),
-            message: e.to_string(),
+            source: Box::new(e),
         })?;
     let live = drift::read_sysctls(new);
     let found = drift::compare(new, &view, &live);

@@ -71,17 +71,17 @@ pub fn read(lab: &str) -> Option<LabState> {
 }
 
 fn safefs_err(lab: &str, what: &str, e: safefs::SafeFsError) -> WireError {
-    WireError::Io {
+    WireError::Fs {
         lab: lab.to_string(),
         what: what.to_string(),
-        source: std::io::Error::other(e.to_string()),
+        source: e,
     }
 }
 
 fn check_lab(lab: &str) -> Result<(), WireError> {
-    names::check(NameKind::Lab, lab).map_err(|e| WireError::Other {
+    names::check(NameKind::Lab, lab).map_err(|source| WireError::BadName {
         lab: lab.escape_debug().to_string(),
-        message: e.to_string(),
+        source,
     })
 }
 
@@ -95,9 +95,9 @@ pub fn write(state: &LabState) -> Result<(), WireError> {
         })
         .map_err(|e| safefs_err(&state.lab, "create the state directory", e))?;
     // Compact: a large lab's state is written twice per change (`changing`, then `up`).
-    let text = serde_json::to_string(state).map_err(|e| WireError::Other {
+    let text = serde_json::to_string(state).map_err(|source| WireError::EncodeState {
         lab: state.lab.clone(),
-        message: format!("cannot encode the state: {e}"),
+        source,
     })?;
     // Written to a fresh file then renamed, so a crash never leaves a torn state file.
     dir.write_atomic(&file_name(&state.lab), text.as_bytes())

@@ -10,6 +10,7 @@ use super::{
     state::{self},
 };
 use crate::{
+    errors::ErrorList,
     fault,
     netlink::{LinkInfo, Netlink, batch::BatchSocket, batch::Request, msg},
     netns, ovs,
@@ -84,11 +85,11 @@ pub async fn known_labs() -> BTreeSet<String> {
 
 pub async fn down_all() -> Result<Vec<DownReport>, WireError> {
     let mut reports = Vec::new();
-    let mut errors = Vec::new();
+    let mut errors = ErrorList::new();
     for lab in known_labs().await {
         match down(&lab).await {
             Ok(r) => reports.push(r),
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errors.push(e),
         }
     }
     if errors.is_empty() {
@@ -112,16 +113,16 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
         lab: lab.to_string(),
         ..Default::default()
     };
-    let mut errors: Vec<String> = Vec::new();
+    let mut errors = ErrorList::new();
 
     // 0. The fast path: its pinned programs and maps, OVS flows and offload changes.
     if let Err(e) = crate::fastpath::disable_locked(lab).await {
-        errors.push(e.to_string());
+        errors.extend(e.into_list());
     }
     // Impairments: pinned programs and maps, and the record. Their qdiscs and link
     // states go with the interfaces below.
     if let Err(e) = crate::impair::remove_lab(lab) {
-        errors.push(e.to_string());
+        errors.extend(e.into_list());
     }
     fault::point("fast path removed");
 
@@ -160,14 +161,14 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
     let mut host = match BatchSocket::open_here(HOST) {
         Ok(h) => Some(h),
         Err(e) => {
-            errors.push(e.to_string());
+            errors.push(e);
             None
         }
     };
     let root_links = match host.as_mut().map(|h| h.links()) {
         Some(Ok(links)) => ours_in_root(links, &alias, &planned_bridges),
         Some(Err(e)) => {
-            errors.push(e.to_string());
+            errors.push(e);
             Vec::new()
         }
         None => Vec::new(),
@@ -218,7 +219,7 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
     for r in deleted {
         match r {
             Ok(()) => report.namespaces += 1,
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errors.push(e),
         }
     }
     tracing::debug!(
@@ -232,7 +233,7 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
     if let Some(host) = host.as_mut() {
         match remove_root_links(host, root_links) {
             Ok(n) => report.interfaces += n,
-            Err(mut e) => errors.append(&mut e),
+            Err(e) => errors.extend(e),
         }
         // The host ends of veths whose namespace was just deleted vanish a moment
         // later. An `up` killed before it marked such an end leaves it unmarked: wait
@@ -307,7 +308,7 @@ fn wait_for_host_ends(host: &mut BatchSocket, t: &crate::topology::Topology) {
 
 /// Removes the lab's OVS ports and bridges, going on after an error; returns how many
 /// were removed and every error.
-async fn remove_ovs(lab: &str, undoing: bool) -> (usize, Vec<String>) {
+async fn remove_ovs(lab: &str, undoing: bool) -> (usize, ErrorList) {
     // The lock first, then the daemons: a concurrent `down` of another lab may stop
     // them in between otherwise. When undoing a failed `up`, that `up` already holds
     // the lock (and flock is per open file, so taking it again would wait forever).
@@ -316,33 +317,33 @@ async fn remove_ovs(lab: &str, undoing: bool) -> (usize, Vec<String>) {
     } else {
         match state::ovs_lock() {
             Ok(l) => Some(l),
-            Err(e) => return (0, vec![e.to_string()]),
+            Err(e) => return (0, ErrorList::one(e)),
         }
     };
     let Some(ep) = ovs::find_running(&super::ovs_run_dir()) else {
-        return (0, Vec::new());
+        return (0, ErrorList::new());
     };
     let mut db = match ovs::Ovsdb::connect(&ep) {
         Ok(db) => db,
-        Err(e) => return (0, vec![e.to_string()]),
+        Err(e) => return (0, ErrorList::one(e)),
     };
     let owned = match db.owned(mark::OVS_KEY, lab) {
         Ok(o) => o,
-        Err(e) => return (0, vec![e.to_string()]),
+        Err(e) => return (0, ErrorList::one(e)),
     };
     let mut n = 0;
-    let mut errors = Vec::new();
+    let mut errors = ErrorList::new();
     for (bridge, port) in &owned.ports {
         match db.del_port(bridge, port) {
             Ok(()) => n += 1,
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errors.push(e),
         }
         fault::point("OVS port removed");
     }
     for bridge in &owned.bridges {
         match db.del_bridge(bridge) {
             Ok(()) => n += 1,
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errors.push(e),
         }
         fault::point("OVS bridge removed");
     }
@@ -366,7 +367,10 @@ pub(super) fn stop_ovs_if_unused() {
         .and_then(|mut db| db.any_owned(mark::OVS_KEY))
         .unwrap_or(true);
     if !in_use && let Err(e) = ovs::stop_ours(&run_dir) {
-        tracing::warn!("could not stop the Open vSwitch daemons vethscope started: {e}");
+        tracing::warn!(
+            "could not stop the Open vSwitch daemons vethscope started: {}",
+            crate::errors::Chain(&e)
+        );
     }
 }
 
@@ -386,11 +390,11 @@ fn ours_in_root(links: Vec<LinkInfo>, alias: &str, planned_bridges: &[String]) -
 /// Removes our root-namespace links (listed before the namespaces were deleted);
 /// returns how many. Links that go with a deleted namespace are waited for, then
 /// deleted if still there after [`NETNS_CLEANUP_WAIT`].
-fn remove_root_links(host: &mut BatchSocket, ours: Vec<LinkInfo>) -> Result<usize, Vec<String>> {
+fn remove_root_links(host: &mut BatchSocket, ours: Vec<LinkInfo>) -> Result<usize, ErrorList> {
     let (with_netns, local): (Vec<&LinkInfo>, Vec<&LinkInfo>) = ours
         .iter()
         .partition(|l| l.is_veth() && l.peer_netnsid.is_some());
-    let mut errors = Vec::new();
+    let mut errors = ErrorList::new();
     // The kernel's cleanup of the deleted namespaces removes these. A bridge goes
     // after its ports: removing a port waits for an RCU grace period, and deleting the
     // bridge first would do those one by one before the kernel's cleanup could.
@@ -404,7 +408,7 @@ fn remove_root_links(host: &mut BatchSocket, ours: Vec<LinkInfo>) -> Result<usiz
                 waiting.retain(|w| now.iter().any(|l| l.index == w.index && l.name == w.name))
             }
             Err(e) => {
-                errors.push(e.to_string());
+                errors.push(e);
                 break;
             }
         }
@@ -432,9 +436,9 @@ fn remove_root_links(host: &mut BatchSocket, ours: Vec<LinkInfo>) -> Result<usiz
 }
 
 /// Deletes links in one batch; a link already gone (its veth peer went first) is fine.
-fn delete_links(host: &mut BatchSocket, links: &[&LinkInfo]) -> Vec<String> {
+fn delete_links(host: &mut BatchSocket, links: &[&LinkInfo]) -> ErrorList {
     if links.is_empty() {
-        return Vec::new();
+        return ErrorList::new();
     }
     let requests = links
         .iter()
@@ -444,6 +448,5 @@ fn delete_links(host: &mut BatchSocket, links: &[&LinkInfo]) -> Vec<String> {
         .into_iter()
         .filter_map(Result::err)
         .filter(|e| e.errno() != Some(libc::ENODEV))
-        .map(|e| e.to_string())
         .collect()
 }
