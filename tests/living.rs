@@ -117,6 +117,65 @@ fn show_has_routes_neighbours_sysctls_and_the_linux_fdb() {
 fn ovs_mac_table_in_show_and_ovs_internal_round_trip() {
     show_has_the_ovs_mac_table_and_same_ns_sysctls();
     round_trip("ovs-internal", "Lg", "ovs-internal", "ns1", "10.1.1.3");
+    up_on_a_running_ovs_lab_adds_and_removes_ports_and_internal_ports();
+}
+
+const OVS_A: &str = "name: ovsc\nnamespaces: [{name: ns1}, {name: ns2}]\nbridges: [{name: ovs0, kind: ovs}]\nlinks:\n  - kind: veth\n    ends:\n      - {ns: ns1, name: eth0, addresses: [10.4.1.2/24]}\n      - {bridge: ovs0, name: o-ns1}\n  - kind: veth\n    ends:\n      - {ns: ns2, name: eth0, addresses: [10.4.1.3/24]}\n      - {bridge: ovs0, name: o-ns2}\n";
+
+/// OVS_A without ns2's port, plus an OVS internal port in a new namespace ns3.
+fn ovs_b() -> String {
+    OVS_A
+        .replace("{name: ns2}]", "{name: ns2}, {name: ns3}]")
+        .replace(
+            "  - kind: veth\n    ends:\n      - {ns: ns2, name: eth0, addresses: [10.4.1.3/24]}\n      - {bridge: ovs0, name: o-ns2}\n",
+            "  - kind: ovs-internal\n    bridge: ovs0\n    end: {ns: ns3, name: int3, addresses: [10.4.1.4/24]}\n",
+        )
+}
+
+fn up_on_a_running_ovs_lab_adds_and_removes_ports_and_internal_ports() {
+    let prefix = prefix("Ln");
+    let a = topology_file("Ln-a", OVS_A);
+    let b = topology_file("Ln-b", &ovs_b());
+    let (a, b) = (
+        a.to_str().unwrap_or_default().to_string(),
+        b.to_str().unwrap_or_default().to_string(),
+    );
+    let lab = format!("{prefix}ovsc");
+    let ns1 = format!("{prefix}ns1");
+    {
+        let _guard = LabGuard(lab.clone());
+        ok(&["up", &a, "--prefix", &prefix]);
+        assert!(ping(&ns1, "10.4.1.3", &[]), "ns1 reaches ns2 over OVS");
+        let applied = ok(&["up", &b, "--prefix", &prefix]);
+        assert!(
+            applied.contains("add link ovs-internal port") && applied.contains("remove link veth"),
+            "{applied}"
+        );
+        assert!(
+            ping(&ns1, "10.4.1.4", &[]),
+            "ns1 reaches ns3's internal port"
+        );
+        assert!(!ping(&ns1, "10.4.1.3", &[]), "ns2's port is gone");
+        let show = show_json(&lab);
+        let ovs = bridge(&show, &format!("{prefix}ovs0"));
+        let ports = ovs["ports"].as_array().expect("ports");
+        assert!(
+            !ports.iter().any(|p| p == format!("{prefix}o-ns2").as_str()),
+            "{ovs}"
+        );
+        assert!(vethscope(&["show", &lab, "--drift"]).status.success());
+        ok(&["up", &a, "--prefix", &prefix]);
+        // ns2's interface was made anew (another MAC): ns1 forgets the old one first.
+        assert!(
+            in_ns(&ns1, &["ip", "neigh", "flush", "all"])
+                .status
+                .success()
+        );
+        assert!(ping(&ns1, "10.4.1.3", &[]), "back: ns1 reaches ns2");
+        assert!(!netns_exists(&format!("{prefix}ns3")));
+        assert!(vethscope(&["show", &lab, "--drift"]).status.success());
+    }
+    assert_clean(&prefix);
 }
 
 fn show_has_the_ovs_mac_table_and_same_ns_sysctls() {
@@ -874,4 +933,46 @@ fn bridges_in_namespaces_are_checked_where_they_are_written() {
         "name: t\nnamespaces: [{name: r1}, {name: a}]\nbridges:\n  - {name: br0, kind: linux, ns: r1}\nlinks:\n  - kind: veth\n    ends:\n      - {ns: r1, name: br0}\n      - {ns: a, name: x}\n",
     );
     assert!(e.contains("used twice in namespace r1"), "{e}");
+}
+
+#[test]
+fn up_on_a_running_lab_sets_and_clears_impairments() {
+    let prefix = prefix("Lo");
+    let plain = "name: imp\nnamespaces: [{name: ns1}, {name: ns2}]\nlinks:\n  - kind: veth\n    ends:\n      - {ns: ns1, name: eth0, addresses: [10.5.1.2/24]}\n      - {ns: ns2, name: eth0, addresses: [10.5.1.3/24]}\n";
+    let lossy = plain.replace(
+        "addresses: [10.5.1.2/24]}",
+        "addresses: [10.5.1.2/24], impair: {loss: 100%}}",
+    );
+    let a = topology_file("Lo-a", plain);
+    let b = topology_file("Lo-b", &lossy);
+    let (a, b) = (
+        a.to_str().unwrap_or_default().to_string(),
+        b.to_str().unwrap_or_default().to_string(),
+    );
+    let lab = format!("{prefix}imp");
+    let (ns1, ns2) = (format!("{prefix}ns1"), format!("{prefix}ns2"));
+    {
+        let _guard = LabGuard(lab.clone());
+        ok(&["up", &a, "--prefix", &prefix]);
+        assert!(ping(&ns1, "10.5.1.3", &[]));
+        let before = show_json(&lab);
+        let plan = ok(&["up", &b, "--prefix", &prefix, "--dry-run"]);
+        assert!(plan.contains("impair eth0"), "{plan}");
+        ok(&["up", &b, "--prefix", &prefix]);
+        assert!(!ping(&ns1, "10.5.1.3", &[]), "100% loss leaving ns1");
+        let after = show_json(&lab);
+        assert!(!link(&after, &ns1, "eth0")["impair"].is_null(), "{after}");
+        assert_eq!(
+            link(&after, &ns1, "eth0")["ifindex"],
+            link(&before, &ns1, "eth0")["ifindex"],
+            "impaired in place"
+        );
+        let again = ok(&["up", &b, "--prefix", &prefix]);
+        assert!(again.contains("already up"), "{again}");
+        ok(&["up", &a, "--prefix", &prefix]);
+        assert!(ping(&ns1, "10.5.1.3", &[]), "impairment cleared");
+        assert!(ping(&ns2, "10.5.1.2", &[]));
+        assert!(link(&show_json(&lab), &ns1, "eth0")["impair"].is_null());
+    }
+    assert_clean(&prefix);
 }

@@ -677,3 +677,71 @@ fn action_for(d: &Drift, t: &Topology) -> Option<Action> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topo(yaml: &str) -> Topology {
+        Topology::from_yaml(yaml, "t.yaml").expect("valid")
+    }
+
+    const A: &str = "name: t\nnamespaces: [{name: a}, {name: b}, {name: c}]\nbridges: [{name: br0}]\nlinks:\n  - kind: veth\n    ends: [{ns: a, name: x, addresses: [10.0.0.1/24]}, {bridge: br0, name: pa}]\n  - kind: veth\n    ends: [{ns: b, name: x}, {ns: c, name: y}]\n";
+
+    #[test]
+    fn the_plan_names_only_what_changed_in_dependency_order() {
+        let old = topo(A);
+        let new = topo(
+            &(A.replace("{name: c}]", "{name: c}, {name: d}]")
+                .replace("[{name: br0}]", "[{name: br0}, {name: br1, ns: d}]")
+                .replace("10.0.0.1/24", "10.0.0.9/24")
+                + "  - kind: veth\n    ends: [{ns: a, name: z}, {bridge: br1, name: pd}]\n"),
+        );
+        let plan: Vec<String> = plan_files(&old, &new)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(
+            plan,
+            [
+                "d: add namespace",
+                "d: add linux bridge br1",
+                "a: remove address 10.0.0.1/24 from x",
+                "add link veth a/z — d/pd (port of bridge br1)",
+                "a: add address 10.0.0.9/24 to x",
+            ],
+            "{plan:#?}"
+        );
+        assert!(plan_files(&old, &old).is_empty());
+        // Back again: the inverse, removals first.
+        let back: Vec<String> = plan_files(&new, &old)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(back[0], "remove link veth a/z — d/pd (port of bridge br1)");
+        assert!(
+            back.contains(&"d: remove namespace".to_string()),
+            "{back:?}"
+        );
+    }
+
+    #[test]
+    fn moving_a_port_between_linux_bridges_keeps_the_link() {
+        let old = topo(&A.replace("[{name: br0}]", "[{name: br0}, {name: br1}]"));
+        let new = topo(
+            &A.replace("[{name: br0}]", "[{name: br0}, {name: br1}]")
+                .replace("{bridge: br0, name: pa}", "{bridge: br1, name: pa}"),
+        );
+        let plan = plan_files(&old, &new);
+        assert_eq!(
+            plan,
+            [Action::SetMaster {
+                netns: HOST_NS.into(),
+                ifname: "pa".into(),
+                bridge: Some("br1".into())
+            }]
+        );
+    }
+
+    const HOST_NS: &str = crate::topology::HOST;
+}
