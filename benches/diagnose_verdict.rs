@@ -9,6 +9,11 @@
 //! VETHSCOPE_BENCH_RUNS times (default 7). Printed side by side: wall time of the
 //! whole command (process start to exit) median and min, the engine's own elapsed_ms,
 //! and the same with --no-probe. The goal is under 1 s per pair, probe included.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark harness: the figures it prints are its output"
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;

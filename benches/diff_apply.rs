@@ -10,6 +10,11 @@
 //! wall time (process start, validation, lock, plan, apply), median of the rounds.
 //!
 //! Knobs (environment): VETHSCOPE_BENCH_SIZES ("20,200,1000"), VETHSCOPE_BENCH_ROUNDS (6).
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark harness: the figures it prints are its output"
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;

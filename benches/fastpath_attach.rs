@@ -8,6 +8,11 @@
 //! `vsbfa-N`, a lab `vsbfa-star` and removes both):
 //! `cargo bench -p vethscope --bench fastpath_attach` — sizes from
 //! `FASTPATH_ATTACH_PORTS` (default 1000) and `FASTPATH_STAR` (default 1000; 0 skips).
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark harness: the figures it prints are its output"
+)]
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -6,6 +6,11 @@
 //!
 //! Run as root, in a scratch network namespace (duplication really sends the clone
 //! out of `lo`): `cargo bench -p vethscope --bench impair`.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark harness: the figures it prints are its output"
+)]
 
 use std::path::PathBuf;
 

@@ -10,6 +10,11 @@
 //!
 //! Knobs (environment): VETHSCOPE_BENCH_PAIRS (500), VETHSCOPE_BENCH_SCRAPES (100),
 //! VETHSCOPE_BENCH_ROUNDS (10), VETHSCOPE_BENCH_SECONDS (6).
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark harness: the figures it prints are its output"
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -5,6 +5,11 @@
 //!    delivered and events lost.
 //!
 //! Run as root: `cargo bench -p vethscope --bench probe_cost`.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark harness: the figures it prints are its output"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -17,6 +17,25 @@ fn out_file(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 
+/// Checks the document against docs/bench-json-schema.json (generated from the types).
+fn assert_schema(doc: &Value) {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/bench-json-schema.json"
+    ))
+    .expect("schema file");
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("valid schema");
+    let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "bench --json does not match the schema: {errors:?}\n{doc}"
+    );
+}
+
 fn median(v: &Value, key: &str) -> Option<f64> {
     v[key]["median"].as_f64()
 }
@@ -134,6 +153,7 @@ fn bench_writes_table_json_and_svg_for_every_wiring() {
     let text = std::fs::read_to_string(&json_path).expect("JSON written");
     let doc: Value = serde_json::from_str(&text).expect("valid JSON");
     assert_eq!(doc["schema"], "vethscope-bench/1");
+    assert_schema(&doc);
     let cfg = &doc["config"];
     assert_eq!(cfg["rounds"], 1);
     assert_eq!(cfg["streams"], 2);
@@ -190,6 +210,7 @@ fn bench_overhead_compares_bare_trace_and_count() {
     let doc: Value =
         serde_json::from_str(&std::fs::read_to_string(&json_path).expect("JSON written"))
             .expect("valid JSON");
+    assert_schema(&doc);
     let o = &doc["overhead"];
     assert_eq!(o["wiring"], "bridge");
     let variants = o["variants"].as_array().expect("variants");

@@ -6,6 +6,11 @@
 //! The one time bound here ([`ANSWER_WITHIN`]) is generous on purpose: the old server
 //! answered these floods with 503 or not at all, so what is checked is that the scrape
 //! answers, correctly, not how fast.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test prints what it measured or left out"
+)]
 
 mod common;
 

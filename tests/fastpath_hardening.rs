@@ -2,6 +2,11 @@
 //! refuses, two bridges in one lab, port settings the bridge obeys, interfaces deleted
 //! and recreated, `enable`/`disable` killed or failing at every step, and `enable`
 //! racing `down`. Real labs, real TC filters, real pins; nothing of ours may remain.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test prints what it measured or left out"
+)]
 
 mod common;
 

@@ -2,6 +2,11 @@
 //! point (`VETHSCOPE_FAULT_AFTER=N`, see userspace/src/fault.rs); afterwards `down`
 //! removes exactly the lab's objects — decoys that look like the lab's but are not
 //! marked stay — and a second `up` succeeds. Then commands racing each other.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test prints what it measured or left out"
+)]
 
 mod common;
 

@@ -14,6 +14,11 @@
 //! exporter|parser --seconds N` runs one for N seconds from a random seed
 //! (VETHSCOPE_FUZZ_SECONDS, VETHSCOPE_FUZZ_SEED) and prints executions per second and
 //! findings; a finding is printed with its shrunk input and fails the run.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test prints what it measured or left out"
+)]
 
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
@@ -543,20 +548,10 @@ mod parser {
 
     /// A second handle on the probe's counter map (a dup of its fd), to read and clear it.
     pub fn counters(probe: &Probe) -> Counters {
-        use std::os::fd::AsFd;
-        let name = vethscope_common::names::map::LINK_COUNTERS;
-        let Some(aya::maps::Map::PerCpuHashMap(data)) = probe.ebpf().map(name) else {
-            panic!("the eBPF object has no per-CPU hash {name}");
-        };
-        let fd = data
-            .fd()
-            .as_fd()
-            .try_clone_to_owned()
-            .expect("dup the map fd");
-        let data = MapData::from_fd(fd).expect("map from fd");
-        aya::maps::Map::from_map_data(data)
-            .and_then(TryInto::try_into)
-            .expect("LINK_COUNTERS as a per-CPU hash")
+        probe
+            .counter_handles()
+            .expect("second handles on the counting maps")
+            .links
     }
 
     /// BPF_PROG_TEST_RUN itself refuses an skb whose outer ethertype is IPv4 or IPv6

@@ -10,6 +10,11 @@
 //! CI runs a bounded number of executions. `cargo xtask fuzz topology --seconds N`
 //! runs this test with `VETHSCOPE_FUZZ_SECONDS=N` in release mode and prints
 //! executions per second (recorded in BENCHMARKS.md).
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test prints what it measured or left out"
+)]
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;

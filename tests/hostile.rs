@@ -5,6 +5,11 @@
 //!
 //! The static corpus is tests/hostile/*.yaml (the first line of each says what it
 //! tries); files that are large or binary are generated here.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test prints what it measured or left out"
+)]
 
 mod common;
 

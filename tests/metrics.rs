@@ -1,5 +1,10 @@
 //! `vethscope serve` and `trace --metrics` against real labs, the real kernel and a
 //! real Prometheus server (Debian's `prometheus` package).
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test prints what it measured or left out"
+)]
 
 mod common;
 

@@ -7,6 +7,11 @@
 //! clean. Tests take a global lock: only one ovs-vswitchd may run per host.
 //!
 //! Each test serialises on one lock: only one ovs-vswitchd may run per host.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test prints what it measured or left out"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

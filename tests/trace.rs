@@ -249,8 +249,8 @@ fn same_ns_reply_comes_back_over_lo() {
     );
 }
 
-#[test]
-fn json_output_matches_the_published_schema_and_pcap_reads_back() {
+/// Every line must match docs/trace-json-schema.json.
+fn assert_schema(lines: &[Value]) {
     let schema_text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../docs/trace-json-schema.json"
@@ -261,6 +261,17 @@ fn json_output_matches_the_published_schema_and_pcap_reads_back() {
         .should_validate_formats(true)
         .build(&schema)
         .expect("valid schema");
+    for line in lines {
+        let errors: Vec<String> = validator.iter_errors(line).map(|e| e.to_string()).collect();
+        assert!(
+            errors.is_empty(),
+            "{line} does not match the schema: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn json_output_matches_the_published_schema_and_pcap_reads_back() {
     let lab = Lab::up("bridge", "tj");
     let pcap = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("tj.pcapng");
     let tracer = Tracer::start(&lab.name, &["--pcap", pcap.to_str().unwrap_or_default()]);
@@ -272,13 +283,7 @@ fn json_output_matches_the_published_schema_and_pcap_reads_back() {
             .any(|l| l["type"] == "hop" && l["proto"] == "arp"),
         "ARP hops present"
     );
-    for line in &lines {
-        let errors: Vec<String> = validator.iter_errors(line).map(|e| e.to_string()).collect();
-        assert!(
-            errors.is_empty(),
-            "{line} does not match the schema: {errors:?}"
-        );
-    }
+    assert_schema(&lines);
     let out = Command::new("tcpdump")
         .args(["-r", pcap.to_str().unwrap_or_default(), "-nn"])
         .output()
@@ -445,4 +450,494 @@ mod parser {
         assert_eq!(ev[0].icmp_type, 135);
         assert_eq!(ev[0].nd_target, target);
     }
+}
+
+/// What `vethscope trace … -- CMD` did: its status and both outputs.
+struct Run {
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+}
+
+/// Runs `vethscope ARGS` to its end. It must end by itself (the traced command's
+/// exit stops it); a hang guard kills it after two minutes so a bug fails the test
+/// instead of stalling the suite.
+fn run_to_end(args: &[&str]) -> Run {
+    let mut child = Command::new(bin())
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vethscope");
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    use std::io::Read as _;
+    let out = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let mut waited = 0;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if waited >= 1200 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "vethscope {args:?} did not stop by itself: {}",
+                err.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    };
+    Run {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+fn paths<'a>(lines: &'a [Value], exchange: &str) -> Vec<&'a Value> {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "path" && l["exchange"] == exchange)
+        .collect()
+}
+
+#[test]
+fn command_runs_once_attached_and_its_status_is_the_trace_s() {
+    let lab = Lab::up("direct", "tc");
+    let ns1 = lab.ns("ns1");
+    let ok = run_to_end(&[
+        "trace", &lab.name, "--json", "--", "ip", "netns", "exec", &ns1, "ping", "-c1", "-W2",
+        "10.1.1.3",
+    ]);
+    assert!(ok.status.success(), "ping's status 0: {}", ok.stderr);
+    // The "tracing" line, then the command's own output (its stdout comes on stderr,
+    // so that stdout is the trace alone).
+    let tracing = ok.stderr.find("vethscope: tracing").expect("tracing line");
+    let ping = ok
+        .stderr
+        .find("PING 10.1.1.3")
+        .expect("ping's output on stderr");
+    assert!(
+        tracing < ping,
+        "attached before the command ran: {}",
+        ok.stderr
+    );
+    let lines = ok.json();
+    // The very first packets of the command were traced: the ARP exchange of a fresh
+    // lab and the echo, both answered.
+    let arp = paths(&lines, "arp");
+    assert!(arp.iter().any(|p| p["verdict"] == "answered"), "{lines:#?}");
+    assert!(
+        paths(&lines, "echo")
+            .iter()
+            .any(|p| p["verdict"] == "answered" && p["seq"] == 1),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines.last().map(|l| l["type"].clone()),
+        Some("summary".into())
+    );
+
+    // The command's failure is the trace's exit status, and the trace still ends.
+    let unanswered = run_to_end(&[
+        "trace", &lab.name, "--json", "--proto", "icmp", "--", "ip", "netns", "exec", &ns1, "ping",
+        "-c1", "-W1", "10.1.1.9",
+    ]);
+    assert_eq!(unanswered.status.code(), Some(1), "{}", unanswered.stderr);
+    assert_eq!(
+        unanswered.json().last().map(|l| l["type"].clone()),
+        Some("summary".into())
+    );
+    let seven = run_to_end(&[
+        "trace",
+        &lab.name,
+        "--paths-only",
+        "--",
+        "ip",
+        "netns",
+        "exec",
+        &ns1,
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
+    assert_eq!(seven.status.code(), Some(7), "{}", seven.stderr);
+
+    // A command that cannot run: the shell's 127/126, before anything is attached.
+    for (cmd, code) in [("/nonexistent/vethscope-test", 127), ("/etc/passwd", 126)] {
+        let bad = run_to_end(&["trace", &lab.name, "--", cmd, "arg"]);
+        assert_eq!(bad.status.code(), Some(code), "{cmd}: {}", bad.stderr);
+        assert!(
+            bad.stderr.contains(cmd) && bad.stderr.contains("nothing traced"),
+            "{}",
+            bad.stderr
+        );
+        assert!(
+            !bad.stderr.contains("tracing"),
+            "nothing attached: {}",
+            bad.stderr
+        );
+        assert!(bad.stdout.is_empty(), "{}", bad.stdout);
+    }
+    // --duration and --count make no sense with a command that ends the trace.
+    let both = vethscope(&["trace", &lab.name, "--duration", "1", "--", "true"]);
+    assert_eq!(both.status.code(), Some(2));
+}
+
+#[test]
+fn arp_retries_are_numbered_attempts_without_repeated_hops() {
+    let lab = Lab::up("bridge", "ta");
+    let run = run_to_end(&[
+        "trace",
+        &lab.name,
+        "--json",
+        "--proto",
+        "arp",
+        "--",
+        "ip",
+        "netns",
+        "exec",
+        &lab.ns("ns1"),
+        "ping",
+        "-c1",
+        "-W4",
+        "10.1.1.9",
+    ]);
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    let lines = run.json();
+    assert_schema(&lines);
+    let attempts: Vec<&Value> = paths(&lines, "arp")
+        .into_iter()
+        .filter(|p| p["dst"] == "10.1.1.9")
+        .collect();
+    // The kernel asks again every second; ping waited four.
+    assert!(attempts.len() >= 2, "retries seen: {lines:#?}");
+    let numbers: Vec<u64> = attempts
+        .iter()
+        .filter_map(|p| p["attempt"].as_u64())
+        .collect();
+    assert_eq!(
+        numbers,
+        (1..=attempts.len() as u64).collect::<Vec<_>>(),
+        "{attempts:#?}"
+    );
+    let mut seen = std::collections::HashSet::new();
+    for p in &attempts {
+        assert_eq!(p["verdict"], "unanswered");
+        assert_eq!(p["proto"], "arp");
+        let hops = hops(p, "request");
+        assert_eq!(
+            hops,
+            [
+                format!("{}/veth0 egress", lab.ns("ns1")),
+                format!("host/{} ingress", lab.host_if("br-veth0")),
+                format!("host/{} egress", lab.host_if("br-veth1")),
+                format!("{}/veth1 ingress", lab.ns("ns2")),
+            ],
+            "one attempt, each hop once: {p}"
+        );
+        for h in p["request"].as_array().into_iter().flatten() {
+            assert!(seen.insert(h.to_string()), "hop on two attempts: {h}");
+        }
+    }
+}
+
+/// A bridge with three ports, IPv4 and IPv6 on each namespace's end.
+const FLOOD_LAB: &str = "name: flood
+namespaces:
+  - name: ns1
+  - name: ns2
+  - name: ns3
+bridges:
+  - {name: br0, kind: linux}
+links:
+  - kind: veth
+    ends:
+      - {ns: ns1, name: veth0, addresses: [10.1.1.2/24, \"fd00:1::2/64\"]}
+      - {bridge: br0, name: br-veth0}
+  - kind: veth
+    ends:
+      - {ns: ns2, name: veth1, addresses: [10.1.1.3/24, \"fd00:1::3/64\"]}
+      - {bridge: br0, name: br-veth1}
+  - kind: veth
+    ends:
+      - {ns: ns3, name: veth2, addresses: [10.1.1.4/24, \"fd00:1::4/64\"]}
+      - {bridge: br0, name: br-veth2}
+";
+
+/// Waits (bounded) until no IPv6 address of the namespace is still tentative (duplicate
+/// address detection), so a ping6 has a source address.
+fn wait_for_dad(ns: &str) {
+    for _ in 0..100 {
+        let out = in_ns(ns, &["ip", "-6", "addr", "show", "tentative"]);
+        if out.status.success() && out.stdout.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("IPv6 addresses of {ns} still tentative after 10 s");
+}
+
+#[test]
+fn a_bridge_flood_is_a_fan_out_and_arp_nd_are_labelled() {
+    let file = topology_file("tf", FLOOD_LAB);
+    let lab = Lab::up(file.to_str().unwrap_or_default(), "tf");
+    let (ns1, ns2, ns3) = (lab.ns("ns1"), lab.ns("ns2"), lab.ns("ns3"));
+    for ns in [&ns1, &ns2, &ns3] {
+        wait_for_dad(ns);
+    }
+    let port = |p: &str| format!("host/{}", lab.host_if(p));
+
+    // JSON: the two copies the bridge sends out share one parent, the bridge's ingress.
+    let run = run_to_end(&[
+        "trace",
+        &lab.name,
+        "--json",
+        "--",
+        "ip",
+        "netns",
+        "exec",
+        &ns1,
+        "sh",
+        "-c",
+        "ping -c1 -W2 10.1.1.3 && ping -c1 -W2 fd00:1::3",
+    ]);
+    assert!(run.status.success(), "{}", run.stderr);
+    let lines = run.json();
+    assert_schema(&lines);
+    for exchange in ["arp", "nd"] {
+        let p = paths(&lines, exchange)
+            .into_iter()
+            .find(|p| {
+                p["src"]
+                    == if exchange == "arp" {
+                        "10.1.1.2"
+                    } else {
+                        "fd00:1::2"
+                    }
+            })
+            .unwrap_or_else(|| panic!("no {exchange} path from ns1: {lines:#?}"));
+        assert_eq!(p["verdict"], "answered", "{p}");
+        let req = p["request"].as_array().expect("request");
+        let at = |place: &str, dir: &str| {
+            req.iter()
+                .position(|h| {
+                    format!(
+                        "{}/{}",
+                        h["netns"].as_str().unwrap_or(""),
+                        h["ifname"].as_str().unwrap_or("")
+                    ) == place
+                        && h["dir"] == dir
+                })
+                .unwrap_or_else(|| panic!("{place} {dir} not in {p}"))
+        };
+        let ingress = at(&port("br-veth0"), "ingress");
+        let out1 = at(&port("br-veth1"), "egress");
+        let out2 = at(&port("br-veth2"), "egress");
+        assert_eq!(req[out1]["parent"], ingress, "{exchange} fan-out: {p}");
+        assert_eq!(req[out2]["parent"], ingress, "{exchange} fan-out: {p}");
+        assert_eq!(
+            req[at(&format!("{ns2}/veth1"), "ingress")]["parent"],
+            out1,
+            "{p}"
+        );
+        assert_eq!(
+            req[at(&format!("{ns3}/veth2"), "ingress")]["parent"],
+            out2,
+            "{p}"
+        );
+        assert_eq!(p["attempt"], 1);
+    }
+
+    // Text: the fan-out drawn, ARP and ND named, root-namespace ports as host/IFNAME.
+    let text = run_to_end(&[
+        "trace",
+        &lab.name,
+        "--paths-only",
+        "--",
+        "ip",
+        "netns",
+        "exec",
+        &ns1,
+        "sh",
+        "-c",
+        "ping -c1 -W2 10.1.1.4 && ping -c1 -W2 fd00:1::4",
+    ]);
+    assert!(text.status.success(), "{}", text.stderr);
+    let out = &text.stdout;
+    for (label, dst) in [("ARP 10.1.1.2", "10.1.1.4"), ("ND fd00:1::2", "fd00:1::4")] {
+        let head = format!(
+            "path {label} → {dst}: {ns1}/veth0 → {}, flooded to 2 ports:",
+            port("br-veth0")
+        );
+        let at = out
+            .find(&head)
+            .unwrap_or_else(|| panic!("no `{head}` in:\n{out}"));
+        let branches: Vec<&str> = out[at..].lines().skip(1).take(2).map(str::trim).collect();
+        let mut want = [
+            format!("{} → {ns2}/veth1", port("br-veth1")),
+            format!("{} → {ns3}/veth2", port("br-veth2")),
+        ];
+        let mut got: Vec<String> = branches
+            .iter()
+            .map(|b| b.trim_start_matches(['├', '└', '─', ' ']).to_string())
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "branches under `{head}`:\n{out}");
+        assert!(
+            branches[0].starts_with("├─ ") && branches[1].starts_with("└─ "),
+            "{out}"
+        );
+    }
+    let echo = format!(
+        "path ICMP 10.1.1.2 → 10.1.1.4 seq 1: {ns1}/veth0 → {} → {} → {ns3}/veth2; reply",
+        port("br-veth0"),
+        port("br-veth2")
+    );
+    assert!(out.contains(&echo), "no `{echo}` in:\n{out}");
+    assert!(
+        out.contains("path ICMPv6 fd00:1::2 → fd00:1::4 seq 1: "),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_lo_explanation_only_when_a_veth_was_crossed() {
+    let lab = Lab::up("same-ns", "tl");
+    let ns1 = lab.ns("ns1");
+    let echo = |run: &Run| -> Value {
+        assert!(run.status.success(), "{}", run.stderr);
+        let lines = run.json();
+        paths(&lines, "echo")
+            .into_iter()
+            .find(|p| p["verdict"] == "answered")
+            .cloned()
+            .unwrap_or_else(|| panic!("no answered echo: {lines:#?}"))
+    };
+    // Sent out of veth0: the reply comes back over lo, the classic lesson.
+    let crossed = echo(&run_to_end(&[
+        "trace", &lab.name, "--json", "--", "ip", "netns", "exec", &ns1, "ping", "-c1", "-W2",
+        "-I", "veth0", "10.1.1.3",
+    ]));
+    assert_eq!(crossed["reply_via_lo"], true);
+    let e = crossed["explanation"].as_str().unwrap_or_default();
+    assert!(
+        e.starts_with("local delivery: 10.1.1.2 and 10.1.1.3 are both addresses of namespace")
+            && e.contains(&format!("the request crossed {ns1}/veth0 → {ns1}/veth1"))
+            && e.contains("answered over lo"),
+        "{crossed}"
+    );
+    // A plain ping of the namespace's own address never leaves lo: said as such.
+    let local = echo(&run_to_end(&[
+        "trace", &lab.name, "--json", "--", "ip", "netns", "exec", &ns1, "ping", "-c1", "-W2",
+        "10.1.1.3",
+    ]));
+    assert_eq!(
+        hops(&local, "request"),
+        [format!("{ns1}/lo egress"), format!("{ns1}/lo ingress")]
+    );
+    let e = local["explanation"].as_str().unwrap_or_default();
+    assert!(
+        !e.contains("local delivery") && e.contains("never touched a veth"),
+        "{local}"
+    );
+}
+
+#[test]
+fn ctrl_c_goes_to_the_command_and_the_trace_ends_with_it() {
+    use std::io::Read as _;
+    let lab = Lab::up("direct", "tg");
+    let mut child = Command::new(bin())
+        .args(["trace", &lab.name, "--json", "--proto", "icmp", "--"])
+        .args([
+            "ip",
+            "netns",
+            "exec",
+            &lab.ns("ns1"),
+            "ping",
+            "-i",
+            "0.2",
+            "10.1.1.3",
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn trace");
+    // ping (its stdout comes on our stderr) has had a reply: the command is running.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("bytes from 10.1.1.3") {
+                let _ = tx.send(());
+            }
+            seen.push(line);
+        }
+        seen
+    });
+    if rx.recv_timeout(std::time::Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("ping never answered: {:?}", reader.join());
+    }
+    // SIGINT to vethscope alone, as `kill -INT` would: it reaches ping, which prints
+    // its statistics and exits 0; the trace stops then.
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("kill -INT");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    let status = child.wait().expect("wait");
+    let err = reader.join().unwrap_or_default();
+    assert!(
+        status.success(),
+        "ping's status after SIGINT: {status} {err:?}"
+    );
+    assert!(
+        err.iter().any(|l| l.contains("packets transmitted")),
+        "ping got the signal and printed its statistics: {err:?}"
+    );
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "path" && l["verdict"] == "answered"),
+        "{out}"
+    );
+    assert_eq!(
+        lines.last().map(|l| l["type"].clone()),
+        Some("summary".into())
+    );
 }

@@ -1,5 +1,6 @@
 //! Builds the eBPF programs (ebpf/) for bpfel-unknown-none with nightly and embeds them:
-//! the object lands in OUT_DIR and `probe::loader` includes it with `include_bytes_aligned!`.
+//! the object lands in OUT_DIR and `probe` (its `EBPF_OBJECT`) includes it with
+//! `include_bytes_aligned!`.
 use aya_build::{Package, Toolchain};
 
 fn main() -> anyhow::Result<()> {

@@ -89,6 +89,10 @@ impl Lab {
 }
 
 impl Drop for Lab {
+    #[allow(
+        clippy::print_stderr,
+        reason = "a test's leftover shows in its output; a drop cannot fail the test"
+    )]
     fn drop(&mut self) {
         let out = vethscope(&["down", &self.name]);
         if !out.status.success() {

@@ -18,6 +18,10 @@ fn limit() -> Option<usize> {
 static PASSED: AtomicUsize = AtomicUsize::new(0);
 
 /// Marks a point between two steps; `what` is logged so a test failure says where.
+#[allow(
+    clippy::print_stderr,
+    reason = "the process kills itself next (fault injection for tests): there is no caller left to return this to"
+)]
 pub fn point(what: &str) {
     let Some(limit) = limit() else {
         return;

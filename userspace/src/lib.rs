@@ -24,6 +24,7 @@ pub mod probe;
 pub mod progress;
 pub mod safefs;
 pub mod save;
+pub mod schemas;
 pub mod topology;
 pub mod trace;
 pub mod wire;

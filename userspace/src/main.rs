@@ -1,5 +1,6 @@
 //! The `vethscope` binary: parse arguments, set up logging, run, report errors as one
 //! clear message (never a panic or a backtrace).
+#![allow(clippy::print_stderr, reason = "main reports the error on stderr")]
 
 use std::process::ExitCode;
 

@@ -54,7 +54,7 @@ pub struct IperfSpec {
     pub what: String,
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct TcpResult {
     pub gbps: f64,
     pub retransmits: Option<u64>,
@@ -62,7 +62,7 @@ pub struct TcpResult {
     pub cpu_percent: Option<f64>,
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct UdpResult {
     /// Datagrams per second that arrived at the server.
     pub received_pps: f64,

@@ -71,7 +71,7 @@ pub struct PingSpec {
 }
 
 /// Round-trip times in microseconds.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Rtt {
     pub p50_us: f64,
     pub p90_us: f64,

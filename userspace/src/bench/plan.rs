@@ -5,7 +5,9 @@
 use super::BenchError;
 
 /// One way of joining the two namespaces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Wiring {
     Direct,
@@ -100,7 +102,7 @@ impl std::fmt::Display for Wiring {
 }
 
 /// Everything `bench` was asked to do.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct BenchConfig {
     pub wirings: Vec<Wiring>,
     /// Seconds per iperf3 run.

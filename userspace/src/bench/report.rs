@@ -14,7 +14,7 @@ use super::{
 pub const SCHEMA: &str = "vethscope-bench/1";
 
 /// Everything measured on one lab in one round.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct Sample {
     pub round: u32,
     /// Why this round's measurement stopped early (the fields before it may be set).
@@ -26,7 +26,7 @@ pub struct Sample {
     pub udp: Option<UdpResult>,
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct RttSummary {
     pub p50_us: Summary,
     pub p90_us: Summary,
@@ -45,7 +45,7 @@ impl RttSummary {
 }
 
 /// Summaries over the rounds; `null` in JSON where nothing was measured.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct Measures {
     pub tcp_1_gbps: Option<Summary>,
     pub tcp_n_gbps: Option<Summary>,
@@ -91,7 +91,7 @@ impl Measures {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Every round measured everything.
@@ -113,7 +113,7 @@ fn status_of(samples: &[Sample], headline: Option<&Summary>) -> (Status, Option<
 }
 
 /// Median of a wiring divided by the median of `direct` (or of the bare variant).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Ratios {
     pub tcp_1: Option<f64>,
     pub tcp_n: Option<f64>,
@@ -132,7 +132,7 @@ impl Ratios {
     }
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct WiringResult {
     pub wiring: Wiring,
     pub scenario: &'static str,
@@ -181,7 +181,7 @@ pub fn add_ratios(results: &mut [WiringResult]) {
 }
 
 /// Tracing and counting cost on the bridge wiring.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
     /// Nothing attached.
@@ -210,7 +210,7 @@ impl Variant {
     }
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct VariantResult {
     pub variant: Variant,
     pub description: &'static str,
@@ -241,7 +241,7 @@ impl VariantResult {
     }
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct OverheadResult {
     pub wiring: Wiring,
     pub lab: String,
@@ -269,7 +269,7 @@ impl OverheadResult {
 }
 
 /// Where and when the bench ran.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Environment {
     /// UTC, `YYYY-MM-DDTHH:MM:SSZ`.
     pub date: String,
@@ -286,19 +286,21 @@ pub struct Environment {
     pub baseline_cpu_percent: Option<f64>,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct ReportConfig {
     #[serde(flatten)]
     pub bench: super::BenchConfig,
     /// iperf3 `-t` (whole seconds).
     pub iperf_seconds: u64,
+    #[schemars(extend("const" = "interleaved"))]
     pub order: &'static str,
     #[serde(flatten)]
     pub environment: Environment,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct BenchReport {
+    #[schemars(extend("const" = SCHEMA))]
     pub schema: &'static str,
     pub config: ReportConfig,
     pub results: Vec<WiringResult>,
@@ -384,88 +386,95 @@ fn short(e: &str) -> String {
     }
 }
 
-/// The table printed on stdout.
+/// The table printed on stdout: one row per wiring, notes on partial results, how it
+/// was measured, then the observers' overhead when it was measured.
 pub fn table(r: &BenchReport) -> String {
-    let c = &r.config;
-    let n = c.bench.streams;
+    let udp = r.config.bench.udp;
+    let mut rows = vec![table_head(r.config.bench.streams, udp)];
+    rows.extend(r.results.iter().map(|w| wiring_row(w, udp)));
+    let mut out = columns(&rows);
+    for w in r.results.iter().filter(|w| w.status == Status::Partial) {
+        let _ = writeln!(
+            out,
+            "  * {}: some rounds failed: {}",
+            w.wiring,
+            short(w.error.as_deref().unwrap_or(""))
+        );
+    }
+    out.push_str(&how_measured(&r.config));
+    if let Some(o) = &r.overhead {
+        out.push('\n');
+        out.push_str(&overhead_table(o));
+    }
+    out
+}
+
+fn table_head(streams: u32, udp: bool) -> Vec<String> {
     let mut head = vec![
         "wiring".to_string(),
         "Gbit/s 1 stream".into(),
-        format!("Gbit/s {n} streams"),
+        format!("Gbit/s {streams} streams"),
         "×direct 1/N".into(),
         "RTT p50 µs".into(),
         "RTT p99 µs".into(),
         "CPU %".into(),
         "CPU %/Gbit/s".into(),
     ];
-    if c.bench.udp {
+    if udp {
         head.push("UDP kpps".into());
     }
-    let mut rows = vec![head];
-    for w in &r.results {
-        if w.status == Status::Failed {
-            rows.push(vec![
-                w.wiring.to_string(),
-                format!(
-                    "failed: {}",
-                    short(w.error.as_deref().unwrap_or("no result"))
-                ),
-            ]);
-            continue;
-        }
-        let m = &w.measures;
-        let rtt = |f: fn(&RttSummary) -> &Summary| {
-            m.rtt_udp_us
-                .as_ref()
-                .map(|r| format!("{:.0}", f(r).median))
-                .unwrap_or_else(|| "–".into())
-        };
-        let mut row = vec![
-            if w.status == Status::Partial {
-                format!("{}*", w.wiring)
-            } else {
-                w.wiring.to_string()
-            },
-            med_range(&m.tcp_1_gbps, 2),
-            med_range(&m.tcp_n_gbps, 2),
-            ratio_pair(&w.ratio_to_direct),
-            rtt(|r| &r.p50_us),
-            rtt(|r| &r.p99_us),
-            med(&m.cpu_percent_1, 1),
-            med(&m.cpu_percent_per_gbps_1, 2),
-        ];
-        if c.bench.udp {
-            row.push(
-                m.udp_received_pps
-                    .as_ref()
-                    .map(|s| format!("{:.0}", s.median / 1000.0))
-                    .unwrap_or_else(|| "–".into()),
-            );
-        }
-        rows.push(row);
-    }
-    let mut out = columns(&rows);
-    let partial: Vec<String> = r
-        .results
-        .iter()
-        .filter(|w| w.status == Status::Partial)
-        .map(|w| {
+    head
+}
+
+/// A wiring's row; a failed wiring gets its name and why (a short row).
+fn wiring_row(w: &WiringResult, udp: bool) -> Vec<String> {
+    if w.status == Status::Failed {
+        return vec![
+            w.wiring.to_string(),
             format!(
-                "  * {}: some rounds failed: {}",
-                w.wiring,
-                short(w.error.as_deref().unwrap_or(""))
-            )
-        })
-        .collect();
-    for p in partial {
-        out.push_str(&p);
-        out.push('\n');
+                "failed: {}",
+                short(w.error.as_deref().unwrap_or("no result"))
+            ),
+        ];
     }
-    let _ = writeln!(
-        out,
+    let m = &w.measures;
+    let rtt = |f: fn(&RttSummary) -> &Summary| {
+        m.rtt_udp_us
+            .as_ref()
+            .map(|r| format!("{:.0}", f(r).median))
+            .unwrap_or_else(|| "–".into())
+    };
+    let mut row = vec![
+        if w.status == Status::Partial {
+            format!("{}*", w.wiring)
+        } else {
+            w.wiring.to_string()
+        },
+        med_range(&m.tcp_1_gbps, 2),
+        med_range(&m.tcp_n_gbps, 2),
+        ratio_pair(&w.ratio_to_direct),
+        rtt(|r| &r.p50_us),
+        rtt(|r| &r.p99_us),
+        med(&m.cpu_percent_1, 1),
+        med(&m.cpu_percent_per_gbps_1, 2),
+    ];
+    if udp {
+        row.push(
+            m.udp_received_pps
+                .as_ref()
+                .map(|s| format!("{:.0}", s.median / 1000.0))
+                .unwrap_or_else(|| "–".into()),
+        );
+    }
+    row
+}
+
+/// The lines under the table: rounds, tools, the machine and how busy it was.
+fn how_measured(c: &ReportConfig) -> String {
+    format!(
         "Medians of {} round(s), (min–max) of throughput; TCP via iperf3, {} s per run, wirings interleaved.\n\
          RTT: UDP ping-pong of {}-byte messages, {} round trips{}. CPU: whole machine ({} CPUs, 100 % = all busy) during the 1-stream run.\n\
-         Linux {} — {}; before the start: {} % CPU busy, load {}",
+         Linux {} — {}; before the start: {} % CPU busy, load {}\n",
         c.bench.rounds,
         c.iperf_seconds,
         c.bench.message_bytes,
@@ -485,12 +494,7 @@ pub fn table(r: &BenchReport) -> String {
             .load_average
             .map(|v| format!("{v:.2}"))
             .unwrap_or_else(|| "?".into()),
-    );
-    if let Some(o) = &r.overhead {
-        out.push('\n');
-        out.push_str(&overhead_table(o));
-    }
-    out
+    )
 }
 
 fn overhead_table(o: &OverheadResult) -> String {

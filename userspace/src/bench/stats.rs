@@ -15,7 +15,7 @@ pub fn percentile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
 
 /// The median (mean of the two middle values for an even count), min and max of the
 /// samples, and the samples themselves in measurement order.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Summary {
     pub median: f64,
     pub min: f64,

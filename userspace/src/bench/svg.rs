@@ -117,7 +117,7 @@ struct Panel<'a> {
     decimals: usize,
 }
 
-/// The whole chart.
+/// The whole chart: a header, one group of bars per wiring in both panels, a footer.
 pub fn render(report: &BenchReport) -> String {
     let results = &report.results;
     let n = results.len().max(1);
@@ -126,40 +126,59 @@ pub fn render(report: &BenchReport) -> String {
     let slot = plot_w / n as f64;
     let height = 660.0;
     let streams = report.config.bench.streams;
-    let env = &report.config.environment;
+    let [thr, cpu] = panels(results);
 
+    let mut s = String::new();
+    header(&mut s, report, width, height);
+    legend(&mut s, width, streams);
+    for p in [&thr, &cpu] {
+        axes(&mut s, p, width);
+    }
+    for (i, r) in results.iter().enumerate() {
+        let cx = LEFT + slot * (i as f64 + 0.5);
+        wiring_group(&mut s, r, cx, slot, [&thr, &cpu], streams);
+    }
+    footer(&mut s, report, width, height, &cpu);
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The two panels: throughput on top, CPU below, each scaled to its largest value.
+fn panels(results: &[WiringResult]) -> [Panel<'static>; 2] {
     let thr = Panel {
-        axis: Axis::new(
-            108.0,
-            230.0,
-            max_of(results, |r| {
-                [
-                    r.measures.tcp_1_gbps.as_ref(),
-                    r.measures.tcp_n_gbps.as_ref(),
-                ]
-            }),
-        ),
+        axis: Axis::new(108.0, 230.0, max_of(results, throughputs)),
         title: "Throughput (Gbit/s)",
         unit: "Gbit/s",
         decimals: 2,
     };
     let cpu = Panel {
-        axis: Axis::new(
-            410.0,
-            170.0,
-            max_of(results, |r| {
-                [
-                    r.measures.cpu_percent_1.as_ref(),
-                    r.measures.cpu_percent_n.as_ref(),
-                ]
-            }),
-        ),
+        axis: Axis::new(410.0, 170.0, max_of(results, cpu_percents)),
         title: "CPU (% of all CPUs)",
         unit: "% CPU",
         decimals: 1,
     };
+    [thr, cpu]
+}
 
-    let mut s = String::new();
+/// One stream and N streams: the two bars of a wiring in the throughput panel.
+fn throughputs(r: &WiringResult) -> [Option<&Summary>; 2] {
+    [
+        r.measures.tcp_1_gbps.as_ref(),
+        r.measures.tcp_n_gbps.as_ref(),
+    ]
+}
+
+/// The two bars of a wiring in the CPU panel.
+fn cpu_percents(r: &WiringResult) -> [Option<&Summary>; 2] {
+    [
+        r.measures.cpu_percent_1.as_ref(),
+        r.measures.cpu_percent_n.as_ref(),
+    ]
+}
+
+/// The `<svg>` element, its background, title and the subtitle saying how it was measured.
+fn header(s: &mut String, report: &BenchReport, width: f64, height: f64) {
+    let env = &report.config.environment;
     let _ = writeln!(
         s,
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="{FONT}" font-size="12" role="img" aria-labelledby="chart-title">"##
@@ -184,89 +203,87 @@ pub fn render(report: &BenchReport) -> String {
         width / 2.0,
         esc(&subtitle)
     );
-    legend(&mut s, width, streams);
+}
 
-    for p in [&thr, &cpu] {
-        axes(&mut s, p, width);
-    }
-
-    for (i, r) in results.iter().enumerate() {
-        let cx = LEFT + slot * (i as f64 + 0.5);
-        let name = r.wiring.name();
+/// A wiring's group: its name under each panel, then its bars, or why it has none.
+fn wiring_group(
+    s: &mut String,
+    r: &WiringResult,
+    cx: f64,
+    slot: f64,
+    [thr, cpu]: [&Panel<'_>; 2],
+    streams: u32,
+) {
+    let name = r.wiring.name();
+    let _ = writeln!(
+        s,
+        r##"<g class="wiring" data-wiring="{}" data-status="{}">"##,
+        esc(name),
+        match r.status {
+            Status::Ok => "ok",
+            Status::Partial => "partial",
+            Status::Failed => "failed",
+        }
+    );
+    for (p, values) in [(thr, throughputs(r)), (cpu, cpu_percents(r))] {
         let _ = writeln!(
             s,
-            r##"<g class="wiring" data-wiring="{}" data-status="{}">"##,
-            esc(name),
-            match r.status {
-                Status::Ok => "ok",
-                Status::Partial => "partial",
-                Status::Failed => "failed",
-            }
+            r##"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="12" fill="#222">{}</text>"##,
+            p.axis.bottom() + 18.0,
+            esc(name)
         );
-        for (p, values) in [
-            (
-                &thr,
-                [
-                    r.measures.tcp_1_gbps.as_ref(),
-                    r.measures.tcp_n_gbps.as_ref(),
-                ],
-            ),
-            (
-                &cpu,
-                [
-                    r.measures.cpu_percent_1.as_ref(),
-                    r.measures.cpu_percent_n.as_ref(),
-                ],
-            ),
-        ] {
+        if values.iter().all(Option::is_none) {
+            failed_slot(s, p, cx, slot, name, r.error.as_deref());
+            continue;
+        }
+        if std::ptr::eq(p, thr)
+            && let Some(ratio) = r.ratio_to_direct.as_ref().and_then(|x| x.tcp_1)
+            && r.wiring != super::plan::Wiring::Direct
+        {
             let _ = writeln!(
                 s,
-                r##"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="12" fill="#222">{}</text>"##,
-                p.axis.bottom() + 18.0,
-                esc(name)
+                r##"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="10" fill="#666">×{ratio:.2} vs direct</text>"##,
+                p.axis.bottom() + 31.0
             );
-            if values.iter().all(Option::is_none) {
-                let why = r.error.as_deref().unwrap_or("no result");
-                let _ = writeln!(
-                    s,
-                    r##"<text class="failed" x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="12" fill="#b22222">failed<title>{}</title></text>"##,
-                    p.axis.bottom() - 38.0,
-                    esc(&format!("{name}: {why}"))
-                );
-                let lines = wrap(reason(why), (slot / 5.8) as usize, 2);
-                for (k, line) in lines.iter().enumerate() {
-                    let _ = writeln!(
-                        s,
-                        r##"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="10" fill="#b22222">{}</text>"##,
-                        p.axis.bottom() - 10.0 - 12.0 * (lines.len() - 1 - k) as f64,
-                        esc(line)
-                    );
-                }
-                continue;
-            }
-            if std::ptr::eq(p, &thr)
-                && let Some(ratio) = r.ratio_to_direct.as_ref().and_then(|x| x.tcp_1)
-                && r.wiring != super::plan::Wiring::Direct
-            {
-                let _ = writeln!(
-                    s,
-                    r##"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="10" fill="#666">×{ratio:.2} vs direct</text>"##,
-                    p.axis.bottom() + 31.0
-                );
-            }
-            let bar_w = (slot * 0.3).min(42.0);
-            for (k, v) in values.iter().enumerate() {
-                let Some(v) = v else { continue };
-                let x = cx + if k == 0 { -bar_w - 2.0 } else { 2.0 };
-                bar(&mut s, p, x, bar_w, v, k, name, streams);
-            }
         }
-        let _ = writeln!(s, "</g>");
+        let bar_w = (slot * 0.3).min(42.0);
+        for (k, v) in values.iter().enumerate() {
+            let Some(v) = v else { continue };
+            let x = cx + if k == 0 { -bar_w - 2.0 } else { 2.0 };
+            bar(s, p, x, bar_w, v, k, name, streams);
+        }
     }
+    let _ = writeln!(s, "</g>");
+}
+
+/// "failed" where a wiring's bars would be, with the reason wrapped under it (and in
+/// full in a tooltip).
+fn failed_slot(s: &mut String, p: &Panel<'_>, cx: f64, slot: f64, name: &str, error: Option<&str>) {
+    let why = error.unwrap_or("no result");
+    let _ = writeln!(
+        s,
+        r##"<text class="failed" x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="12" fill="#b22222">failed<title>{}</title></text>"##,
+        p.axis.bottom() - 38.0,
+        esc(&format!("{name}: {why}"))
+    );
+    let lines = wrap(reason(why), (slot / 5.8) as usize, 2);
+    for (k, line) in lines.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            r##"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="10" fill="#b22222">{}</text>"##,
+            p.axis.bottom() - 10.0 - 12.0 * (lines.len() - 1 - k) as f64,
+            esc(line)
+        );
+    }
+}
+
+/// The x-axis title under the CPU panel and the provenance line at the bottom.
+fn footer(s: &mut String, report: &BenchReport, width: f64, height: f64, cpu: &Panel<'_>) {
+    let env = &report.config.environment;
     let _ = writeln!(
         s,
         r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="12" fill="#444">wiring</text>"##,
-        LEFT + plot_w / 2.0,
+        LEFT + (width - LEFT - RIGHT) / 2.0,
         cpu.axis.bottom() + 42.0
     );
     let _ = writeln!(
@@ -284,8 +301,6 @@ pub fn render(report: &BenchReport) -> String {
                 .unwrap_or_default()
         ))
     );
-    s.push_str("</svg>\n");
-    s
 }
 
 /// The part of an error after the lab name ("lab X: the fast path is not built yet").

@@ -1,5 +1,10 @@
 //! Command-line interface: argument definitions and dispatch. Handlers return
 //! `anyhow::Result`; `main` prints the error chain as one message.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the command line: what a command prints is its output"
+)]
 
 mod args;
 mod bench_cmd;
@@ -86,7 +91,7 @@ pub enum Command {
     },
     /// Follow every ARP and ICMP packet of a lab hop by hop with eBPF and print its path.
     #[command(
-        after_help = "Examples:\n  vethscope trace bridge                       # then ping in another terminal\n  vethscope trace same-ns --count 1 --json\n  vethscope trace bridge --pcap lab.pcapng --duration 10\n  vethscope trace --proto arp                  # every veth on the host"
+        after_help = "Examples:\n  vethscope trace bridge                       # then ping in another terminal\n  vethscope trace bridge -- ip netns exec ns1 ping -c1 10.1.1.3\n  vethscope trace bridge -- vethscope exec bridge ns1 -- ping -c1 10.1.1.3\n  vethscope trace same-ns --count 1 --json\n  vethscope trace bridge --pcap lab.pcapng --duration 10\n  vethscope trace --proto arp                  # every veth on the host\n\nWith `-- CMD ARGS...`: CMD starts only once every program is attached (after the\n\"tracing\" line on stderr) and the trace stops when CMD exits, like `perf record --\ncmd`. CMD runs as given, on the host, with vethscope's privileges: write `ip netns\nexec NS ...` or `vethscope exec LAB NS -- ...` to run it in a namespace. It is run\ndirectly, never through a shell. Its standard output goes to vethscope's standard\nerror, so standard output stays the trace (NDJSON with --json); stdin and stderr are\nshared. Ctrl-C or SIGTERM is passed on to CMD, and the trace ends when CMD does.\n\nExit status: without CMD, 0 after a trace, 1 on an error. With CMD, CMD's exit\nstatus (128+N if a signal N ended it); 127 when CMD is not found and 126 when it\ncannot be run (both checked before anything is attached, nothing is traced then);\n1 when the trace itself fails (CMD is then ended)."
     )]
     Trace(TraceArgs),
     /// Say why a path fails, where, and the command that fixes it (static checks + a traced probe).
@@ -219,6 +224,10 @@ pub struct TraceArgs {
     /// Also serve the per-link counters on this address while tracing (as `vethscope serve`).
     #[arg(long)]
     pub metrics: Option<std::net::SocketAddr>,
+    /// A command to trace (after `--`): run once everything is attached; the trace stops
+    /// when it exits and vethscope exits with its status.
+    #[arg(last = true, value_name = "CMD", conflicts_with_all = ["duration", "count"])]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -4,7 +4,9 @@
 use serde::Serialize;
 
 /// Every finding code, with the one-line meaning documented in docs/diagnose.md.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Code {
     /// An interface on the path is administratively down.
@@ -132,15 +134,18 @@ impl Fix {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     pub code: Code,
+    #[schemars(with = "crate::schemas::wire::Netns")]
     pub netns: String,
     /// Empty when the finding is about a namespace as a whole.
     pub ifname: String,
     /// What is wrong, one sentence.
+    #[schemars(length(min = 1))]
     pub message: String,
     /// The value read or the hop seen that proves it.
+    #[schemars(length(min = 1))]
     pub evidence: String,
     pub fix: Option<String>,
     #[serde(skip)]

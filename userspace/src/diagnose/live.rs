@@ -2,6 +2,8 @@
 //! masters, addresses), plus what only diagnose needs — sysctls of every lab namespace,
 //! bridge port STP states, OVS interface errors — and the lab's plan (state file).
 
+use crate::inspect::DeviceKind;
+use crate::topology::BridgeKind;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -87,7 +89,10 @@ impl Live {
         let plan = wire::state::read(lab).map(|s| s.topology);
         let mut brport_state = HashMap::new();
         for l in view.links.iter().filter(|l| l.netns == HOST) {
-            if l.master.as_ref().is_some_and(|m| m.kind == "linux") {
+            if l.master
+                .as_ref()
+                .is_some_and(|m| m.kind == BridgeKind::Linux)
+            {
                 // Root-namespace sysfs: vethscope runs in the root namespace.
                 let p = format!("/sys/class/net/{}/brport/state", l.name);
                 if let Ok(s) = std::fs::read_to_string(p)
@@ -98,7 +103,7 @@ impl Live {
             }
         }
         let uses_ovs = plan.as_ref().is_some_and(Topology::uses_ovs)
-            || view.bridges.iter().any(|b| b.kind == "ovs");
+            || view.bridges.iter().any(|b| b.kind == BridgeKind::Ovs);
         let ovs = if uses_ovs {
             ovs_interfaces(lab)
         } else {
@@ -189,7 +194,7 @@ impl Live {
         if let Some(m) = &link.master {
             bridges.push(m.name.clone());
         }
-        if link.kind == "ovs-internal"
+        if link.kind == DeviceKind::OvsInternal
             && let Some(o) = self.ovs.get(&link.name)
         {
             bridges.push(o.bridge.clone());
@@ -229,7 +234,7 @@ impl Live {
             .iter()
             .filter(|l| {
                 l.master.as_ref().is_some_and(|m| m.name == bridge)
-                    || (l.kind == "ovs-internal"
+                    || (l.kind == DeviceKind::OvsInternal
                         && self.ovs.get(&l.name).is_some_and(|o| o.bridge == bridge))
             })
             .collect()

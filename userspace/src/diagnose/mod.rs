@@ -42,8 +42,6 @@ pub enum DiagnoseError {
         lab: String,
         known: String,
     },
-    #[error("cannot send the probe from namespace {netns}: {message}")]
-    Send { netns: String, message: String },
 }
 
 impl DiagnoseError {
@@ -70,14 +68,16 @@ pub struct DiagnoseOptions {
 }
 
 /// The verdict for one pair.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct PairReport {
     pub ok: bool,
     pub from: String,
     pub to: IpAddr,
     /// Interfaces on the way there, as the static walk found them.
+    #[schemars(with = "Vec<crate::schemas::wire::IfRef>")]
     pub path: Vec<String>,
     /// Interfaces on the way back.
+    #[schemars(with = "Vec<crate::schemas::wire::IfRef>")]
     pub return_path: Vec<String>,
     pub findings: Vec<Finding>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,11 +85,12 @@ pub struct PairReport {
     /// "agree", or "disagree: …" when the probe and the static checks differ;
     /// absent without a probe.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schemas::wire::Agreement>")]
     pub agreement: Option<String>,
 }
 
 /// The whole answer of one `diagnose` run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Report {
     pub ok: bool,
     pub lab: String,
@@ -97,6 +98,7 @@ pub struct Report {
     pub pairs_total: usize,
     pub pairs_checked: usize,
     pub pairs: Vec<PairReport>,
+    #[schemars(range(min = 0.0))]
     pub elapsed_ms: f64,
 }
 

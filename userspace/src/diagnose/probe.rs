@@ -31,22 +31,26 @@ const SMALL_PACKET: usize = 84;
 const SETTLE: Duration = Duration::from_millis(5);
 
 /// A neighbour exchange (ARP or ND) seen during the probe.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct NeighbourReport {
     /// "arp" or "nd".
+    #[schemars(with = "crate::schemas::wire::NeighbourProto")]
     pub proto: &'static str,
     pub asker: IpAddr,
     pub target: IpAddr,
     pub answered: bool,
     /// Attempts (a retried request is a separate attempt).
+    #[schemars(range(min = 1))]
     pub attempts: usize,
+    #[schemars(with = "Vec<crate::schemas::wire::HookRef>")]
     pub request: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schemas::wire::HookRef>")]
     pub last_seen: Option<String>,
 }
 
 /// A probe packet the kernel freed, and why.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, PartialEq, Eq)]
 pub struct DropReport {
     pub netns: String,
     pub ifname: String,
@@ -58,18 +62,20 @@ pub struct DropReport {
     pub packet: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct MtuProbe {
     /// IP packet size, Don't Fragment set.
+    #[schemars(range(min = 1))]
     pub size: usize,
     pub answered: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ProbeReport {
     /// "icmp echo" or "icmpv6 echo".
+    #[schemars(with = "crate::schemas::wire::ProbeKind")]
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub src: Option<IpAddr>,
@@ -78,12 +84,16 @@ pub struct ProbeReport {
     pub bound_to: Option<String>,
     pub answered: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
     pub rtt_ms: Option<f64>,
     /// Hops of the echo request and reply, `ns/if direction`.
+    #[schemars(with = "Vec<crate::schemas::wire::HookRef>")]
     pub request: Vec<String>,
+    #[schemars(with = "Vec<crate::schemas::wire::HookRef>")]
     pub reply: Vec<String>,
     pub reply_via_lo: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schemas::wire::HookRef>")]
     pub last_seen: Option<String>,
     pub neighbour: Vec<NeighbourReport>,
     pub drops: Vec<DropReport>,

@@ -5,15 +5,26 @@ use std::fmt::Write as _;
 use super::probe::ProbeReport;
 use super::{PairReport, Report};
 
+/// `diagnose --json --from/--to`: the one pair, with the lab and the time taken.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct PairDocument<'a> {
+    #[serde(flatten)]
+    pub pair: &'a PairReport,
+    pub lab: &'a str,
+    #[schemars(range(min = 0.0))]
+    pub elapsed_ms: f64,
+}
+
 /// JSON: one pair → the pair object with `lab` and `elapsed_ms`; several → the report.
+/// Both go through `serde_json::Value`, whose objects sort their members.
 pub fn json(r: &Report, single: bool) -> String {
     let value = if single && r.pairs.len() == 1 {
-        let mut v = serde_json::to_value(&r.pairs[0]).unwrap_or(serde_json::Value::Null);
-        if let Some(m) = v.as_object_mut() {
-            m.insert("lab".into(), r.lab.clone().into());
-            m.insert("elapsed_ms".into(), round(r.elapsed_ms).into());
-        }
-        v
+        serde_json::to_value(PairDocument {
+            pair: &r.pairs[0],
+            lab: &r.lab,
+            elapsed_ms: round(r.elapsed_ms),
+        })
+        .unwrap_or(serde_json::Value::Null)
     } else {
         let mut v = serde_json::to_value(r).unwrap_or(serde_json::Value::Null);
         if let Some(m) = v.as_object_mut() {

@@ -288,14 +288,8 @@ fn compare_end(end: &End, t: &Topology, view: &LabView, live: &LiveSysctls, out:
         }
     }
     if let Some(br) = end.bridge() {
-        let kind = match t.bridge(br).map(|b| b.kind) {
-            Some(BridgeKind::Ovs) => "ovs",
-            _ => "linux",
-        };
-        let on = l
-            .master
-            .as_ref()
-            .map(|m| (m.name.as_str(), m.kind.as_str()));
+        let kind = t.bridge(br).map_or(BridgeKind::Linux, |b| b.kind);
+        let on = l.master.as_ref().map(|m| (m.name.as_str(), m.kind));
         if on != Some((br, kind)) {
             out.push(d(
                 "not-on-bridge",

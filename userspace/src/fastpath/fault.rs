@@ -30,6 +30,10 @@ pub fn start_clock() {
 }
 
 /// One step is done; `what` says which (printed when the fault fires here).
+#[allow(
+    clippy::print_stderr,
+    reason = "the process kills itself next (fault injection for tests): there is no caller left to return this to"
+)]
 pub fn point(what: &str) -> Result<(), FastpathError> {
     let since = START.get_or_init(std::time::Instant::now).elapsed();
     tracing::debug!(step = what, ms = since.as_millis() as u64, "fast path");

@@ -25,6 +25,7 @@ mod ovs_flows;
 mod plan;
 mod record;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use vethscope_common::{
@@ -492,11 +493,7 @@ pub async fn status(lab: &str) -> Result<Status, FastpathError> {
     let attached = attached_set(lab, &nl, plan.ports.iter().map(|p| p.ifindex)).await?;
     let mut ports = Vec::with_capacity(plan.ports.len());
     for p in &plan.ports {
-        let c = counters
-            .iter()
-            .find(|(i, _)| *i == p.ifindex)
-            .map(|(_, c)| *c)
-            .unwrap_or_default();
+        let c = counters.get(&p.ifindex).copied().unwrap_or_default();
         ports.push(PortStatus {
             bridge: p.bridge.clone(),
             ifname: p.ifname.clone(),
@@ -516,8 +513,8 @@ pub async fn status(lab: &str) -> Result<Status, FastpathError> {
 }
 
 /// Per host-side ifindex counters, summed over CPUs, from the pinned map.
-pub fn read_counters(lab: &str) -> Result<Vec<(u32, FastpathCounters)>, FastpathError> {
+pub fn read_counters(lab: &str) -> Result<HashMap<u32, FastpathCounters>, FastpathError> {
     let stats =
         FastpathStats::open_pinned(&pin_dir(lab)).map_err(|e| FastpathError::probe(lab, e))?;
-    Ok(stats.totals().into_iter().collect())
+    Ok(stats.totals())
 }

@@ -4,6 +4,8 @@
 //! (its bridge) and VLAN, so a frame is only ever redirected where the bridge itself
 //! would send it.
 
+use crate::inspect::DeviceKind;
+use crate::topology::BridgeKind;
 use std::collections::BTreeMap;
 
 use crate::{
@@ -17,8 +19,7 @@ use super::FastpathError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Port {
     pub bridge: String,
-    /// "linux" or "ovs".
-    pub bridge_kind: String,
+    pub bridge_kind: BridgeKind,
     pub ifname: String,
     pub ifindex: u32,
     pub peer_netns: String,
@@ -152,8 +153,8 @@ pub fn from_view(view: &LabView, facts: &Facts) -> Plan {
             .map(|l| l.ifindex)
     };
     for l in &view.links {
-        match (l.kind.as_str(), &l.master, &l.peer) {
-            ("veth", Some(_), Some(_))
+        match (&l.kind, &l.master, &l.peer) {
+            (DeviceKind::Veth, Some(_), Some(_))
                 if l.netns == crate::topology::HOST && l.impair.is_some() =>
             {
                 // A frame redirected to the peer would skip this port's egress, and with
@@ -163,7 +164,7 @@ pub fn from_view(view: &LabView, facts: &Facts) -> Plan {
                     l.name
                 ));
             }
-            ("veth", Some(master), Some(peer)) if l.netns == crate::topology::HOST => {
+            (DeviceKind::Veth, Some(master), Some(peer)) if l.netns == crate::topology::HOST => {
                 let mac = view
                     .link(&peer.netns, &peer.name)
                     .and_then(|p| p.mac.as_deref())
@@ -175,7 +176,7 @@ pub fn from_view(view: &LabView, facts: &Facts) -> Plan {
                     ));
                     continue;
                 };
-                let rule = if master.kind == "ovs" {
+                let rule = if master.kind == BridgeKind::Ovs {
                     ovs_rule(facts, &l.name)
                 } else {
                     match bridge_ifindex(&master.name) {
@@ -193,25 +194,25 @@ pub fn from_view(view: &LabView, facts: &Facts) -> Plan {
                 };
                 plan.ports.push(Port {
                     bridge: master.name.clone(),
-                    bridge_kind: master.kind.clone(),
+                    bridge_kind: master.kind,
                     ifname: l.name.clone(),
                     ifindex: l.ifindex,
                     peer_netns: peer.netns.clone(),
                     peer_ifname: peer.name.clone(),
                     peer_mac,
-                    domain: domain_of(&master.kind, &master.name),
+                    domain: domain_of(master.kind.as_str(), &master.name),
                     ingress_vlan: rule.ingress_vlan,
                     egress_vlans: rule.egress_vlans,
                     isolated: rule.isolated,
                     vlan_aware: rule.vlan_aware,
                 });
             }
-            ("ovs-internal", _, _) => plan.not_applicable.push(format!(
+            (DeviceKind::OvsInternal, _, _) => plan.not_applicable.push(format!(
                 "{}/{}: an OVS internal port is not a veth, so there is no peer to redirect to",
                 l.netns, l.name
             )),
             // A namespace-to-namespace pair (direct or same-ns): reported once per pair.
-            ("veth", None, Some(peer))
+            (DeviceKind::Veth, None, Some(peer))
                 if l.netns != crate::topology::HOST
                     && peer.netns != crate::topology::HOST
                     && (l.netns.as_str(), l.name.as_str())
@@ -248,7 +249,7 @@ pub fn from_view(view: &LabView, facts: &Facts) -> Plan {
         });
     }
     for b in &view.bridges {
-        if b.kind == "ovs" && plan.ports.iter().any(|p| p.bridge == b.name) {
+        if b.kind == BridgeKind::Ovs && plan.ports.iter().any(|p| p.bridge == b.name) {
             plan.ovs_bridges
                 .push((b.name.clone(), b.datapath.clone().unwrap_or_default()));
         }
@@ -281,12 +282,12 @@ pub async fn build_lenient(lab: &str) -> Result<Plan, FastpathError> {
 
 async fn gather_facts(lab: &str, view: &LabView) -> Result<Facts, FastpathError> {
     let mut facts = Facts::default();
-    let has = |kind: &str| {
+    let has = |kind: BridgeKind| {
         view.links
             .iter()
             .any(|l| l.master.as_ref().is_some_and(|m| m.kind == kind))
     };
-    if has("linux") || view.links.iter().any(|l| l.master.is_some()) {
+    if has(BridgeKind::Linux) || view.links.iter().any(|l| l.master.is_some()) {
         let nl = Netlink::open(crate::topology::HOST)
             .await
             .map_err(|e| FastpathError::netlink(lab, e))?;
@@ -295,7 +296,7 @@ async fn gather_facts(lab: &str, view: &LabView) -> Result<Facts, FastpathError>
             .await
             .map_err(|e| FastpathError::netlink(lab, e))?;
     }
-    if has("ovs")
+    if has(BridgeKind::Ovs)
         && let Some(ep) = ovs::find_running(&wire::ovs_run_dir())
     {
         facts.ovs = ovs::Ovsdb::connect(&ep)

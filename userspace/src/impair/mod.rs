@@ -19,6 +19,7 @@ mod qdisc;
 pub mod record;
 pub mod spec;
 
+use crate::inspect::DeviceKind;
 use std::fmt;
 
 use vethscope_common::ImpairCounters;
@@ -102,7 +103,7 @@ pub(crate) fn resolve_in(view: &LabView, lab: &str, end: &EndRef) -> Result<Live
         let ends: Vec<String> = view
             .links
             .iter()
-            .filter(|l| l.kind == "veth" || l.kind == "ovs-internal")
+            .filter(|l| l.kind == DeviceKind::Veth || l.kind == DeviceKind::OvsInternal)
             .map(|l| format!("{}/{}", l.netns, l.name))
             .collect();
         return Err(ImpairError::end(
@@ -119,7 +120,7 @@ pub(crate) fn resolve_in(view: &LabView, lab: &str, end: &EndRef) -> Result<Live
             ),
         ));
     };
-    if link.kind != "veth" && link.kind != "ovs-internal" {
+    if link.kind != DeviceKind::Veth && link.kind != DeviceKind::OvsInternal {
         return Err(ImpairError::end(
             lab,
             &end.netns,

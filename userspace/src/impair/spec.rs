@@ -23,19 +23,28 @@ const MAX_RATE: u64 = 400_000_000_000;
 const MAX_DELAY: u64 = 60_000_000_000;
 
 /// The settings of one interface end, applied to packets leaving it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// In JSON each setting is its text (`"1%"`, `"10mbit"`, `"5ms"`), as in a topology file.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Impairment {
     #[serde(default, skip_serializing_if = "Option::is_none", with = "text")]
+    #[schemars(with = "Option<String>")]
     pub loss: Option<Percent>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "text")]
+    #[schemars(with = "Option<String>")]
     pub duplicate: Option<Percent>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "text")]
+    #[schemars(with = "Option<String>")]
     pub corrupt: Option<Percent>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "text")]
+    #[schemars(with = "Option<String>")]
     pub rate: Option<Rate>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "text")]
+    #[schemars(with = "Option<String>")]
     pub delay: Option<Nanos>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "text")]
+    #[schemars(with = "Option<String>")]
     pub jitter: Option<Nanos>,
 }
 

@@ -1,10 +1,10 @@
 use std::collections::HashMap;
 
-use super::{BridgeView, LabView, LinkView, MasterView, NamespaceView, PeerView};
+use super::{BridgeView, DeviceKind, LabView, LinkView, MasterView, NamespaceView, PeerView};
 use crate::{
     netlink::{LinkInfo, Netlink, NetlinkError},
     netns, ovs,
-    topology::HOST,
+    topology::{BridgeKind, HOST},
     wire::{self, mark, state},
 };
 
@@ -124,67 +124,65 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
         .map(|r| ((r.netns.as_str(), r.link.index), &r.link))
         .collect();
     let peers = resolve_peers(&raws, &by_index).await?;
-    let mut links: Vec<LinkView> = raws
-        .iter()
-        .zip(peers)
-        .map(|(r, peer)| {
-            let ovs = ovs_ports.get(&r.link.name);
-            let kind = match (&r.link.kind, ovs) {
-                (_, Some(p)) if p.internal => "ovs-internal".to_string(),
-                _ if r.link.name == "lo" => "lo".to_string(),
-                _ if ovs_bridges.iter().any(|b| b.name == r.link.name) => "ovs-bridge".to_string(),
-                (Some(k), _) => k.clone(),
-                (None, _) => "other".to_string(),
-            };
-            let master = match ovs {
-                Some(p) => Some(MasterView {
-                    name: p.bridge.clone(),
-                    kind: "ovs".into(),
-                    ofport: p.ofport,
-                }),
-                None if r.netns == HOST => {
-                    r.link
+    let mut links: Vec<LinkView> =
+        raws.iter()
+            .zip(peers)
+            .map(|(r, peer)| {
+                let ovs = ovs_ports.get(&r.link.name);
+                let kind = match ovs {
+                    Some(p) if p.internal => DeviceKind::OvsInternal,
+                    _ if r.link.name == "lo" => DeviceKind::Lo,
+                    _ if ovs_bridges.iter().any(|b| b.name == r.link.name) => DeviceKind::OvsBridge,
+                    _ => DeviceKind::of_kernel(r.link.kind.as_deref()),
+                };
+                let master = match ovs {
+                    Some(p) => Some(MasterView {
+                        name: p.bridge.clone(),
+                        kind: BridgeKind::Ovs,
+                        ofport: p.ofport,
+                    }),
+                    None if r.netns == HOST => r
+                        .link
                         .master
                         .and_then(|m| host_by_index.get(&m))
                         .map(|m| MasterView {
                             name: m.name.clone(),
-                            kind: "linux".into(),
+                            kind: BridgeKind::Linux,
                             ofport: None,
-                        })
+                        }),
+                    None => r
+                        .link
+                        .master
+                        .and_then(|m| ns_bridges.get(&(r.netns.as_str(), m)))
+                        .map(|m| MasterView {
+                            name: m.name.clone(),
+                            kind: BridgeKind::Linux,
+                            ofport: None,
+                        }),
+                };
+                LinkView {
+                    netns: r.netns.clone(),
+                    name: r.link.name.clone(),
+                    kind,
+                    ifindex: r.link.index,
+                    mac: if r.link.name == "lo" {
+                        None
+                    } else {
+                        r.link.mac_string()
+                    },
+                    mtu: r.link.mtu,
+                    state: r.link.state,
+                    addresses: r.addresses.clone(),
+                    peer,
+                    master,
+                    admin_up: r.link.admin_up,
+                    impair: impairs
+                        .end(&r.netns, &r.link.name)
+                        .map(|e| e.impairment.clone()),
+                    sysctls: Default::default(),
                 }
-                None => r
-                    .link
-                    .master
-                    .and_then(|m| ns_bridges.get(&(r.netns.as_str(), m)))
-                    .map(|m| MasterView {
-                        name: m.name.clone(),
-                        kind: "linux".into(),
-                        ofport: None,
-                    }),
-            };
-            LinkView {
-                netns: r.netns.clone(),
-                name: r.link.name.clone(),
-                kind,
-                ifindex: r.link.index,
-                mac: if r.link.name == "lo" {
-                    None
-                } else {
-                    r.link.mac_string()
-                },
-                mtu: r.link.mtu,
-                state: r.link.state,
-                addresses: r.addresses.clone(),
-                peer,
-                master,
-                admin_up: r.link.admin_up,
-                impair: impairs
-                    .end(&r.netns, &r.link.name)
-                    .map(|e| e.impairment.clone()),
-                sysctls: Default::default(),
-            }
-        })
-        .collect();
+            })
+            .collect();
     // Lab namespaces first, the root namespace last.
     links.sort_by(|a, b| {
         (a.netns == HOST, &a.netns, a.ifindex).cmp(&(b.netns == HOST, &b.netns, b.ifindex))
@@ -197,7 +195,7 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
         })
         .map(|b| BridgeView {
             name: b.name.clone(),
-            kind: "linux".into(),
+            kind: BridgeKind::Linux,
             datapath: None,
             ports: host_links
                 .iter()
@@ -215,7 +213,7 @@ pub async fn lab_view(lab: &str) -> Result<LabView, InspectError> {
         }
         bridges.push(BridgeView {
             name: b.name.clone(),
-            kind: "linux".into(),
+            kind: BridgeKind::Linux,
             datapath: None,
             ports: raws
                 .iter()
@@ -373,7 +371,7 @@ fn ovs_facts(lab: &str) -> (HashMap<String, OvsPort>, Vec<BridgeView>) {
         }
         bridges.push(BridgeView {
             name: b.name.clone(),
-            kind: "ovs".into(),
+            kind: BridgeKind::Ovs,
             datapath: Some(b.datapath_type.clone()),
             ports: names,
             netns: HOST.to_string(),

@@ -1,6 +1,7 @@
 //! `graph`: the live topology as Graphviz dot or Mermaid. Namespaces are clusters,
 //! interfaces are nodes, veth pairs are solid edges, bridge membership dashed.
 
+use crate::inspect::DeviceKind;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -117,9 +118,9 @@ fn dot(view: &LabView) -> String {
         for l in view
             .links
             .iter()
-            .filter(|l| &l.netns == ns && l.kind != "lo")
+            .filter(|l| &l.netns == ns && l.kind != DeviceKind::Lo)
         {
-            let shape = if l.kind == "bridge" || l.kind == "ovs-bridge" {
+            let shape = if l.kind == DeviceKind::Bridge || l.kind == DeviceKind::OvsBridge {
                 ", shape=component"
             } else {
                 ""
@@ -142,17 +143,16 @@ fn dot(view: &LabView) -> String {
     }
     for b in &view.bridges {
         for p in &b.ports {
-            let port = view
-                .links
-                .iter()
-                .find(|l| &l.name == p && (l.netns == b.netns || l.kind == "ovs-internal"));
+            let port = view.links.iter().find(|l| {
+                &l.name == p && (l.netns == b.netns || l.kind == DeviceKind::OvsInternal)
+            });
             if let Some(port) = port {
                 let _ = writeln!(
                     out,
                     "  {} -- {} [style=dashed, label=\"{}\"];",
                     id(&b.netns, &b.name),
                     id(&port.netns, &port.name),
-                    dot_text(&b.kind)
+                    dot_text(b.kind.as_str())
                 );
             }
         }
@@ -173,7 +173,7 @@ fn mermaid(view: &LabView) -> String {
         for l in view
             .links
             .iter()
-            .filter(|l| l.netns == ns && l.kind != "lo")
+            .filter(|l| l.netns == ns && l.kind != DeviceKind::Lo)
         {
             let text = label_lines(l)
                 .iter()
@@ -192,13 +192,13 @@ fn mermaid(view: &LabView) -> String {
             if let Some(port) = view
                 .links
                 .iter()
-                .find(|l| &l.name == p && (l.netns == b.netns || l.kind == "ovs-internal"))
+                .find(|l| &l.name == p && (l.netns == b.netns || l.kind == DeviceKind::OvsInternal))
             {
                 let _ = writeln!(
                     out,
                     "  {} -.-|{}| {}",
                     id(&b.netns, &b.name),
-                    mermaid_text(&b.kind),
+                    mermaid_text(b.kind.as_str()),
                     id(&port.netns, &port.name)
                 );
             }

@@ -1,6 +1,7 @@
 //! Fills a [`LabView`] with what `show` adds beyond links: routes, neighbours and
 //! forwarding sysctls of every lab namespace, and the forwarding table of every bridge.
 
+use crate::topology::BridgeKind;
 use std::collections::HashMap;
 
 use super::{FdbView, InspectError, LabView, NeighbourView, RouteView, sysctls};
@@ -30,7 +31,7 @@ pub(super) async fn fill(view: &mut LabView) -> Result<(), InspectError> {
             let linux_bridges: Vec<u32> = view
                 .bridges
                 .iter()
-                .filter(|b| &b.netns == ns && b.kind == "linux")
+                .filter(|b| &b.netns == ns && b.kind == BridgeKind::Linux)
                 .filter_map(|b| {
                     view.links
                         .iter()
@@ -82,7 +83,7 @@ pub(super) async fn fill(view: &mut LabView) -> Result<(), InspectError> {
             .bridges
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.netns == ns && b.kind == "linux")
+            .filter(|(_, b)| b.netns == ns && b.kind == BridgeKind::Linux)
             .filter_map(|(i, b)| {
                 let idx = in_ns
                     .iter()
@@ -171,14 +172,14 @@ fn route_view(r: &RouteEntry, names: &HashMap<u32, String>) -> RouteView {
 
 /// OVS MAC tables, with OpenFlow port numbers turned into port names.
 fn fill_ovs_fdb(view: &mut LabView) {
-    if !view.bridges.iter().any(|b| b.kind == "ovs") {
+    if !view.bridges.iter().any(|b| b.kind == BridgeKind::Ovs) {
         return;
     }
     let Some(ep) = ovs::find_running(&wire::ovs_run_dir()) else {
         return;
     };
     for i in 0..view.bridges.len() {
-        if view.bridges[i].kind != "ovs" {
+        if view.bridges[i].kind != BridgeKind::Ovs {
             continue;
         }
         let name = view.bridges[i].name.clone();

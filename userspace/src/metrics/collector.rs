@@ -16,7 +16,7 @@ use vethscope_common::{LinkCounters, LinkKey, class, direction};
 use super::{
     LinkTable, MetricsError,
     links::LinkLabels,
-    maps::{CounterMaps, TraceStats, fastpath_totals},
+    maps::{CounterMaps, TraceStats},
 };
 
 pub const LINK_PACKETS: &str = "vethscope_link_packets_total";
@@ -70,7 +70,7 @@ impl LinkCollector {
                 labels.iter().map(|l| l.to_string()).collect(),
                 HashMap::new(),
             )
-            .map_err(|e| MetricsError::map(name, e))
+            .map_err(|e| MetricsError::prometheus(name, e))
         };
         let descs = vec![
             d(LINK_PACKETS, HELP_PACKETS, &LINK_LABELS)?,
@@ -227,7 +227,7 @@ impl Collector for LinkCollector {
         let mut redirects = Vec::new();
         let mut passed = Vec::new();
         for (lab, ports) in ports {
-            let stats = fastpath_totals(lab).unwrap_or_default();
+            let stats = crate::fastpath::read_counters(lab).unwrap_or_default();
             for (ifindex, l) in ports {
                 let v = stats.get(ifindex).copied().unwrap_or_default();
                 redirects.push(counter(short_labels(l), v.redirected));

@@ -1,43 +1,65 @@
 /// Errors of the Prometheus exporter; each is one sentence that says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
-    #[error("cannot listen on {addr}: {reason} (fix: {flag} 127.0.0.1:PORT)")]
+    #[error(
+        "cannot listen on {addr}: {} (fix: {flag} 127.0.0.1:PORT)",
+        short_reason(error)
+    )]
     Listen {
         addr: std::net::SocketAddr,
-        reason: String,
+        /// Shown (shortened) inside the message, before the fix: not a `#[source]`.
+        error: std::io::Error,
         /// The option that sets the address (`--listen` for serve, `--metrics` for trace).
         flag: &'static str,
     },
     #[error(transparent)]
     Probe(#[from] crate::probe::ProbeError),
-    #[error("eBPF map {map}: {message}")]
-    Map { map: String, message: String },
+    #[error("eBPF map {map}")]
+    Map {
+        map: &'static str,
+        source: Box<aya::maps::MapError>,
+    },
+    #[error("metric {name}")]
+    Prometheus {
+        name: String,
+        source: prometheus::Error,
+    },
     #[error("cannot start the metrics server")]
     Io(#[from] std::io::Error),
 }
 
 impl MetricsError {
-    pub(crate) fn map(map: &str, e: impl std::fmt::Display) -> Self {
+    pub(crate) fn map(map: &'static str, source: aya::maps::MapError) -> Self {
         MetricsError::Map {
-            map: map.to_string(),
-            message: e.to_string(),
+            map,
+            source: Box::new(source),
         }
     }
 
-    /// A bind error as a short reason ("address in use") rather than the OS's wording.
+    pub(crate) fn prometheus(name: &str, source: prometheus::Error) -> Self {
+        MetricsError::Prometheus {
+            name: name.to_string(),
+            source,
+        }
+    }
+
     pub(crate) fn listen(
         addr: std::net::SocketAddr,
         flag: &'static str,
-        e: &std::io::Error,
+        error: std::io::Error,
     ) -> Self {
-        let reason = match e.kind() {
-            std::io::ErrorKind::AddrInUse => "address in use".to_string(),
-            std::io::ErrorKind::AddrNotAvailable => {
-                "no interface of this host has that address".to_string()
-            }
-            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-            _ => e.to_string(),
-        };
-        MetricsError::Listen { addr, reason, flag }
+        MetricsError::Listen { addr, error, flag }
+    }
+}
+
+/// A bind error as a short reason ("address in use") rather than the OS's wording.
+fn short_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => "address in use".to_string(),
+        std::io::ErrorKind::AddrNotAvailable => {
+            "no interface of this host has that address".to_string()
+        }
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
     }
 }

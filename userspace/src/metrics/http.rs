@@ -61,7 +61,7 @@ pub const LIMITS: Limits = Limits {
 pub async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, MetricsError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| MetricsError::listen(addr, flag, &e))
+        .map_err(|e| MetricsError::listen(addr, flag, e))
 }
 
 /// Serves `registry` on `listener` until the returned task is aborted.

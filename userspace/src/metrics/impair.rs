@@ -32,7 +32,7 @@ impl ImpairCollector {
             LABELS.iter().map(|l| l.to_string()).collect(),
             HashMap::new(),
         )
-        .map_err(|e| MetricsError::map(IMPAIR_PACKETS, e))?;
+        .map_err(|e| MetricsError::prometheus(IMPAIR_PACKETS, e))?;
         Ok(Self { desc, table })
     }
 }

@@ -5,37 +5,16 @@
 //! (which attaching keeps busy) nor a lock shared with the other. Reads sum the per-CPU
 //! values; nothing here runs per packet.
 
-use std::{
-    collections::{HashMap, HashSet},
-    os::fd::AsFd,
-};
+use std::collections::{HashMap, HashSet};
 
-use aya::{
-    Ebpf,
-    maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuHashMap},
-};
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuHashMap};
 use vethscope_common::{
-    DropKey, FastpathCounters, IfaceKey, LinkCounters, LinkKey, TRACE_STAT_LOST, class, direction,
-    names::map::{DROP_COUNTERS, DROP_WATCH, FASTPATH_STATS, LINK_COUNTERS, TRACE_STATS},
+    DropKey, IfaceKey, LinkCounters, LinkKey, class, direction,
+    names::map::{DROP_COUNTERS, DROP_WATCH, LINK_COUNTERS, TRACE_STATS},
 };
 
 use super::{LinkId, MetricsError};
-
-/// A second handle on one of the probe's maps (a dup of its fd).
-fn dup(ebpf: &Ebpf, name: &str) -> Result<Map, MetricsError> {
-    let data = match ebpf.map(name) {
-        Some(Map::PerCpuHashMap(d) | Map::HashMap(d) | Map::PerCpuArray(d)) => d,
-        Some(_) => return Err(MetricsError::map(name, "unexpected map type")),
-        None => return Err(MetricsError::map(name, "missing from the eBPF object")),
-    };
-    let fd = data
-        .fd()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| MetricsError::map(name, e))?;
-    let data = MapData::from_fd(fd).map_err(|e| MetricsError::map(name, e))?;
-    Map::from_map_data(data).map_err(|e| MetricsError::map(name, e))
-}
+use crate::probe::{CounterHandles, TraceStatsHandle};
 
 pub struct CounterMaps {
     links: PerCpuHashMap<MapData, LinkKey, LinkCounters>,
@@ -44,18 +23,12 @@ pub struct CounterMaps {
 }
 
 impl CounterMaps {
-    pub fn open(ebpf: &Ebpf) -> Result<Self, MetricsError> {
-        Ok(Self {
-            links: dup(ebpf, LINK_COUNTERS)?
-                .try_into()
-                .map_err(|e| MetricsError::map(LINK_COUNTERS, e))?,
-            drops: dup(ebpf, DROP_COUNTERS)?
-                .try_into()
-                .map_err(|e| MetricsError::map(DROP_COUNTERS, e))?,
-            watch: dup(ebpf, DROP_WATCH)?
-                .try_into()
-                .map_err(|e| MetricsError::map(DROP_WATCH, e))?,
-        })
+    pub fn open(handles: CounterHandles) -> Self {
+        Self {
+            links: handles.links,
+            drops: handles.drops,
+            watch: handles.watch,
+        }
     }
 
     /// Packets and bytes per key, summed over CPUs, for the links in `wanted`.
@@ -151,52 +124,17 @@ fn iface_key(id: LinkId) -> IfaceKey {
 }
 
 /// The tracer's "events lost" slot, when tracing runs in the same probe.
-pub struct TraceStats(PerCpuArray<MapData, u64>);
+pub struct TraceStats(TraceStatsHandle);
 
 impl TraceStats {
-    pub fn open(ebpf: &Ebpf) -> Result<Self, MetricsError> {
-        Ok(Self(
-            dup(ebpf, TRACE_STATS)?
-                .try_into()
-                .map_err(|e| MetricsError::map(TRACE_STATS, e))?,
-        ))
+    pub fn open(handle: TraceStatsHandle) -> Self {
+        Self(handle)
     }
 
     pub fn lost(&self) -> u64 {
-        match self.0.get(&TRACE_STAT_LOST, 0) {
-            Ok(values) => values.iter().fold(0u64, |a, v| a.wrapping_add(*v)),
-            Err(e) => {
-                tracing::debug!("{TRACE_STATS}: {e}");
-                0
-            }
-        }
+        self.0.lost().unwrap_or_else(|e| {
+            tracing::debug!("{TRACE_STATS}: {}", crate::errors::Chain(&e));
+            0
+        })
     }
-}
-
-/// Fast-path counters of a lab by host-side ingress ifindex, from the map the fast
-/// path pins; `None` when it is not pinned (fast path off).
-pub fn fastpath_totals(lab: &str) -> Option<HashMap<u32, FastpathCounters>> {
-    let path = crate::fastpath::pin_dir(lab).join(FASTPATH_STATS);
-    let data = match MapData::from_pin(&path) {
-        Ok(d) => d,
-        Err(e) => {
-            // Absent is the normal "fast path off"; anything else is worth a debug line.
-            tracing::debug!("{}: {e}", path.display());
-            return None;
-        }
-    };
-    let map: PerCpuHashMap<MapData, u32, FastpathCounters> = Map::from_map_data(data)
-        .and_then(TryInto::try_into)
-        .map_err(|e| tracing::debug!("{}: {e}", path.display()))
-        .ok()?;
-    let mut out = HashMap::new();
-    for (ifindex, values) in map.iter().filter_map(Result::ok) {
-        let mut sum = FastpathCounters::default();
-        for v in values.iter() {
-            sum.redirected = sum.redirected.wrapping_add(v.redirected);
-            sum.passed = sum.passed.wrapping_add(v.passed);
-        }
-        out.insert(ifindex, sum);
-    }
-    Some(out)
 }

@@ -57,24 +57,24 @@ fn registry(
         Default::default()
     });
     let trace = if with_trace {
-        Some(maps::TraceStats::open(probe.ebpf())?)
+        Some(maps::TraceStats::open(probe.trace_stats_handle()?))
     } else {
         None
     };
     let impairments = impair::ImpairCollector::new(table.clone())?;
     let collector = LinkCollector::new(
         table,
-        maps::CounterMaps::open(probe.ebpf())?,
+        maps::CounterMaps::open(probe.counter_handles()?),
         reasons,
         trace,
     )?;
     let registry = Registry::new();
     registry
         .register(Box::new(collector))
-        .map_err(|e| MetricsError::map("registry", e))?;
+        .map_err(|e| MetricsError::prometheus("registry", e))?;
     registry
         .register(Box::new(impairments))
-        .map_err(|e| MetricsError::map("registry", e))?;
+        .map_err(|e| MetricsError::prometheus("registry", e))?;
     Ok(registry)
 }
 
@@ -130,15 +130,15 @@ pub async fn serve(opts: &ServeOptions) -> Result<(), MetricsError> {
     let mut counting = Counting::new(&mut probe, table.clone())?;
     let server = ServerTask(http::spawn(listener, registry(&probe, table, false)?)?);
     release_freed_memory();
-    eprintln!(
-        "vethscope: serving http://{}/metrics for {} (links re-listed every {:.1} s) — Ctrl-C to stop",
+    status_line(format_args!(
+        "serving http://{}/metrics for {} (links re-listed every {:.1} s) — Ctrl-C to stop",
         opts.listen,
         match &opts.scope {
             Scope::Labs(labs) => format!("lab {}", labs.join(", lab ")),
             Scope::All => "every veth of this host".to_string(),
         },
         opts.refresh.as_secs_f64()
-    );
+    ));
 
     let mut tick = tokio::time::interval(opts.refresh.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -163,10 +163,10 @@ pub async fn serve(opts: &ServeOptions) -> Result<(), MetricsError> {
     drop(server);
     if counting.len() >= 100 {
         // Each TCX detach waits for an RCU grace period under RTNL in the kernel.
-        eprintln!(
-            "vethscope: detaching from {} links (a few ms each)…",
+        status_line(format_args!(
+            "detaching from {} links (a few ms each)…",
             counting.len()
-        );
+        ));
     }
     drop(counting);
     drop(probe);
@@ -205,4 +205,13 @@ impl Exporter {
             _server: server,
         })
     }
+}
+
+/// A status line of `serve` for the terminal (stderr; stdout stays free for output).
+#[allow(
+    clippy::print_stderr,
+    reason = "the status lines of a long-running command, for whoever watches the terminal"
+)]
+fn status_line(line: std::fmt::Arguments<'_>) {
+    eprintln!("vethscope: {line}");
 }

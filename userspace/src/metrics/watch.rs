@@ -121,7 +121,7 @@ impl Counting {
         probe.load_observer(Observer::Count)?;
         probe.attach_drop_counter()?;
         Ok(Self {
-            maps: CounterMaps::open(probe.ebpf())?,
+            maps: CounterMaps::open(probe.counter_handles()?),
             table,
             attached: HashMap::new(),
             warned: HashSet::new(),

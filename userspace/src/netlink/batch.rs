@@ -106,8 +106,7 @@ impl BatchSocket {
             op,
             object: object.to_string(),
             netns: self.netns.clone(),
-            reason: e.to_string(),
-            errno: e.raw_os_error(),
+            source: super::error::OpFailure::Kernel(e),
         }
     }
 

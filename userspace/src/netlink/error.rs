@@ -8,13 +8,12 @@ pub enum NetlinkError {
     },
     #[error("interface {name} does not exist in namespace {netns}")]
     Missing { name: String, netns: String },
-    #[error("cannot {op} {object} in namespace {netns}: {reason}")]
+    #[error("cannot {op} {object} in namespace {netns}")]
     Op {
         op: &'static str,
         object: String,
         netns: String,
-        reason: String,
-        errno: Option<i32>,
+        source: OpFailure,
     },
     #[error(transparent)]
     Netns(#[from] crate::netns::NetnsError),
@@ -27,40 +26,63 @@ impl NetlinkError {
         netns: &str,
         e: rtnetlink::Error,
     ) -> Self {
-        let errno = errno_of(&e);
-        let reason = match errno {
-            Some(libc::EEXIST) => "it already exists".to_string(),
-            Some(n) => std::io::Error::from_raw_os_error(n).to_string(),
-            None => e.to_string(),
+        let source = match errno_of(&e) {
+            Some(n) => OpFailure::of_errno(n),
+            None => OpFailure::Netlink(Box::new(e)),
         };
         NetlinkError::Op {
             op,
             object,
             netns: netns.to_string(),
-            reason,
-            errno,
+            source,
         }
     }
 
     /// A kernel NACK with its positive errno, as a batch collects it.
     pub fn from_errno(op: &'static str, object: String, netns: &str, errno: i32) -> Self {
-        let reason = match errno {
-            libc::EEXIST => "it already exists".to_string(),
-            n => std::io::Error::from_raw_os_error(n).to_string(),
-        };
         NetlinkError::Op {
             op,
             object,
             netns: netns.to_string(),
-            reason,
-            errno: Some(errno),
+            source: OpFailure::of_errno(errno),
         }
     }
 
     pub fn errno(&self) -> Option<i32> {
         match self {
-            NetlinkError::Op { errno, .. } => *errno,
+            NetlinkError::Op { source, .. } => source.errno(),
             _ => None,
+        }
+    }
+}
+
+/// Why the kernel refused a request, kept typed so callers can match on it.
+#[derive(Debug, thiserror::Error)]
+pub enum OpFailure {
+    #[error("it already exists")]
+    Exists,
+    /// An errno from the kernel, or from the socket (sending or receiving).
+    #[error(transparent)]
+    Kernel(std::io::Error),
+    /// rtnetlink failed without an errno (an unexpected answer, a bad attribute).
+    #[error(transparent)]
+    Netlink(Box<rtnetlink::Error>),
+}
+
+impl OpFailure {
+    fn of_errno(errno: i32) -> Self {
+        match errno {
+            libc::EEXIST => OpFailure::Exists,
+            n => OpFailure::Kernel(std::io::Error::from_raw_os_error(n)),
+        }
+    }
+
+    /// The positive errno, when there is one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            OpFailure::Exists => Some(libc::EEXIST),
+            OpFailure::Kernel(e) => e.raw_os_error(),
+            OpFailure::Netlink(_) => None,
         }
     }
 }

@@ -20,7 +20,7 @@ use rtnetlink::packet_route::{
     link::{LinkAttribute, LinkMessage},
 };
 
-pub use error::NetlinkError;
+pub use error::{NetlinkError, OpFailure};
 pub use link::{LinkInfo, LinkState};
 pub use qdisc::RootQdisc;
 pub use route_get::RouteAnswer;

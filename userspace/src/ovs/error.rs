@@ -63,6 +63,11 @@ pub enum OvsError {
         program: String,
         source: std::io::Error,
     },
+    #[error("`{command}` failed (not run){}", if source.is_none() { ": no private run directory" } else { "" })]
+    NotRun {
+        command: String,
+        source: Option<crate::safefs::SafeFsError>,
+    },
     #[error("`{command}` failed ({status}){}", if stderr.is_empty() { String::new() } else { format!(": {stderr}") })]
     Command {
         command: String,

@@ -2,7 +2,6 @@
 //! to vswitchd's per-bridge management socket; ovs-ofctl already parses the
 //! human flow syntax, so we drive it instead of reimplementing that syntax.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -19,7 +18,7 @@ pub fn ofctl_add_flows(ep: &OvsEndpoint, bridge: &str, flows: &[String]) -> Resu
     if flows.is_empty() {
         return Ok(());
     }
-    // Flows go through stdin, one per line: a newline inside one would
+    // Flows go through a file, one per line: a newline inside one would
     // silently turn it into two rules.
     if let Some(bad) = flows.iter().find(|f| f.contains(['\n', '\r'])) {
         return Err(OvsError::Command {
@@ -35,27 +34,26 @@ pub fn ofctl_add_flows(ep: &OvsEndpoint, bridge: &str, flows: &[String]) -> Resu
     // would then kill us. The file lives in vethscope's private run directory (0700,
     // ours, walked without following symlinks), never in a shared $TMPDIR where its
     // predictable name could be planted first.
-    let not_run = |e: String| OvsError::Command {
+    let not_run = |source| OvsError::NotRun {
         command: format!("ovs-ofctl add-flows {bridge}"),
-        status: "not run".into(),
-        stderr: e,
+        source,
     };
     let dir = crate::safefs::Dir::run(true)
         .and_then(|run| match run {
             Some(run) => run.subdir("tmp", true),
             None => Ok(None),
         })
-        .map_err(|e| not_run(e.to_string()))?
-        .ok_or_else(|| not_run("no private run directory".into()))?;
+        .map_err(|e| not_run(Some(e)))?
+        .ok_or_else(|| not_run(None))?;
     let name = format!(
         "flows-{}-{}",
         std::process::id(),
         crate::safefs::bpf_name(bridge)
     );
     dir.write_atomic(&name, input.as_bytes())
-        .map_err(|e| not_run(e.to_string()))?;
+        .map_err(|e| not_run(Some(e)))?;
     let file_arg = dir.path().join(&name).display().to_string();
-    let result = run_ofctl(ep, bridge, &["add-flows"], &[file_arg.as_str()], None);
+    let result = run_ofctl(ep, bridge, &["add-flows"], &[file_arg.as_str()]);
     let _ = dir.remove_file(&name);
     result?;
     info!(bridge, count = flows.len(), "added OpenFlow rules");
@@ -65,7 +63,7 @@ pub fn ofctl_add_flows(ep: &OvsEndpoint, bridge: &str, flows: &[String]) -> Resu
 /// Delete every flow on `bridge` whose cookie is exactly `cookie`.
 pub fn ofctl_del_flows_cookie(ep: &OvsEndpoint, bridge: &str, cookie: u64) -> Result<(), OvsError> {
     let spec = format!("cookie={cookie:#x}/-1");
-    run_ofctl(ep, bridge, &["del-flows"], &[spec.as_str()], None)?;
+    run_ofctl(ep, bridge, &["del-flows"], &[spec.as_str()])?;
     info!(
         bridge,
         cookie = format_args!("{cookie:#x}"),
@@ -89,24 +87,14 @@ fn mgmt_target(ep: &OvsEndpoint, bridge: &str) -> String {
     }
 }
 
-fn run_ofctl(
-    ep: &OvsEndpoint,
-    bridge: &str,
-    verb: &[&str],
-    rest: &[&str],
-    stdin: Option<&[u8]>,
-) -> Result<(), OvsError> {
+fn run_ofctl(ep: &OvsEndpoint, bridge: &str, verb: &[&str], rest: &[&str]) -> Result<(), OvsError> {
     let target = mgmt_target(ep, bridge);
     let mut cmd = Command::new("ovs-ofctl");
     cmd.arg(format!("--timeout={OFCTL_TIMEOUT_SECS}"))
         .args(verb)
         .arg(&target)
         .args(rest)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(dir) = &ep.run_dir {
@@ -114,18 +102,7 @@ fn run_ofctl(
     }
     let shown = format!("ovs-ofctl {} {target} {}", verb.join(" "), rest.join(" "));
     debug!(command = %shown, "running");
-    let mut child = cmd.spawn().map_err(|source| OvsError::Spawn {
-        program: "ovs-ofctl".into(),
-        source,
-    })?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        // A write error means ovs-ofctl exited early; its status and stderr
-        // below say why, so the write error itself adds nothing.
-        if let Err(e) = pipe.write_all(input) {
-            debug!(error = %e, "ovs-ofctl stopped reading its input");
-        }
-    }
-    let output = child.wait_with_output().map_err(|source| OvsError::Spawn {
+    let output = cmd.output().map_err(|source| OvsError::Spawn {
         program: "ovs-ofctl".into(),
         source,
     })?;

@@ -64,6 +64,13 @@ pub enum ProbeError {
         map: &'static str,
         source: std::io::Error,
     },
+    #[error("eBPF map {0} cannot have a second handle (not a hash or array map)")]
+    NotShareable(&'static str),
+    #[error("cannot duplicate the fd of eBPF map {map}")]
+    Dup {
+        map: &'static str,
+        source: std::io::Error,
+    },
     #[error("eBPF map {map}")]
     Map {
         map: &'static str,

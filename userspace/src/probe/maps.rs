@@ -9,8 +9,8 @@ use std::{
 
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use vethscope_common::{
-    FastpathCounters, FastpathPort, FdbEntry, FdbKey, IfaceKey, ImpairConfig, ImpairCounters,
-    TRACE_STAT_LOST, TraceConfig, names::map,
+    DropKey, FastpathCounters, FastpathPort, FdbEntry, FdbKey, IfaceKey, ImpairConfig,
+    ImpairCounters, LinkCounters, LinkKey, TRACE_STAT_LOST, TraceConfig, names::map,
 };
 
 use super::{Probe, ProbeError};
@@ -73,7 +73,47 @@ impl AsRawFd for KernelLog {
     }
 }
 
+/// Second handles on the counting maps (dups of the probe's fds), for readers that
+/// run apart from the probe: the exporter's collector (scrape time) and watcher
+/// (refresh loop) each get their own.
+pub struct CounterHandles {
+    /// Packets and bytes per link, direction and class (per CPU).
+    pub links: PerCpuHashMap<MapData, LinkKey, LinkCounters>,
+    /// Drops per link and reason (per CPU).
+    pub drops: PerCpuHashMap<MapData, DropKey, u64>,
+    /// The links whose drops are counted.
+    pub watch: BpfHashMap<MapData, IfaceKey, u8>,
+}
+
+/// A second handle on the trace programs' statistics (events lost when the ring was full).
+pub struct TraceStatsHandle(PerCpuArray<MapData, u64>);
+
+impl TraceStatsHandle {
+    /// Events the kernel could not put into the trace ring, summed over CPUs.
+    pub fn lost(&self) -> Result<u64, ProbeError> {
+        let values = self
+            .0
+            .get(&TRACE_STAT_LOST, 0)
+            .map_err(|e| ProbeError::map(map::TRACE_STATS, e))?;
+        Ok(values.iter().fold(0u64, |a, v| a.wrapping_add(*v)))
+    }
+}
+
 impl Probe {
+    /// Second handles on the counting maps.
+    pub fn counter_handles(&self) -> Result<CounterHandles, ProbeError> {
+        Ok(CounterHandles {
+            links: self.dup_map(map::LINK_COUNTERS)?,
+            drops: self.dup_map(map::DROP_COUNTERS)?,
+            watch: self.dup_map(map::DROP_WATCH)?,
+        })
+    }
+
+    /// A second handle on the trace statistics.
+    pub fn trace_stats_handle(&self) -> Result<TraceStatsHandle, ProbeError> {
+        self.dup_map(map::TRACE_STATS).map(TraceStatsHandle)
+    }
+
     /// Takes the trace ring out of the probe (once).
     pub fn take_trace_ring(&mut self) -> Result<TraceRing, ProbeError> {
         self.take_map(map::TRACE_EVENTS).map(TraceRing)

@@ -15,6 +15,7 @@ mod targets;
 mod testrun;
 
 use std::collections::HashMap;
+use std::os::fd::AsFd;
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -25,7 +26,10 @@ use vethscope_common::names::map;
 pub use attach::{Direction, FastpathTcxLink, Observer, ObserverLinks, Position};
 pub use dropwatch::DropRing;
 pub use error::ProbeError;
-pub use maps::{FastpathStats, ImpairConfigPinned, ImpairStats, KernelLog, TraceRing};
+pub use maps::{
+    CounterHandles, FastpathStats, ImpairConfigPinned, ImpairStats, KernelLog, TraceRing,
+    TraceStatsHandle,
+};
 pub use targets::{LinkKind, Target, TargetFilter, host_targets, lab_targets};
 
 /// The programs, built by build.rs from ebpf/ and embedded in the binary.
@@ -107,12 +111,6 @@ impl Probe {
     }
 
     /// The loaded object, for the metrics exporter's own map handles.
-    // Transitional: metrics/ is being rewritten in parallel; it should move to typed
-    // handles of this module, after which this goes.
-    pub fn ebpf(&self) -> &Ebpf {
-        &self.ebpf
-    }
-
     /// A typed view of map `name`, borrowing the object.
     fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T, ProbeError>
     where
@@ -128,6 +126,26 @@ impl Probe {
         T: TryFrom<&'a Map, Error = MapError>,
     {
         let map = self.ebpf.map(name).ok_or(ProbeError::NoMap(name))?;
+        T::try_from(map).map_err(|e| ProbeError::map(name, e))
+    }
+
+    /// A second handle on map `name` (a dup of its fd): it lives apart from the probe,
+    /// so a reader needs neither the probe nor a lock shared with it.
+    fn dup_map<T>(&self, name: &'static str) -> Result<T, ProbeError>
+    where
+        T: TryFrom<Map, Error = MapError>,
+    {
+        let data = match self.ebpf.map(name).ok_or(ProbeError::NoMap(name))? {
+            Map::PerCpuHashMap(d) | Map::HashMap(d) | Map::PerCpuArray(d) | Map::Array(d) => d,
+            _ => return Err(ProbeError::NotShareable(name)),
+        };
+        let fd = data
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|source| ProbeError::Dup { map: name, source })?;
+        let data = MapData::from_fd(fd).map_err(|e| ProbeError::map(name, e))?;
+        let map = Map::from_map_data(data).map_err(|e| ProbeError::map(name, e))?;
         T::try_from(map).map_err(|e| ProbeError::map(name, e))
     }
 

@@ -2,6 +2,8 @@
 //! the host side), bridge and OVS ports, OVS internal ports, and `lo` of every lab
 //! namespace — the interfaces a packet of the lab can cross.
 
+use crate::inspect::DeviceKind;
+use crate::topology::BridgeKind;
 use crate::{inspect, netlink::Netlink, netns, topology::HOST};
 
 /// What an observed interface is in its lab's wiring: the `kind` of a trace target and
@@ -25,12 +27,12 @@ impl LinkKind {
     /// What a link of `show`'s view is to an observer; `None` for links nothing
     /// attaches to (bridges, the root namespace's `lo`).
     pub fn of_view(l: &crate::inspect::LinkView) -> Option<LinkKind> {
-        Some(match (l.kind.as_str(), &l.master) {
-            ("lo", _) if l.netns != HOST => LinkKind::Lo,
-            ("veth", Some(m)) if m.kind == "ovs" => LinkKind::OvsPort,
-            ("veth", Some(_)) => LinkKind::BridgePort,
-            ("veth", None) => LinkKind::Veth,
-            ("ovs-internal", _) => LinkKind::OvsInternal,
+        Some(match (&l.kind, &l.master) {
+            (DeviceKind::Lo, _) if l.netns != HOST => LinkKind::Lo,
+            (DeviceKind::Veth, Some(m)) if m.kind == BridgeKind::Ovs => LinkKind::OvsPort,
+            (DeviceKind::Veth, Some(_)) => LinkKind::BridgePort,
+            (DeviceKind::Veth, None) => LinkKind::Veth,
+            (DeviceKind::OvsInternal, _) => LinkKind::OvsInternal,
             _ => return None,
         })
     }

@@ -15,6 +15,7 @@
 
 mod yaml_out;
 
+use crate::inspect::DeviceKind;
 use std::collections::{BTreeMap, HashSet};
 
 use crate::{
@@ -126,7 +127,7 @@ pub fn render(
         for l in view
             .links
             .iter()
-            .filter(|l| l.netns == ns.name && l.kind == "lo")
+            .filter(|l| l.netns == ns.name && l.kind == DeviceKind::Lo)
         {
             for a in l.addresses.iter().filter(|a| !is_loopback_default(a)) {
                 not_saved.push(format!("address {a} on {}/lo", ns.name));
@@ -164,14 +165,16 @@ pub fn render(
     let mut done: HashSet<(&str, &str)> = HashSet::new();
     let mut links_out = yaml_out::Out::default();
     for l in &view.links {
-        if done.contains(&(l.netns.as_str(), l.name.as_str())) || l.kind == "lo" {
+        if done.contains(&(l.netns.as_str(), l.name.as_str())) || l.kind == DeviceKind::Lo {
             continue;
         }
-        if bridge_names.contains(&(l.netns.as_str(), l.name.as_str())) || l.kind == "ovs-bridge" {
+        if bridge_names.contains(&(l.netns.as_str(), l.name.as_str()))
+            || l.kind == DeviceKind::OvsBridge
+        {
             continue;
         }
-        match (l.kind.as_str(), &l.peer) {
-            ("veth", Some(p)) => {
+        match (&l.kind, &l.peer) {
+            (DeviceKind::Veth, Some(p)) => {
                 let Some(peer) = view.link(&p.netns, &p.name) else {
                     not_saved.push(format!(
                         "veth {}/{} (its peer is not in the lab)",
@@ -187,7 +190,7 @@ pub fn render(
                     links_out.line(6, &format!("- {}", end(e, defaults)));
                 }
             }
-            ("ovs-internal", _) => {
+            (DeviceKind::OvsInternal, _) => {
                 done.insert((l.netns.as_str(), l.name.as_str()));
                 let bridge = l
                     .master
@@ -222,7 +225,9 @@ fn is_loopback_default(a: &str) -> bool {
 fn end(l: &LinkView, defaults: &BTreeMap<String, BTreeMap<String, String>>) -> String {
     let mut fields = Vec::new();
     match &l.master {
-        Some(m) if l.kind != "ovs-internal" => fields.push(format!("bridge: {}", quote(&m.name))),
+        Some(m) if l.kind != DeviceKind::OvsInternal => {
+            fields.push(format!("bridge: {}", quote(&m.name)))
+        }
         _ => fields.push(format!("ns: {}", quote(&l.netns))),
     }
     fields.push(format!("name: {}", quote(&l.name)));

@@ -86,6 +86,22 @@ pub enum BridgeKind {
     Ovs,
 }
 
+impl BridgeKind {
+    /// As written in a topology file and shown (`linux`, `ovs`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BridgeKind::Linux => "linux",
+            BridgeKind::Ovs => "ovs",
+        }
+    }
+}
+
+impl std::fmt::Display for BridgeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Bridge {
     pub name: String,

@@ -44,6 +44,9 @@ pub struct Hop {
     pub frame: Vec<u8>,
     /// Set when the impairment program, not a TC hook of the trace, reported this hop.
     pub impaired: Option<Impaired>,
+    /// The other end of this interface's veth pair (namespace, name), when the trace
+    /// knows it: what links an egress hop to the ingress hop that follows it.
+    pub peer: Option<(Arc<str>, Arc<str>)>,
 }
 
 /// What an impairment did to a packet at an end, and why (the end's configured setting).
@@ -90,13 +93,14 @@ impl Hop {
         if self.egress { "egress" } else { "ingress" }
     }
 
-    /// `ns1/veth0`, or just `br-veth0` for the root namespace.
+    /// `ns1/veth0`, and `host/br-veth0` for the root namespace (as `show` writes it).
     pub fn place(&self) -> String {
-        if &*self.netns == crate::topology::HOST {
-            self.ifname.to_string()
-        } else {
-            format!("{}/{}", self.netns, self.ifname)
-        }
+        format!("{}/{}", self.netns, self.ifname)
+    }
+
+    /// The same interface (namespace and name) as `other`.
+    pub fn same_place(&self, other: &Hop) -> bool {
+        self.ifname == other.ifname && self.netns == other.netns
     }
 
     pub fn proto_name(&self) -> &'static str {
@@ -243,5 +247,6 @@ pub fn to_hop(
             Vec::new()
         },
         impaired: None,
+        peer: None,
     })
 }

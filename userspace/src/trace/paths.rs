@@ -4,6 +4,10 @@
 //!
 //! A path is complete once its reply has been quiet for [`SETTLE_NS`] (the reply's
 //! last hop has arrived), and `unanswered` when no reply came within the timeout.
+//!
+//! One path per attempt: an ARP/ND request sent again (the kernel retries an unresolved
+//! neighbour every second) starts a new path numbered `attempt` 2, 3, …; no hop is
+//! listed on two attempts and an attempt is reported once.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,6 +16,11 @@ use super::event::{Hop, Proto, is_echo, is_echo_request};
 
 /// Quiet time after the last reply hop before a path is reported.
 pub const SETTLE_NS: u64 = 100_000_000;
+
+/// A request seen again this soon after an unanswered attempt of the same exchange was
+/// reported is that exchange's next attempt (the kernel's neighbour retries come every
+/// second; `arping` and `ndisc6` retry about as often).
+pub const RETRY_WINDOW_NS: u64 = 5_000_000_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
@@ -26,7 +35,10 @@ enum Key {
         asker: IpAddr,
         target: IpAddr,
     },
+    /// The solicitation's source asks; the advertisement answers to it (its
+    /// destination), so two namespaces resolving one address are two paths.
     Nd {
+        asker: IpAddr,
         target: IpAddr,
     },
 }
@@ -37,10 +49,46 @@ pub enum Verdict {
     Unanswered,
 }
 
+/// What kind of exchange a path follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exchange {
+    /// ICMP or ICMPv6 echo request and reply (ping).
+    Echo,
+    /// ARP request and reply (IPv4 neighbour resolution).
+    Arp,
+    /// ICMPv6 neighbour solicitation and advertisement (IPv6 neighbour resolution).
+    Nd,
+}
+
+impl Exchange {
+    /// `echo`, `arp`, `nd` (the JSON `exchange`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exchange::Echo => "echo",
+            Exchange::Arp => "arp",
+            Exchange::Nd => "nd",
+        }
+    }
+
+    /// How a person reads it at the start of a path line: `ARP`, `ND`, `ICMP`, `ICMPv6`.
+    pub fn label(self, v6: bool) -> &'static str {
+        match (self, v6) {
+            (Exchange::Arp, _) => "ARP",
+            (Exchange::Nd, _) => "ND",
+            (Exchange::Echo, false) => "ICMP",
+            (Exchange::Echo, true) => "ICMPv6",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Path {
     /// "icmp", "icmpv6" or "arp".
     pub proto: &'static str,
+    pub exchange: Exchange,
+    /// 1 for a request's first attempt, 2 for its first retry, … (always 1 for echoes:
+    /// ping retries with a new seq, which is a new path).
+    pub attempt: u32,
     pub src: IpAddr,
     pub dst: IpAddr,
     pub id: Option<u16>,
@@ -57,6 +105,14 @@ impl Path {
     /// the sender's namespace (both veth ends in one namespace).
     pub fn reply_via_lo(&self) -> bool {
         self.reply.iter().any(|h| &*h.ifname == "lo")
+    }
+
+    /// The request left through an interface other than `lo` (a veth, a port): with
+    /// [`Self::reply_via_lo`], the classic same-namespace case.
+    pub fn request_left_lo(&self) -> bool {
+        self.request
+            .iter()
+            .any(|h| h.egress && &*h.ifname != "lo" && h.impaired.is_none())
     }
 
     pub fn rtt_ns(&self) -> Option<u64> {
@@ -95,6 +151,10 @@ pub struct Correlator {
     open: HashMap<Key, Path>,
     /// Attempts closed by a retry of the same request, waiting to be reported.
     closed: Vec<Path>,
+    /// Unanswered ARP/ND attempts already reported: their number and last hop's time, so
+    /// a retry that comes after the report is numbered as the next attempt. Pruned
+    /// after [`RETRY_WINDOW_NS`] and bounded like the open paths.
+    reported: HashMap<Key, (u32, u64)>,
     /// How long a request waits for its reply.
     timeout_ns: u64,
     bounds: Bounds,
@@ -105,6 +165,7 @@ impl Correlator {
         Self {
             open: HashMap::new(),
             closed: Vec::new(),
+            reported: HashMap::new(),
             timeout_ns,
             bounds: Bounds::default(),
         }
@@ -138,13 +199,22 @@ impl Correlator {
                 })
                 && let Some(old) = self.open.remove(&key)
             {
+                self.reported.insert(key.clone(), (old.attempt, hop.ts_ns));
                 self.closed.push(old);
             }
             if !self.open.contains_key(&key) && self.open.len() >= MAX_OPEN_PATHS {
                 self.bounds.paths_dropped += 1;
                 return;
             }
-            let path = self.open.entry(key).or_insert_with(|| new_path(&hop));
+            let attempt = match self.reported.remove(&key) {
+                Some((n, ts)) if hop.ts_ns.saturating_sub(ts) <= RETRY_WINDOW_NS => n + 1,
+                _ => 1,
+            };
+            let path = self.open.entry(key).or_insert_with(|| {
+                let mut p = new_path(&hop);
+                p.attempt = attempt;
+                p
+            });
             if path.request.len() >= MAX_HOPS_PER_PATH {
                 self.bounds.hops_dropped += 1;
                 return;
@@ -161,6 +231,8 @@ impl Correlator {
 
     /// Paths that are complete at time `now_ns` (monotonic), removed from the open set.
     pub fn ready(&mut self, now_ns: u64) -> Vec<Path> {
+        self.reported
+            .retain(|_, (_, ts)| now_ns.saturating_sub(*ts) <= RETRY_WINDOW_NS);
         let timeout = self.timeout_ns;
         let done: Vec<Key> = self
             .open
@@ -183,9 +255,22 @@ impl Correlator {
 
     fn take(&mut self, keys: Vec<Key>) -> Vec<Path> {
         let closed = std::mem::take(&mut self.closed);
-        let mut out: Vec<Path> = keys
+        let mut timed_out: Vec<Path> = Vec::new();
+        for k in keys {
+            let Some(p) = self.open.remove(&k) else {
+                continue;
+            };
+            // Remembered so that the retry coming after this report gets the next number.
+            if p.reply.is_empty()
+                && !matches!(k, Key::Echo { .. })
+                && self.reported.len() < MAX_OPEN_PATHS
+            {
+                self.reported.insert(k, (p.attempt, p.last_ts()));
+            }
+            timed_out.push(p);
+        }
+        let mut out: Vec<Path> = timed_out
             .into_iter()
-            .filter_map(|k| self.open.remove(&k))
             .chain(closed)
             .map(|mut p| {
                 p.verdict = if p.reply.is_empty() {
@@ -204,13 +289,14 @@ impl Correlator {
 }
 
 fn new_path(hop: &Hop) -> Path {
-    let (proto, src, dst, id, seq) = match &hop.proto {
+    let (proto, exchange, src, dst, id, seq) = match &hop.proto {
         Proto::Arp {
             sender_ip,
             target_ip,
             ..
         } => (
             "arp",
+            Exchange::Arp,
             IpAddr::V4(*sender_ip),
             IpAddr::V4(*target_ip),
             None,
@@ -230,6 +316,7 @@ fn new_path(hop: &Hop) -> Path {
             let dst = nd_target.map(IpAddr::V6).unwrap_or(*dst);
             (
                 if *v6 { "icmpv6" } else { "icmp" },
+                if echo { Exchange::Echo } else { Exchange::Nd },
                 *src,
                 dst,
                 echo.then_some(*id),
@@ -239,6 +326,8 @@ fn new_path(hop: &Hop) -> Path {
     };
     Path {
         proto,
+        exchange,
+        attempt: 1,
         src,
         dst,
         id,
@@ -303,12 +392,14 @@ fn classify(hop: &Hop) -> Option<(Key, bool)> {
                 // so it is a hop but never an (unanswered) path.
                 None
             } else {
+                let solicitation = *icmp_type == 135;
                 nd_target.map(|t| {
                     (
                         Key::Nd {
+                            asker: if solicitation { *src } else { *dst },
                             target: IpAddr::V6(t),
                         },
-                        *icmp_type == 135,
+                        solicitation,
                     )
                 })
             }
@@ -354,6 +445,7 @@ mod tests {
             },
             frame: Vec::new(),
             impaired: None,
+            peer: None,
         }
     }
 
@@ -443,6 +535,26 @@ mod tests {
             assert_eq!(p.verdict, Verdict::Unanswered);
         }
         assert!(paths[0].request[0].ts_ns < paths[1].request[0].ts_ns);
+        let attempts: Vec<u32> = paths.iter().map(|p| p.attempt).collect();
+        assert_eq!(attempts, [1, 2]);
+        assert!(paths.iter().all(|p| p.exchange == Exchange::Arp));
+    }
+
+    #[test]
+    fn a_retry_after_the_report_is_the_next_attempt() {
+        let mut c = Correlator::new(500_000_000);
+        c.push(arp("ns1", "veth0", 2, true, 10));
+        let first = c.ready(600_000_000);
+        assert_eq!(first.len(), 1, "timed out and reported");
+        assert_eq!(first[0].attempt, 1);
+        c.push(arp("ns1", "veth0", 2, true, 1_000_000_010));
+        let second = c.drain();
+        assert_eq!(second.len(), 1, "the first attempt is not reported again");
+        assert_eq!(second[0].attempt, 2);
+        assert_eq!(second[0].request.len(), 1);
+        // Long after: a new exchange, attempt 1 again.
+        c.push(arp("ns1", "veth0", 2, true, 20_000_000_000));
+        assert!(c.ready(20_600_000_000).iter().all(|p| p.attempt == 1));
     }
 
     #[test]
@@ -464,6 +576,46 @@ mod tests {
         }
         assert_eq!(c.bounds().paths_dropped, 5);
         assert_eq!(c.drain().len(), MAX_OPEN_PATHS);
+    }
+
+    fn nd(ns: &str, icmp_type: u8, src: &str, dst: &str, ts: u64) -> Hop {
+        let mut h = hop(ns, "veth0", icmp_type == 135, ts, 8);
+        let ip = |a: &str| {
+            a.parse::<IpAddr>()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        };
+        h.proto = Proto::Icmp {
+            v6: true,
+            icmp_type,
+            code: 0,
+            id: 0,
+            seq: 0,
+            src: ip(src),
+            dst: ip(dst),
+            nd_target: "fd00::9".parse().ok(),
+        };
+        h
+    }
+
+    #[test]
+    fn two_askers_of_one_address_are_two_nd_paths() {
+        let mut c = Correlator::new(1_000_000_000);
+        c.push(nd("ns1", 135, "fd00::1", "ff02::1:ff00:9", 10));
+        c.push(nd("ns2", 135, "fd00::2", "ff02::1:ff00:9", 11));
+        c.push(nd("ns9", 136, "fd00::9", "fd00::2", 20));
+        let paths = c.drain();
+        assert_eq!(paths.len(), 2);
+        assert!(paths.iter().all(|p| p.exchange == Exchange::Nd));
+        let answered: Vec<String> = paths
+            .iter()
+            .filter(|p| p.verdict == Verdict::Answered)
+            .map(|p| p.src.to_string())
+            .collect();
+        assert_eq!(
+            answered,
+            ["fd00::2"],
+            "the advertisement answers its asker only"
+        );
     }
 
     #[test]

@@ -292,12 +292,7 @@ impl Builder<'_> {
             None => {
                 let ep = ovs::ensure_running(&super::ovs_run_dir())?;
                 let db = ovs::Ovsdb::connect(&ep)?;
-                // The kernel datapath when the kernel has it; else OVS's userspace datapath.
-                let datapath = if ovs::kernel_datapath_available() {
-                    "system"
-                } else {
-                    "netdev"
-                };
+                let datapath = ovs::preferred_datapath_type();
                 tracing::info!("Open vSwitch datapath: {datapath}");
                 OvsSession { db, datapath }
             }
@@ -355,7 +350,10 @@ impl Builder<'_> {
                 .bridge()
                 .and_then(|br| self.t.bridge(br))
                 .is_some_and(|br| br.kind == BridgeKind::Ovs)
-                && self.ovs.as_ref().is_some_and(|o| o.datapath == "netdev");
+                && self
+                    .ovs
+                    .as_ref()
+                    .is_some_and(|o| o.datapath == ovs::DATAPATH_NETDEV);
             if other_on_netdev_ovs && end.bridge().is_none() {
                 self.tx_checksum_off(end)?;
             }

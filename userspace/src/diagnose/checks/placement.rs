@@ -2,6 +2,7 @@
 //! not where the lab puts them, bridge ports detached or on another bridge, STP states
 //! that block, OVS ports OVS cannot use, addresses configured twice.
 
+use crate::inspect::DeviceKind;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -188,7 +189,7 @@ pub fn ovs_ports(live: &Live, out: &mut Findings) {
             live.view
                 .links
                 .iter()
-                .find(|l| &l.name == name && l.kind == "ovs-internal")
+                .find(|l| &l.name == name && l.kind == DeviceKind::OvsInternal)
                 .map_or(HOST, |l| l.netns.as_str())
         } else {
             HOST
