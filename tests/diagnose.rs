@@ -860,6 +860,10 @@ const OWN_HOST: &str = "VETHSCOPE_DIAGNOSE_TEST_OWN_HOST";
 /// Runs `test` of this binary again in new mount, network and PID namespaces with their
 /// own /run/netns, /run/vethscope, sysfs and bpffs (as tests/ovs.rs does): what it changes
 /// in its root namespace (here: iptables rules) never reaches the real host.
+#[allow(
+    clippy::print_stderr,
+    reason = "the inner run's output, for a failing test's log"
+)]
 fn run_in_own_host(test: &str) {
     let exe = std::env::current_exe().expect("the test binary");
     let script = "set -e; \

@@ -255,3 +255,74 @@ fn up_and_down_of_the_same_lab_at_once() {
         assert_clean(&p);
     }
 }
+
+/// Before and after of a structural change (namespaces, a bridge, links and a port
+/// moving between bridges, addresses and routes).
+const CHANGE_A: &str = "name: chg\nnamespaces:\n  - name: ns1\n  - name: ns2\n  - name: ns9\nbridges:\n  - {name: br0, kind: linux}\nlinks:\n  - kind: veth\n    ends:\n      - {ns: ns1, name: eth0, addresses: [10.1.1.2/24]}\n      - {bridge: br0, name: br0-ns1}\n  - kind: veth\n    ends:\n      - {ns: ns2, name: eth0, addresses: [10.1.1.3/24]}\n      - {bridge: br0, name: br0-ns2}\n  - kind: veth\n    ends:\n      - {ns: ns2, name: eth9, addresses: [10.1.9.1/24]}\n      - {ns: ns9, name: eth0, addresses: [10.1.9.2/24]}\n";
+const CHANGE_B: &str = "name: chg\nnamespaces:\n  - name: ns1\n    routes: [{to: 10.1.7.0/24, via: 10.1.1.3}]\n  - name: ns2\n  - name: ns3\nbridges:\n  - {name: br0, kind: linux}\n  - {name: br1, kind: linux}\nlinks:\n  - kind: veth\n    ends:\n      - {ns: ns1, name: eth0, addresses: [10.1.1.2/24, 10.1.1.12/24]}\n      - {bridge: br1, name: br0-ns1}\n  - kind: veth\n    ends:\n      - {ns: ns2, name: eth0, addresses: [10.1.1.3/24]}\n      - {bridge: br1, name: br0-ns2}\n  - kind: veth\n    ends:\n      - {ns: ns3, name: eth0, addresses: [10.1.1.4/24]}\n      - {bridge: br1, name: br1-ns3}\n";
+
+fn drift_free(lab: &str) -> bool {
+    vethscope(&["show", lab, "--drift"]).status.success()
+}
+
+/// `up FILE` changing a running lab, killed at every fault point of the change: then
+/// `up` with the same file finishes it, `up` with the old file goes back, and `down`
+/// removes the lab — exactly, decoys stay.
+#[test]
+fn a_change_survives_kills_at_every_point() {
+    let prefix = prefix("fc");
+    let lab = format!("{prefix}chg");
+    let decoys = Decoys::new("fc");
+    let a = common::topology_file("fc-a", CHANGE_A);
+    let b = common::topology_file("fc-b", CHANGE_B);
+    let (a, b) = (
+        a.to_str().unwrap_or_default(),
+        b.to_str().unwrap_or_default(),
+    );
+    let up_a = ["up", a, "--prefix", prefix.as_str()];
+    let up_b = ["up", b, "--prefix", prefix.as_str()];
+    let mut points = 0;
+    for n in 1.. {
+        assert!(n < 200, "more fault points than expected");
+        for way_out in ["finish", "back", "down"] {
+            ok(&up_a);
+            let out = with_fault(&up_b, n);
+            if !killed(&out) {
+                assert!(
+                    out.status.success(),
+                    "change with fault point {n} beyond the last: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert!(drift_free(&lab));
+                ok(&["down", &lab]);
+                assert_clean(&prefix);
+                decoys.assert_intact();
+                assert!(points >= 8, "the change passed only {points} points");
+                println!("change killed at {points} points; finished, reverted and removed");
+                return;
+            }
+            points = n;
+            match way_out {
+                "finish" => {
+                    ok(&up_b);
+                    assert!(drift_free(&lab), "up finished the change killed at {n}");
+                    assert!(common::ping(&format!("{prefix}ns1"), "10.1.1.4", &[]));
+                }
+                "back" => {
+                    ok(&up_a);
+                    assert!(drift_free(&lab), "up went back after a kill at {n}");
+                    assert!(common::ping(&format!("{prefix}ns9"), "10.1.9.1", &[]));
+                }
+                _ => {}
+            }
+            let down = vethscope(&["down", &lab]);
+            assert!(
+                down.status.success(),
+                "down after the change was killed at point {n}: {}",
+                String::from_utf8_lossy(&down.stderr)
+            );
+            assert_clean(&prefix);
+            decoys.assert_intact();
+        }
+    }
+}

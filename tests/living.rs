@@ -117,6 +117,65 @@ fn show_has_routes_neighbours_sysctls_and_the_linux_fdb() {
 fn ovs_mac_table_in_show_and_ovs_internal_round_trip() {
     show_has_the_ovs_mac_table_and_same_ns_sysctls();
     round_trip("ovs-internal", "Lg", "ovs-internal", "ns1", "10.1.1.3");
+    up_on_a_running_ovs_lab_adds_and_removes_ports_and_internal_ports();
+}
+
+const OVS_A: &str = "name: ovsc\nnamespaces: [{name: ns1}, {name: ns2}]\nbridges: [{name: ovs0, kind: ovs}]\nlinks:\n  - kind: veth\n    ends:\n      - {ns: ns1, name: eth0, addresses: [10.4.1.2/24]}\n      - {bridge: ovs0, name: o-ns1}\n  - kind: veth\n    ends:\n      - {ns: ns2, name: eth0, addresses: [10.4.1.3/24]}\n      - {bridge: ovs0, name: o-ns2}\n";
+
+/// OVS_A without ns2's port, plus an OVS internal port in a new namespace ns3.
+fn ovs_b() -> String {
+    OVS_A
+        .replace("{name: ns2}]", "{name: ns2}, {name: ns3}]")
+        .replace(
+            "  - kind: veth\n    ends:\n      - {ns: ns2, name: eth0, addresses: [10.4.1.3/24]}\n      - {bridge: ovs0, name: o-ns2}\n",
+            "  - kind: ovs-internal\n    bridge: ovs0\n    end: {ns: ns3, name: int3, addresses: [10.4.1.4/24]}\n",
+        )
+}
+
+fn up_on_a_running_ovs_lab_adds_and_removes_ports_and_internal_ports() {
+    let prefix = prefix("Ln");
+    let a = topology_file("Ln-a", OVS_A);
+    let b = topology_file("Ln-b", &ovs_b());
+    let (a, b) = (
+        a.to_str().unwrap_or_default().to_string(),
+        b.to_str().unwrap_or_default().to_string(),
+    );
+    let lab = format!("{prefix}ovsc");
+    let ns1 = format!("{prefix}ns1");
+    {
+        let _guard = LabGuard(lab.clone());
+        ok(&["up", &a, "--prefix", &prefix]);
+        assert!(ping(&ns1, "10.4.1.3", &[]), "ns1 reaches ns2 over OVS");
+        let applied = ok(&["up", &b, "--prefix", &prefix]);
+        assert!(
+            applied.contains("add link ovs-internal port") && applied.contains("remove link veth"),
+            "{applied}"
+        );
+        assert!(
+            ping(&ns1, "10.4.1.4", &[]),
+            "ns1 reaches ns3's internal port"
+        );
+        assert!(!ping(&ns1, "10.4.1.3", &[]), "ns2's port is gone");
+        let show = show_json(&lab);
+        let ovs = bridge(&show, &format!("{prefix}ovs0"));
+        let ports = ovs["ports"].as_array().expect("ports");
+        assert!(
+            !ports.iter().any(|p| p == format!("{prefix}o-ns2").as_str()),
+            "{ovs}"
+        );
+        assert!(vethscope(&["show", &lab, "--drift"]).status.success());
+        ok(&["up", &a, "--prefix", &prefix]);
+        // ns2's interface was made anew (another MAC): ns1 forgets the old one first.
+        assert!(
+            in_ns(&ns1, &["ip", "neigh", "flush", "all"])
+                .status
+                .success()
+        );
+        assert!(ping(&ns1, "10.4.1.3", &[]), "back: ns1 reaches ns2");
+        assert!(!netns_exists(&format!("{prefix}ns3")));
+        assert!(vethscope(&["show", &lab, "--drift"]).status.success());
+    }
+    assert_clean(&prefix);
 }
 
 fn show_has_the_ovs_mac_table_and_same_ns_sysctls() {
@@ -617,10 +676,18 @@ fn up_on_a_running_lab_applies_only_the_difference_and_repairs_drift() {
         let again = ok(&["up", &g, "--prefix", &prefix]);
         assert!(again.contains("already up"), "nothing left to do: {again}");
 
-        // A change of shape is refused, naming what differs, and nothing is touched.
+        // A change that would take a name someone else holds is refused before
+        // anything is touched.
         let grown = topology_file(
             "Lj-grown",
             &changed.replace("namespaces:\n", "namespaces:\n  - name: ns3\n"),
+        );
+        let foreign = format!("{prefix}ns3");
+        assert!(
+            std::process::Command::new("ip")
+                .args(["netns", "add", &foreign])
+                .status()
+                .is_ok_and(|s| s.success())
         );
         let e = fails(&[
             "up",
@@ -628,8 +695,284 @@ fn up_on_a_running_lab_applies_only_the_difference_and_repairs_drift() {
             "--prefix",
             &prefix,
         ]);
-        assert!(e.contains("add namespace") && e.contains("down"), "{e}");
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &foreign])
+            .status();
+        assert!(e.contains(&foreign) && e.contains("not part of lab"), "{e}");
         assert!(vethscope(&["show", &lab, "--drift"]).status.success());
+    }
+    assert_clean(&prefix);
+}
+
+/// ROUTER_LAB plus a namespace ns9 hanging off r1 (removed by the structural change).
+fn router_lab_with_ns9() -> String {
+    ROUTER_LAB.replace("  - name: ns2\n", "  - name: ns9\n  - name: ns2\n")
+        + "  - kind: veth\n    ends:\n      - {ns: r1, name: eth9, addresses: [10.1.9.1/24]}\n      - {ns: ns9, name: eth0, addresses: [10.1.9.2/24]}\n"
+}
+
+/// The structural change: ns9 and its link go, a namespace ns3 and a bridge br1 come,
+/// ns1's port moves from br0 to br1 and ns3 joins br1 (so ns1 reaches ns3, not r1).
+fn router_lab_reshaped() -> String {
+    ROUTER_LAB
+        .replace(
+            "  - name: ns2\n",
+            "  - name: ns3\n    exec: [\"echo ns3 ready\"]\n  - name: ns2\n",
+        )
+        .replace(
+            "  - {name: br0, kind: linux}\n",
+            "  - {name: br0, kind: linux}\n  - {name: br1, kind: linux}\n",
+        )
+        .replace(
+            "{bridge: br0, name: br0-ns1}",
+            "{bridge: br1, name: br0-ns1}",
+        )
+        + "  - kind: veth\n    ends:\n      - {ns: ns3, name: eth0, addresses: [10.1.1.4/24]}\n      - {bridge: br1, name: br1-ns3}\n"
+}
+
+#[test]
+fn up_on_a_running_lab_adds_and_removes_namespaces_bridges_links_and_ports() {
+    let prefix = prefix("Lk");
+    let a = topology_file("Lk-a", &router_lab_with_ns9());
+    let b = topology_file("Lk-b", &router_lab_reshaped());
+    let (a, b) = (
+        a.to_str().unwrap_or_default().to_string(),
+        b.to_str().unwrap_or_default().to_string(),
+    );
+    let lab = format!("{prefix}rt");
+    let (ns1, ns2) = (format!("{prefix}ns1"), format!("{prefix}ns2"));
+    {
+        let _guard = LabGuard(lab.clone());
+        ok(&["up", &a, "--prefix", &prefix]);
+        assert!(ping(&ns1, "10.1.1.1", &[]), "ns1 reaches r1 over br0");
+        assert!(ping(&format!("{prefix}ns9"), "10.1.9.1", &[]));
+
+        let plan = ok(&["up", &b, "--prefix", &prefix, "--dry-run"]);
+        for needle in [
+            &format!("{prefix}ns3: add namespace"),
+            &format!("{prefix}ns9: remove namespace"),
+            &format!("add linux bridge {prefix}br1"),
+            &format!("attach {prefix}br0-ns1 to bridge {prefix}br1"),
+            &format!("add link veth {prefix}ns3/eth0"),
+            &format!("remove link veth {prefix}r1/eth9"),
+        ] {
+            assert!(plan.contains(needle.as_str()), "{needle} in plan:\n{plan}");
+        }
+        assert!(
+            !plan.contains("eth1"),
+            "nothing on the unchanged link: {plan}"
+        );
+        assert!(
+            netns_exists(&format!("{prefix}ns9")),
+            "dry run removed nothing"
+        );
+        let before = show_json(&lab);
+
+        let pinger = {
+            let ns2 = ns2.clone();
+            std::thread::spawn(move || {
+                in_ns(
+                    &ns2,
+                    &["ping", "-c", "60", "-i", "0.05", "-W", "1", "10.1.2.1"],
+                )
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let applied = ok(&["up", &b, "--prefix", &prefix]);
+        assert!(applied.contains("updated"), "{applied}");
+        assert!(
+            applied.contains("ns3 ready"),
+            "ns3's startup command ran: {applied}"
+        );
+        let pinged = pinger.join().expect("ping thread");
+        let summary = String::from_utf8_lossy(&pinged.stdout).into_owned();
+        assert!(
+            pinged.status.success() && summary.contains(" 0% packet loss"),
+            "ping across the untouched link lost packets: {summary}"
+        );
+
+        assert!(!netns_exists(&format!("{prefix}ns9")), "ns9 removed");
+        assert!(ping(&ns1, "10.1.1.4", &[]), "ns1 reaches ns3 over br1");
+        assert!(!ping(&ns1, "10.1.1.1", &[]), "ns1 left br0");
+        let after = show_json(&lab);
+        assert_schema(&after);
+        assert_eq!(
+            link(&after, &ns1, "eth0")["ifindex"],
+            link(&before, &ns1, "eth0")["ifindex"],
+            "ns1's interface was moved, not re-made"
+        );
+        assert_eq!(
+            link(&after, &ns2, "eth0")["ifindex"],
+            link(&before, &ns2, "eth0")["ifindex"]
+        );
+        let drift = vethscope(&["show", &lab, "--drift"]);
+        assert!(
+            drift.status.success(),
+            "{}",
+            String::from_utf8_lossy(&drift.stdout)
+        );
+        let again = ok(&["up", &b, "--prefix", &prefix]);
+        assert!(again.contains("already up"), "{again}");
+
+        // And back: the first file undoes it all.
+        ok(&["up", &a, "--prefix", &prefix]);
+        assert!(ping(&ns1, "10.1.1.1", &[]), "ns1 back on br0");
+        assert!(ping(&format!("{prefix}ns9"), "10.1.9.1", &[]));
+        assert!(!netns_exists(&format!("{prefix}ns3")));
+        assert!(vethscope(&["show", &lab, "--drift"]).status.success());
+    }
+    assert_clean(&prefix);
+}
+
+fn netns_exists(ns: &str) -> bool {
+    std::path::Path::new("/run/netns").join(ns).exists()
+}
+
+/// Bridges that all live in lab namespaces: a router namespace holding the bridge.
+const NS_BRIDGE_LAB: &str = "name: nsbr\nnamespaces:\n  - name: r1\n  - name: ns1\n  - name: ns2\nbridges:\n  - {name: br0, kind: linux, ns: r1, mtu: 1400}\nlinks:\n  - kind: veth\n    ends:\n      - {ns: ns1, name: eth0, addresses: [10.3.1.2/24], mtu: 1400}\n      - {bridge: br0, name: p1, mtu: 1400}\n  - kind: veth\n    ends:\n      - {bridge: br0, name: p2, mtu: 1400}\n      - {ns: ns2, name: eth0, addresses: [10.3.1.3/24], mtu: 1400}\n";
+
+/// The root namespace as `ip` sees it: links with details, addresses, routes.
+const ROOT_VIEW: &str = "ip -d -o link show; ip -o addr show; ip route show table all";
+
+#[test]
+fn a_lab_whose_bridges_live_in_namespaces_leaves_the_root_namespace_untouched() {
+    let prefix = prefix("Ll");
+    let f = topology_file("Ll", NS_BRIDGE_LAB);
+    let f = f.to_str().unwrap_or_default();
+    let lab = format!("{prefix}nsbr");
+    let _guard = LabGuard(lab.clone());
+    // vethscope runs in a fresh network namespace of its own, which is then its root
+    // namespace: nothing else runs there, so before and after compare exactly.
+    let bin = bin();
+    let script = format!(
+        "set -e; echo @@before; {ROOT_VIEW}; {bin} up {f} --prefix {prefix} >/dev/null; \
+         echo @@up; {ROOT_VIEW}; ip netns exec {prefix}ns1 ping -c1 -W2 10.3.1.3 >/dev/null; \
+         echo @@show; {bin} show {lab} --json; echo @@graph; {bin} graph {lab}; \
+         echo @@save; {bin} save {lab}; {bin} show {lab} --drift >/dev/null; \
+         {bin} down {lab} >/dev/null; echo @@down; {ROOT_VIEW}"
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--net", "sh", "-c", &script])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Every step ran (`set -e`: the ping, `show --drift` with no drift, `down`).
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let section = |name: &str| -> String {
+        stdout
+            .split(&format!("@@{name}\n"))
+            .nth(1)
+            .and_then(|rest| rest.split("@@").next())
+            .unwrap_or_else(|| panic!("no section {name} in {stdout}"))
+            .to_string()
+    };
+    let before = section("before");
+    assert!(before.contains("lo:"), "{before}");
+    assert_eq!(before, section("up"), "up changed the root namespace");
+    assert_eq!(before, section("down"), "down changed the root namespace");
+
+    let show: Value = serde_json::from_str(&section("show")).expect("show --json");
+    assert_schema(&show);
+    let br = bridge(&show, "br0");
+    assert_eq!(br["netns"], format!("{prefix}r1"), "{br}");
+    let ports = br["ports"].as_array().expect("ports");
+    assert!(
+        ports.iter().any(|p| p == "p1") && ports.iter().any(|p| p == "p2"),
+        "{br}"
+    );
+    assert_eq!(
+        link(&show, &format!("{prefix}r1"), "p1")["master"]["name"],
+        "br0"
+    );
+    let graph = section("graph");
+    assert!(graph.contains("br0") && graph.contains("p1"), "{graph}");
+    // save writes the bridge with its namespace; the saved file is a valid topology.
+    let saved = section("save");
+    assert!(
+        saved.contains(&format!("name: br0, kind: linux, ns: {prefix}r1")),
+        "{saved}"
+    );
+    let saved_file = topology_file("Ll-saved", &saved);
+    ok(&["check", saved_file.to_str().unwrap_or_default()]);
+    drop(_guard);
+    assert_clean(&prefix);
+}
+
+#[test]
+fn bridges_in_namespaces_are_checked_where_they_are_written() {
+    let bad = |tag: &str, yaml: &str| {
+        let f = topology_file(tag, yaml);
+        let f = f.to_str().unwrap_or_default().to_string();
+        let e = fails(&["check", &f]);
+        assert!(e.contains(&format!("{f}:")), "{e}");
+        e
+    };
+    let e = bad(
+        "Lm-undeclared",
+        "name: t\nnamespaces: [{name: r1}]\nbridges:\n  - {name: br0, kind: linux, ns: r2}\n",
+    );
+    assert!(
+        e.contains(":4:") && e.contains("namespace r2 is not declared") && e.contains("fix:"),
+        "{e}"
+    );
+    let e = bad(
+        "Lm-ovs",
+        "name: t\nnamespaces: [{name: r1}]\nbridges:\n  - {name: br0, kind: ovs, ns: r1}\n",
+    );
+    assert!(
+        e.contains(":4:") && e.contains("not supported") && e.contains("kind: linux"),
+        "{e}"
+    );
+    // The same interface name as the bridge, in the bridge's namespace.
+    let e = bad(
+        "Lm-clash",
+        "name: t\nnamespaces: [{name: r1}, {name: a}]\nbridges:\n  - {name: br0, kind: linux, ns: r1}\nlinks:\n  - kind: veth\n    ends:\n      - {ns: r1, name: br0}\n      - {ns: a, name: x}\n",
+    );
+    assert!(e.contains("used twice in namespace r1"), "{e}");
+}
+
+#[test]
+fn up_on_a_running_lab_sets_and_clears_impairments() {
+    let prefix = prefix("Lo");
+    let plain = "name: imp\nnamespaces: [{name: ns1}, {name: ns2}]\nlinks:\n  - kind: veth\n    ends:\n      - {ns: ns1, name: eth0, addresses: [10.5.1.2/24]}\n      - {ns: ns2, name: eth0, addresses: [10.5.1.3/24]}\n";
+    let lossy = plain.replace(
+        "addresses: [10.5.1.2/24]}",
+        "addresses: [10.5.1.2/24], impair: {loss: 100%}}",
+    );
+    let a = topology_file("Lo-a", plain);
+    let b = topology_file("Lo-b", &lossy);
+    let (a, b) = (
+        a.to_str().unwrap_or_default().to_string(),
+        b.to_str().unwrap_or_default().to_string(),
+    );
+    let lab = format!("{prefix}imp");
+    let (ns1, ns2) = (format!("{prefix}ns1"), format!("{prefix}ns2"));
+    {
+        let _guard = LabGuard(lab.clone());
+        ok(&["up", &a, "--prefix", &prefix]);
+        assert!(ping(&ns1, "10.5.1.3", &[]));
+        let before = show_json(&lab);
+        let plan = ok(&["up", &b, "--prefix", &prefix, "--dry-run"]);
+        assert!(plan.contains("impair eth0"), "{plan}");
+        ok(&["up", &b, "--prefix", &prefix]);
+        assert!(!ping(&ns1, "10.5.1.3", &[]), "100% loss leaving ns1");
+        let after = show_json(&lab);
+        assert!(!link(&after, &ns1, "eth0")["impair"].is_null(), "{after}");
+        assert_eq!(
+            link(&after, &ns1, "eth0")["ifindex"],
+            link(&before, &ns1, "eth0")["ifindex"],
+            "impaired in place"
+        );
+        let again = ok(&["up", &b, "--prefix", &prefix]);
+        assert!(again.contains("already up"), "{again}");
+        ok(&["up", &a, "--prefix", &prefix]);
+        assert!(ping(&ns1, "10.5.1.3", &[]), "impairment cleared");
+        assert!(ping(&ns2, "10.5.1.2", &[]));
+        assert!(link(&show_json(&lab), &ns1, "eth0")["impair"].is_null());
     }
     assert_clean(&prefix);
 }

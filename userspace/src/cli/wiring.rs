@@ -40,7 +40,11 @@ pub async fn up(
             }
             return Ok(ExitCode::SUCCESS);
         }
-        UpOutcome::Changed { actions, elapsed } => {
+        UpOutcome::Changed {
+            actions,
+            new_namespaces,
+            elapsed,
+        } => {
             for a in &actions {
                 println!("{a}");
             }
@@ -50,6 +54,13 @@ pub async fn up(
                 actions.len(),
                 elapsed.as_secs_f64() * 1000.0
             );
+            // Startup commands of the namespaces this change added (the others ran
+            // when they were made).
+            let mut added = topo.clone();
+            added
+                .namespaces
+                .retain(|n| new_namespaces.contains(&n.name));
+            run_startup(&added)?;
         }
         UpOutcome::Created { objects, elapsed } => {
             println!(
@@ -60,25 +71,17 @@ pub async fn up(
                 topo.links.len(),
                 elapsed.as_secs_f64() * 1000.0
             );
-            crate::exec::run_startup_commands(&topo, |r| {
-                println!("{}$ {}", r.netns, r.command);
-                for line in r.output.lines() {
-                    println!("  {line}");
-                }
-                println!("  (exit {})", r.exit_code);
-            })?;
+            run_startup(&topo)?;
         }
         UpOutcome::AlreadyUp => println!(
             "lab {} is already up with this definition; nothing to do",
             topo.name
         ),
     }
-    if let Err(e) = apply_impairments(&topo).await {
+    // A lab that was already running had its impairments changed by the plan.
+    if created && let Err(e) = apply_impairments(&topo).await {
         // Nothing half-made: a lab this command created goes away again when its declared
-        // impairments fail; a lab that was already running is left as it was.
-        if !created {
-            return Err(e);
-        }
+        // impairments fail.
         let _ = wire::down(&topo.name).await;
         return Err(e.context(format!("lab {} was removed again", topo.name)));
     }
@@ -86,6 +89,18 @@ pub async fn up(
         super::fastpath_cmd::enable(&topo.name).await?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the `exec:` commands of a topology's namespaces, printing each with its output.
+fn run_startup(topo: &crate::topology::Topology) -> anyhow::Result<()> {
+    crate::exec::run_startup_commands(topo, |r| {
+        println!("{}$ {}", r.netns, r.command);
+        for line in r.output.lines() {
+            println!("  {line}");
+        }
+        println!("  (exit {})", r.exit_code);
+    })?;
+    Ok(())
 }
 
 async fn apply_impairments(topo: &crate::topology::Topology) -> anyhow::Result<()> {

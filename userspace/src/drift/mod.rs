@@ -168,7 +168,7 @@ pub fn compare(t: &Topology, view: &LabView, live: &LiveSysctls) -> Vec<Drift> {
         if !view.bridges.iter().any(|vb| vb.name == b.name) {
             out.push(d(
                 "missing-bridge",
-                HOST,
+                b.netns(),
                 format!("bridge {}", b.name),
                 "present",
                 "absent",

@@ -97,6 +97,10 @@ async fn read(lab: &str, detail: Detail) -> Result<LabView, InspectError> {
     let (ovs_ports, ovs_bridges) = ovs_facts(lab);
     let links = link_views(lab, &raws, &host_links, &ovs_ports, &ovs_bridges).await?;
     let mut bridges = linux_bridges(&alias, &host_links);
+    bridges.extend(namespace_bridges(&alias, &raws));
+    bridges.sort_by(|a, b| {
+        (a.netns == HOST, &a.netns, &a.name).cmp(&(b.netns == HOST, &b.netns, &b.name))
+    });
     bridges.extend(ovs_bridges);
     let mut view = LabView {
         schema_version: super::SCHEMA_VERSION,
@@ -104,6 +108,7 @@ async fn read(lab: &str, detail: Detail) -> Result<LabView, InspectError> {
         status: match plan.map(|p| p.status) {
             Some(state::Status::Up) => "up".into(),
             Some(state::Status::Creating) => "creating".into(),
+            Some(state::Status::Changing) => "changing".into(),
             None => "unrecorded".into(),
         },
         namespaces,
@@ -177,6 +182,8 @@ async fn link_views(
     // `vethscope impair LAB` reports it).
     let impairs = crate::impair::record::read(lab).unwrap_or_default();
     let host_by_index: HashMap<u32, &LinkInfo> = host_links.iter().map(|l| (l.index, l)).collect();
+    // Linux bridges inside lab namespaces: (namespace, ifindex) → bridge.
+    let ns_bridges = bridges_in_namespaces(raws);
     let peers = resolve_peers(raws, &index_raws(raws)).await?;
     let mut links: Vec<LinkView> =
         raws.iter()
@@ -204,7 +211,15 @@ async fn link_views(
                             kind: BridgeKind::Linux,
                             ofport: None,
                         }),
-                    None => None,
+                    None => r
+                        .link
+                        .master
+                        .and_then(|m| ns_bridges.get(&(r.netns.as_str(), m)))
+                        .map(|m| MasterView {
+                            name: m.name.clone(),
+                            kind: BridgeKind::Linux,
+                            ofport: None,
+                        }),
                 };
                 LinkView {
                     netns: r.netns.clone(),
@@ -261,6 +276,34 @@ fn linux_bridges(alias: &str, host_links: &[LinkInfo]) -> Vec<BridgeView> {
             datapath: None,
             ports: ports.remove(&b.index).unwrap_or_default(),
             netns: HOST.to_string(),
+            fdb: Vec::new(),
+        })
+        .collect()
+}
+
+/// Linux bridges inside lab namespaces, by (namespace, ifindex).
+fn bridges_in_namespaces(raws: &[Raw]) -> HashMap<(&str, u32), &LinkInfo> {
+    raws.iter()
+        .filter(|r| r.netns != HOST && r.link.kind.as_deref() == Some("bridge"))
+        .map(|r| ((r.netns.as_str(), r.link.index), &r.link))
+        .collect()
+}
+
+/// The lab's (marked) Linux bridges inside its namespaces, with their ports.
+fn namespace_bridges(alias: &str, raws: &[Raw]) -> Vec<BridgeView> {
+    bridges_in_namespaces(raws)
+        .into_iter()
+        .filter(|(_, b)| b.alias.as_deref() == Some(alias))
+        .map(|((ns, index), b)| BridgeView {
+            name: b.name.clone(),
+            kind: BridgeKind::Linux,
+            datapath: None,
+            ports: raws
+                .iter()
+                .filter(|p| p.netns == ns && p.link.master == Some(index))
+                .map(|p| p.link.name.clone())
+                .collect(),
+            netns: ns.to_string(),
             fdb: Vec::new(),
         })
         .collect()

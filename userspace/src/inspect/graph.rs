@@ -143,15 +143,14 @@ fn dot(view: &LabView) -> String {
     }
     for b in &view.bridges {
         for p in &b.ports {
-            let port = view
-                .links
-                .iter()
-                .find(|l| &l.name == p && (l.netns == HOST || l.kind == DeviceKind::OvsInternal));
+            let port = view.links.iter().find(|l| {
+                &l.name == p && (l.netns == b.netns || l.kind == DeviceKind::OvsInternal)
+            });
             if let Some(port) = port {
                 let _ = writeln!(
                     out,
                     "  {} -- {} [style=dashed, label=\"{}\"];",
-                    id(HOST, &b.name),
+                    id(&b.netns, &b.name),
                     id(&port.netns, &port.name),
                     dot_text(b.kind.as_str())
                 );
@@ -193,12 +192,12 @@ fn mermaid(view: &LabView) -> String {
             if let Some(port) = view
                 .links
                 .iter()
-                .find(|l| &l.name == p && (l.netns == HOST || l.kind == DeviceKind::OvsInternal))
+                .find(|l| &l.name == p && (l.netns == b.netns || l.kind == DeviceKind::OvsInternal))
             {
                 let _ = writeln!(
                     out,
                     "  {} -.-|{}| {}",
-                    id(HOST, &b.name),
+                    id(&b.netns, &b.name),
                     mermaid_text(b.kind.as_str()),
                     id(&port.netns, &port.name)
                 );

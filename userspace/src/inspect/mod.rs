@@ -204,7 +204,8 @@ pub struct LabView {
     pub schema_version: u32,
     #[schemars(with = "crate::schemas::wire::NonEmpty")]
     pub lab: String,
-    /// "up", "creating" (an `up` is running or died), or "unrecorded" (marks only).
+    /// "up", "creating" (an `up` is running or died), "changing" (an `up FILE` on the
+    /// running lab is applying a change, or died), or "unrecorded" (marks only).
     #[schemars(with = "crate::schemas::wire::LabStatus")]
     pub status: String,
     pub namespaces: Vec<NamespaceView>,

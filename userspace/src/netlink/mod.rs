@@ -195,6 +195,18 @@ impl Netlink {
         .await
     }
 
+    /// Detaches an interface from its bridge (`ip link set IF nomaster`).
+    pub async fn set_nomaster(&self, link: &LinkInfo) -> Result<(), NetlinkError> {
+        self.set(
+            "detach",
+            &link.name,
+            link.index,
+            vec![LinkAttribute::Controller(0)],
+            false,
+        )
+        .await
+    }
+
     pub async fn set_up(&self, link: &LinkInfo) -> Result<(), NetlinkError> {
         self.set("bring up", &link.name, link.index, Vec::new(), true)
             .await

@@ -167,8 +167,9 @@ wire_words!(
 );
 
 wire_words!(
-    /// "up", "creating" (an `up` is running or died), or "unrecorded" (marks only).
-    LabStatus { Up = "up", Creating = "creating", Unrecorded = "unrecorded" }
+    /// "up", "creating" (an `up` is running or died), "changing" (an `up FILE` on the
+    /// running lab is applying a change, or died), or "unrecorded" (marks only).
+    LabStatus { Up = "up", Creating = "creating", Changing = "changing", Unrecorded = "unrecorded" }
 );
 
 wire_words!(

@@ -107,7 +107,17 @@ pub struct Bridge {
     pub name: String,
     pub kind: BridgeKind,
     pub mtu: Option<u32>,
+    /// The lab namespace the bridge lives in (`ns: r1`); `None`: the root namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
     pub pos: Pos,
+}
+
+impl Bridge {
+    /// The namespace the bridge (and so each of its ports) lives in.
+    pub fn netns(&self) -> &str {
+        self.netns.as_deref().unwrap_or(HOST)
+    }
 }
 
 /// Where one end of a link sits.
@@ -115,7 +125,7 @@ pub struct Bridge {
 pub enum Place {
     /// In a lab namespace (or the root namespace when the name is [`HOST`]).
     Netns(String),
-    /// A port of a bridge (the interface lives in the root namespace).
+    /// A port of a bridge (the interface lives in the bridge's namespace).
     Bridge(String),
 }
 
@@ -131,15 +141,19 @@ pub struct End {
     /// Impairment of packets leaving this end (`impair: {loss: 1%, rate: 100mbit}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impair: Option<crate::impair::Impairment>,
+    /// For a bridge port: the namespace of its bridge when that is not the root
+    /// namespace (copied from the bridge's `ns:` when the file is read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge_netns: Option<String>,
     pub pos: Pos,
 }
 
 impl End {
-    /// The namespace the interface ends up in (`host` for bridge ports).
+    /// The namespace the interface ends up in (a bridge port: its bridge's).
     pub fn netns(&self) -> &str {
         match &self.place {
             Place::Netns(ns) => ns,
-            Place::Bridge(_) => HOST,
+            Place::Bridge(_) => self.bridge_netns.as_deref().unwrap_or(HOST),
         }
     }
 
@@ -151,6 +165,9 @@ impl End {
     }
 }
 
+// A veth holds two ends, an OVS internal port one: the size difference is that, and
+// boxing the ends would only add an allocation per link to every topology.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Link {
     Veth {
@@ -181,6 +198,27 @@ impl Link {
 }
 
 impl Topology {
+    /// Gives every bridge port the namespace of its bridge (after reading or renaming).
+    pub(crate) fn place_bridge_ports(&mut self) {
+        let of: std::collections::HashMap<String, Option<String>> = self
+            .bridges
+            .iter()
+            .map(|b| (b.name.clone(), b.netns.clone()))
+            .collect();
+        for link in &mut self.links {
+            let ends: &mut [End] = match link {
+                Link::Veth { ends, .. } => ends,
+                Link::OvsInternal { end, .. } => std::slice::from_mut(end),
+            };
+            for e in ends {
+                e.bridge_netns = match &e.place {
+                    Place::Bridge(b) => of.get(b).cloned().flatten(),
+                    Place::Netns(_) => None,
+                };
+            }
+        }
+    }
+
     /// Parses YAML text; `source` names the file in error messages.
     pub fn from_yaml(text: &str, source: &str) -> Result<Self, TopologyError> {
         parse::parse(text, source)

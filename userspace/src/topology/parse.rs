@@ -78,6 +78,7 @@ pub fn parse(text: &str, file: &str) -> Result<Topology, TopologyError> {
     }
     TopologyError::from_list(errors)?;
     topo.name = name.unwrap_or_default();
+    topo.place_bridge_ports();
     Ok(topo)
 }
 
@@ -137,11 +138,12 @@ fn bridge(node: &Node<'_>, errs: &Errors<'_>) -> Result<Bridge, TopologyError> {
     let fields = yaml::entries(node, errs, "bridge")?;
     let name = required(&fields, "name", at, errs, "bridge")?;
     let object = format!("bridge {name}");
-    yaml::check_keys(&fields, &["name", "kind", "mtu"], errs, &object)?;
+    yaml::check_keys(&fields, &["name", "kind", "mtu", "ns"], errs, &object)?;
     let mut bridge = Bridge {
         name,
         kind: BridgeKind::Linux,
         mtu: None,
+        netns: None,
         pos: at,
     };
     for (key, value, kpos) in &fields {
@@ -161,6 +163,11 @@ fn bridge(node: &Node<'_>, errs: &Errors<'_>) -> Result<Bridge, TopologyError> {
                 }
             }
             "mtu" => bridge.mtu = Some(mtu(value, errs, &object)?),
+            // `ns: host` is the root namespace, as on an end.
+            "ns" => match yaml::string(value, errs, &object, "ns")? {
+                n if n == super::HOST => bridge.netns = None,
+                n => bridge.netns = Some(n),
+            },
             _ => {}
         }
     }
@@ -284,6 +291,7 @@ fn end(node: &Node<'_>, errs: &Errors<'_>, link: &str) -> Result<End, TopologyEr
         mac: None,
         sysctls: Vec::new(),
         impair: None,
+        bridge_netns: None,
         pos: at,
     };
     for (key, value, _) in &fields {

@@ -12,13 +12,28 @@ pub fn apply(t: &Topology, prefix: &str) -> Topology {
     for ns in &mut out.namespaces {
         ns.name = p(&ns.name);
     }
+    // A bridge inside a lab namespace keeps its name there (like the namespace's
+    // interfaces); only its namespace's name gets the prefix.
     for b in &mut out.bridges {
-        b.name = p(&b.name);
+        match &mut b.netns {
+            Some(ns) => *ns = p(ns),
+            None => b.name = p(&b.name),
+        }
     }
+    let in_netns: Vec<&str> = t
+        .bridges
+        .iter()
+        .filter(|b| b.netns.is_some())
+        .map(|b| b.name.as_str())
+        .collect();
     for link in &mut out.links {
         let internal = matches!(link, Link::OvsInternal { .. });
         match link {
-            Link::Veth { ends, .. } => ends.iter_mut().for_each(|e| rename_end(e, prefix, false)),
+            Link::Veth { ends, .. } => ends.iter_mut().for_each(|e| {
+                if !matches!(&e.place, Place::Bridge(b) if in_netns.contains(&b.as_str())) {
+                    rename_end(e, prefix, false)
+                }
+            }),
             Link::OvsInternal { bridge, end, .. } => {
                 *bridge = p(bridge);
                 rename_end(end, prefix, internal);
@@ -38,6 +53,7 @@ pub fn apply(t: &Topology, prefix: &str) -> Topology {
             }
         }
     }
+    out.place_bridge_ports();
     out
 }
 

@@ -25,11 +25,11 @@ pub fn validate(t: &Topology) -> Result<(), TopologyError> {
     check_sizes(t, &errs)?;
     check_lab_name(t, &errs, &mut out);
     let namespaces = check_namespaces(t, &errs, &mut out);
-    let bridges = check_bridges(t, &errs, &mut out);
-    // Interface names per namespace; the root namespace starts with the bridges.
+    let bridges = check_bridges(t, &namespaces, &errs, &mut out);
+    // Interface names per namespace, starting with the bridges.
     let mut ifnames: HashMap<&str, HashMap<&str, Pos>> = HashMap::new();
     for b in &t.bridges {
-        ifnames.entry(HOST).or_default().insert(&b.name, b.pos);
+        ifnames.entry(b.netns()).or_default().insert(&b.name, b.pos);
     }
     let mut addresses: HashMap<IpAddr, &End> = HashMap::new();
     for link in &t.links {
@@ -182,7 +182,8 @@ pub fn check_prefix(t: &Topology, prefix: &str) -> Result<(), TopologyError> {
             format!("namespace {}", ns.name),
         );
     }
-    for b in &t.bridges {
+    // A bridge inside a lab namespace keeps its name (see prefix.rs).
+    for b in t.bridges.iter().filter(|b| b.netns.is_none()) {
         too_long(
             &b.name,
             names::IFNAME_MAX,
@@ -277,14 +278,42 @@ fn check_namespaces<'t>(
 
 fn check_bridges<'t>(
     t: &'t Topology,
+    namespaces: &HashSet<&str>,
     errs: &Errors<'_>,
     out: &mut Vec<TopologyError>,
 ) -> HashMap<&'t str, BridgeKind> {
     let mut seen: HashMap<&str, BridgeKind> = HashMap::new();
     for b in &t.bridges {
-        let object = format!("bridge {}", b.name.escape_debug());
+        let object = format!(
+            "bridge {} (namespace {})",
+            b.name.escape_debug(),
+            b.netns().escape_debug()
+        );
         if !check_ifname(&b.name, b.pos, &object, errs, out) {
             continue;
+        }
+        if let Some(ns) = &b.netns {
+            if !namespaces.contains(ns.as_str()) {
+                let known: Vec<&str> = t.netns_names().collect();
+                out.push(errs.hint(
+                    b.pos,
+                    &object,
+                    format!("namespace {} is not declared", ns.escape_debug()),
+                    format!(
+                        "add `- name: {}` under `namespaces:`, or drop `ns:` for the root namespace (declared: {})",
+                        ns.escape_debug(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+            if b.kind == BridgeKind::Ovs {
+                out.push(errs.hint(
+                    b.pos,
+                    &object,
+                    "an OVS bridge inside a lab namespace is not supported: Open vSwitch's daemons and datapath live in the root namespace",
+                    "use `kind: linux` for a bridge inside a namespace, or drop `ns:`",
+                ));
+            }
         }
         if seen.contains_key(b.name.as_str()) {
             out.push(errs.hint(

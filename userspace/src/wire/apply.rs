@@ -39,6 +39,8 @@ pub enum UpOutcome {
     /// The lab was up: only the differences were applied (see `wire::diff`).
     Changed {
         actions: Vec<String>,
+        /// Namespaces the change added (their `exec:` commands run next).
+        new_namespaces: Vec<String>,
         elapsed: Duration,
     },
     /// `--dry-run`: what would be done; nothing was touched.
@@ -53,33 +55,12 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
     let _lab_lock = state::lab_lock(&t.name)?;
     if let Some(existing) = state::read(&t.name) {
         return match existing.status {
+            // The difference is applied (see `diff` and `change`); an interrupted
+            // change is finished.
             Status::Up if still_up(&existing.topology) => {
-                let shape = super::diff::structural_changes(&existing.topology, t);
-                if !shape.is_empty() {
-                    return Err(WireError::ShapeChange {
-                        lab: t.name.clone(),
-                        changes: shape,
-                    });
-                }
-                let started = Instant::now();
-                let actions = super::diff::plan(&existing.topology, t).await?;
-                let shown: Vec<String> = actions.iter().map(|a| a.to_string()).collect();
-                if opts.dry_run {
-                    return Ok(UpOutcome::Planned { actions: shown });
-                }
-                if actions.is_empty() && same_definition(&existing.topology, t) {
-                    return Ok(UpOutcome::AlreadyUp);
-                }
-                // Record the new file first: after a crash, `up` with it finishes the job.
-                let mut st = existing;
-                st.topology = t.clone();
-                state::write(&st)?;
-                super::diff::apply(&t.name, &actions).await?;
-                Ok(UpOutcome::Changed {
-                    actions: shown,
-                    elapsed: started.elapsed(),
-                })
+                super::change::update(existing, t, opts).await
             }
+            Status::Changing => super::change::update(existing, t, opts).await,
             Status::Up => Err(WireError::DifferentDefinition {
                 lab: t.name.clone(),
             }),
@@ -121,6 +102,7 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
         status: Status::Creating,
         topology: t.clone(),
         ovs_datapath: None,
+        previous: None,
         created_unix: state::now_unix(),
     };
     state::write(&st)?;
@@ -169,27 +151,6 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
             Err(e)
         }
     }
-}
-
-/// Same lab definition, ignoring where in the file things were written.
-fn same_definition(a: &Topology, b: &Topology) -> bool {
-    fn canonical(t: &Topology) -> serde_json::Value {
-        let mut v = serde_json::to_value(t).unwrap_or_default();
-        strip(&mut v);
-        v
-    }
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                m.remove("pos");
-                m.remove("source");
-                m.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    canonical(a) == canonical(b)
 }
 
 fn still_up(t: &Topology) -> bool {
@@ -452,8 +413,10 @@ impl Builder<'_> {
             match self.t.bridge(br).map(|b| b.kind) {
                 Some(BridgeKind::Ovs) => self.add_ovs_port(br, &end.name, "")?,
                 _ => {
-                    let master = self.host.require(br).await?;
-                    self.host.set_master(&link, &master).await?;
+                    // The port lives in its bridge's namespace.
+                    let nl = self.nl(&ns)?;
+                    let master = nl.require(br).await?;
+                    nl.set_master(&link, &master).await?;
                 }
             }
         }

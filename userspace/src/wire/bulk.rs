@@ -92,11 +92,13 @@ pub(super) fn is_bulk_veth(t: &Topology, link: &Link) -> bool {
     }
 }
 
-/// The end whose namespace sends the request, and the peer: the root-namespace end
-/// when there is one (it can take its master in the same request), else the first.
+/// The end whose namespace sends the request, and the peer: a bridge port when there
+/// is one (it takes its master in the same request), else the root-namespace end, else
+/// the first.
 fn creator_and_peer(ends: &[End; 2]) -> (&End, &End) {
     let [a, b] = ends;
-    if b.netns() == HOST && a.netns() != HOST {
+    let port = |e: &End| e.bridge().is_some();
+    if (port(b) && !port(a)) || (!port(a) && b.netns() == HOST && a.netns() != HOST) {
         (b, a)
     } else {
         (a, b)
@@ -218,7 +220,11 @@ impl<'t> Bulk<'t> {
         created: &mut Created,
     ) -> Result<(), WireError> {
         let lab = self.lab.clone();
-        let mut host = self.host.lock().map_err(|_| poisoned(&lab))?;
+        // In its lab namespace (which goes with the namespace) or in the root one.
+        let mut host = self
+            .socket(br.netns())?
+            .lock()
+            .map_err(|_| poisoned(&lab))?;
         first_err(
             &lab,
             host.execute(vec![Request::new(
@@ -227,7 +233,9 @@ impl<'t> Bulk<'t> {
                 &br.name,
             )]),
         )?;
-        created.bridges.push(br.name.clone());
+        if br.netns.is_none() {
+            created.bridges.push(br.name.clone());
+        }
         fault::point("bridge created, not marked");
         let mark = msg::set_link(
             0,
@@ -247,7 +255,7 @@ impl<'t> Bulk<'t> {
                     &lab,
                     NetlinkError::Missing {
                         name: br.name.clone(),
-                        netns: HOST.into(),
+                        netns: br.netns().into(),
                     },
                 )
             })?
@@ -482,13 +490,13 @@ impl<'t> Bulk<'t> {
         for Todo { end, mark, .. } in ends {
             let i = index_of(end)?;
             if *mark {
+                // A peer that is a port of a bridge in its namespace joins it here.
+                let mut attrs = vec![LinkAttribute::IfAlias(self.mark.clone())];
+                if let Some(m) = end.bridge().and_then(|b| self.bridges.get(b)) {
+                    attrs.push(LinkAttribute::Controller(*m));
+                }
                 requests.push(Request::new(
-                    msg::set_link(
-                        i,
-                        None,
-                        vec![LinkAttribute::IfAlias(self.mark.clone())],
-                        false,
-                    ),
+                    msg::set_link(i, None, attrs, false),
                     "mark",
                     &end.name,
                 ));

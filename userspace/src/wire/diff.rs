@@ -1,32 +1,65 @@
-//! `up FILE` on a running lab: the difference between the live lab and the file,
-//! as a list of small actions (add/remove an address or route, set MTU, MAC, a sysctl,
-//! bring an interface up), applied touching nothing else — a ping across a link that
-//! did not change keeps running.
+//! `up FILE` on a running lab: the difference between the lab as recorded and the
+//! file, as a list of small actions — namespaces, bridges and links added or removed,
+//! bridge membership, addresses, routes, MTU, MAC, sysctls and impairments changed —
+//! applied touching nothing else (a ping across a link that did not change keeps running).
 //!
-//! The same comparison serves drift repair: the actions are computed from the live
-//! state against the new file (plus routes the old file had and the new one drops), so
-//! `up` with the unchanged file repairs a lost address or route.
+//! Planning is pure: the recorded definition (what the last `up` applied) against the new
+//! file, so its cost does not grow with the lab; only the namespaces an action touches are
+//! read, when it is applied (`change.rs`). Running `up` with the unchanged file is drift
+//! repair instead: then the live lab is read in full and compared (`drift`).
 //!
-//! Crash safety: the new file is recorded before the first action, and every action is
-//! idempotent, so after a kill `up FILE` again computes and applies what is left, and
-//! `down` still removes the lab by its marks.
-//!
-//! Adding or removing namespaces, bridges or links on a running lab is not done here
-//! yet: such a file is refused with a clear message (`down` first).
+//! Crash safety: see `change.rs` — the state file says `changing` and keeps the previous
+//! definition until the last action is done; every action is idempotent.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::WireError;
 use crate::{
     drift::{self, Drift},
+    impair::Impairment,
     inspect,
-    netlink::{Netlink, RouteEntry},
-    netns,
-    topology::{Cidr, End, Link, Route, Topology},
+    topology::{Bridge, BridgeKind, Cidr, End, Link, Route, Topology},
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
+    /// Create, mark `lo` and bring it up, write the namespace's sysctls.
+    AddNamespace {
+        netns: String,
+    },
+    /// Delete a namespace of the lab (its interfaces and veth peers go with it).
+    DelNamespace {
+        netns: String,
+    },
+    AddBridge {
+        bridge: Bridge,
+    },
+    DelBridge {
+        bridge: Bridge,
+    },
+    /// Create a link and configure its ends completely (mark, MAC, MTU, addresses,
+    /// sysctls, bridge port, up).
+    AddLink {
+        link: Link,
+    },
+    DelLink {
+        link: Link,
+        /// (bridge, port) of its ends that are Open vSwitch ports (from the definition
+        /// the link was made by): OVS lets go of them first.
+        ovs_ports: Vec<(String, String)>,
+    },
+    /// Attach an interface to a Linux bridge, or (`None`) detach it.
+    SetMaster {
+        netns: String,
+        ifname: String,
+        bridge: Option<String>,
+    },
+    /// Set (or, `None`, clear) the impairment of an end.
+    SetImpair {
+        netns: String,
+        ifname: String,
+        impair: Option<Impairment>,
+    },
     AddAddress {
         netns: String,
         ifname: String,
@@ -67,9 +100,61 @@ pub enum Action {
     },
 }
 
+fn end_text(e: &End) -> String {
+    match e.bridge() {
+        Some(b) => format!("{}/{} (port of bridge {b})", e.netns(), e.name),
+        None => format!("{}/{}", e.netns(), e.name),
+    }
+}
+
+fn link_text(l: &Link) -> String {
+    match l {
+        Link::Veth { ends, .. } => {
+            format!("veth {} — {}", end_text(&ends[0]), end_text(&ends[1]))
+        }
+        Link::OvsInternal { bridge, end, .. } => {
+            format!("ovs-internal port {} of bridge {bridge}", end_text(end))
+        }
+    }
+}
+
 impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Action::AddNamespace { netns } => write!(f, "{netns}: add namespace"),
+            Action::DelNamespace { netns } => write!(f, "{netns}: remove namespace"),
+            Action::AddBridge { bridge } => write!(
+                f,
+                "{}: add {} bridge {}",
+                bridge_netns(bridge),
+                kind_text(bridge.kind),
+                bridge.name
+            ),
+            Action::DelBridge { bridge } => write!(
+                f,
+                "{}: remove {} bridge {}",
+                bridge_netns(bridge),
+                kind_text(bridge.kind),
+                bridge.name
+            ),
+            Action::AddLink { link } => write!(f, "add link {}", link_text(link)),
+            Action::DelLink { link, .. } => write!(f, "remove link {}", link_text(link)),
+            Action::SetMaster {
+                netns,
+                ifname,
+                bridge,
+            } => match bridge {
+                Some(b) => write!(f, "{netns}: attach {ifname} to bridge {b}"),
+                None => write!(f, "{netns}: detach {ifname} from its bridge"),
+            },
+            Action::SetImpair {
+                netns,
+                ifname,
+                impair,
+            } => match impair {
+                Some(i) => write!(f, "{netns}: impair {ifname}: {i}"),
+                None => write!(f, "{netns}: clear the impairment of {ifname}"),
+            },
             Action::AddAddress {
                 netns,
                 ifname,
@@ -100,7 +185,68 @@ impl std::fmt::Display for Action {
     }
 }
 
-fn route_text(r: &Route) -> String {
+fn kind_text(k: BridgeKind) -> &'static str {
+    match k {
+        BridgeKind::Linux => "linux",
+        BridgeKind::Ovs => "ovs",
+    }
+}
+
+/// The namespace a bridge lives in.
+pub fn bridge_netns(b: &Bridge) -> &str {
+    b.netns()
+}
+
+impl Action {
+    /// The order actions run in: removals first (routes, links, bridges, namespaces),
+    /// then additions in dependency order; addresses before routes, so a gateway is
+    /// reachable before its route is added. Within a phase, plan order is kept.
+    fn phase(&self) -> u8 {
+        match self {
+            Action::DelRoute { .. } => 0,
+            Action::DelLink { .. } => 1,
+            Action::DelBridge { .. } => 2,
+            Action::DelNamespace { .. } => 3,
+            Action::AddNamespace { .. } => 4,
+            Action::AddBridge { .. } => 5,
+            Action::SetMaster { .. } => 6,
+            Action::DelAddress { .. } => 7,
+            Action::SetMac { .. } | Action::SetMtu { .. } => 8,
+            Action::SetSysctl { .. } => 9,
+            Action::AddLink { .. } => 10,
+            Action::AddAddress { .. } => 11,
+            Action::SetUp { .. } => 12,
+            Action::SetImpair { .. } => 13,
+            Action::AddRoute { .. } => 14,
+        }
+    }
+
+    /// The namespaces this action reads or changes (for messages and tests).
+    pub fn namespaces(&self) -> Vec<String> {
+        match self {
+            Action::AddNamespace { netns }
+            | Action::DelNamespace { netns }
+            | Action::SetMaster { netns, .. }
+            | Action::SetImpair { netns, .. }
+            | Action::AddAddress { netns, .. }
+            | Action::DelAddress { netns, .. }
+            | Action::SetMtu { netns, .. }
+            | Action::SetMac { netns, .. }
+            | Action::SetUp { netns, .. }
+            | Action::SetSysctl { netns, .. }
+            | Action::AddRoute { netns, .. }
+            | Action::DelRoute { netns, .. } => vec![netns.clone()],
+            Action::AddBridge { bridge } | Action::DelBridge { bridge } => {
+                vec![bridge_netns(bridge).to_string()]
+            }
+            Action::AddLink { link } | Action::DelLink { link, .. } => {
+                link.ends().iter().map(|e| e.netns().to_string()).collect()
+            }
+        }
+    }
+}
+
+pub(super) fn route_text(r: &Route) -> String {
     let mut s = r.to.map_or("default".to_string(), |c| c.to_string());
     if let Some(v) = r.via {
         s.push_str(&format!(" via {v}"));
@@ -111,45 +257,318 @@ fn route_text(r: &Route) -> String {
     s
 }
 
-/// What makes up a lab's shape: namespaces, bridges, and each link's ends by place.
-fn structure(t: &Topology) -> BTreeSet<String> {
-    let mut s = BTreeSet::new();
-    for ns in &t.namespaces {
-        s.insert(format!("namespace {}", ns.name));
-    }
-    for b in &t.bridges {
-        s.insert(format!("bridge {} {:?}", b.name, b.kind));
-    }
-    let end_id = |e: &End| format!("{:?}/{}", e.place, e.name);
-    for l in &t.links {
-        match l {
-            Link::Veth { ends, .. } => {
-                let mut ids = [end_id(&ends[0]), end_id(&ends[1])];
-                ids.sort();
-                s.insert(format!("veth {} {}", ids[0], ids[1]));
-            }
-            Link::OvsInternal { bridge, end, .. } => {
-                s.insert(format!("ovs-internal {bridge} {}", end_id(end)));
-            }
-        }
-    }
-    s
+/// An end's identity: where it is and what it is called, plus the OVS bridge it is a
+/// port of (moving a port into or out of OVS re-makes the link; moving it between
+/// Linux bridges, or on/off one, only changes its master).
+fn end_key(t: &Topology, e: &End) -> String {
+    let ovs = e
+        .bridge()
+        .and_then(|b| t.bridge(b))
+        .filter(|b| b.kind == BridgeKind::Ovs)
+        .map(|b| format!(" ovs:{}", b.name))
+        .unwrap_or_default();
+    format!("{}/{}{ovs}", e.netns(), e.name)
 }
 
-/// The shape differences between two versions of a lab (empty: same shape).
+/// The ends of a link that are Open vSwitch ports, as (bridge, port).
+fn ovs_ports(t: &Topology, l: &Link) -> Vec<(String, String)> {
+    match l {
+        Link::OvsInternal { bridge, end, .. } => vec![(bridge.clone(), end.name.clone())],
+        Link::Veth { ends, .. } => ends
+            .iter()
+            .filter_map(|e| {
+                let b = t.bridge(e.bridge()?)?;
+                (b.kind == BridgeKind::Ovs).then(|| (b.name.clone(), e.name.clone()))
+            })
+            .collect(),
+    }
+}
+
+/// A link's identity: its kind and its ends' identities.
+fn link_key(t: &Topology, l: &Link) -> String {
+    match l {
+        Link::Veth { ends, .. } => {
+            let mut ids = [end_key(t, &ends[0]), end_key(t, &ends[1])];
+            ids.sort();
+            format!("veth {} {}", ids[0], ids[1])
+        }
+        Link::OvsInternal { bridge, end, .. } => {
+            format!("ovs-internal {bridge} {}", end_key(t, end))
+        }
+    }
+}
+
+fn bridge_key(b: &Bridge) -> String {
+    format!("{} {} {}", bridge_netns(b), b.name, kind_text(b.kind))
+}
+
+/// The shape differences between two versions of a lab (empty: same shape), as text.
 pub fn structural_changes(old: &Topology, new: &Topology) -> Vec<String> {
-    let (a, b) = (structure(old), structure(new));
-    let mut out: Vec<String> = a.difference(&b).map(|x| format!("remove {x}")).collect();
-    out.extend(b.difference(&a).map(|x| format!("add {x}")));
-    out
+    plan_files(old, new)
+        .into_iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::AddNamespace { .. }
+                    | Action::DelNamespace { .. }
+                    | Action::AddBridge { .. }
+                    | Action::DelBridge { .. }
+                    | Action::AddLink { .. }
+                    | Action::DelLink { .. }
+            )
+        })
+        .map(|a| a.to_string())
+        .collect()
 }
 
 fn same_route(a: &Route, b: &Route) -> bool {
     a.to == b.to && a.via == b.via && a.dev == b.dev
 }
 
-/// The actions that turn the live lab into `new` (`old` = the recorded file).
-pub async fn plan(old: &Topology, new: &Topology) -> Result<Vec<Action>, WireError> {
+/// Same lab definition, ignoring where in the file things were written.
+pub fn same_definition(a: &Topology, b: &Topology) -> bool {
+    fn canonical(t: &Topology) -> serde_json::Value {
+        let mut v = serde_json::to_value(t).unwrap_or_default();
+        strip(&mut v);
+        v
+    }
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("pos");
+                m.remove("source");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    canonical(a) == canonical(b)
+}
+
+/// The actions that turn the lab made from `old` into the lab of `new`, from the two
+/// definitions alone (pure: nothing is read; cost in proportion to the files, not to
+/// the live lab).
+pub fn plan_files(old: &Topology, new: &Topology) -> Vec<Action> {
+    let mut actions = Vec::new();
+    // Namespaces.
+    let old_ns: BTreeSet<&str> = old.netns_names().collect();
+    let new_ns: BTreeSet<&str> = new.netns_names().collect();
+    for ns in old_ns.difference(&new_ns) {
+        actions.push(Action::DelNamespace {
+            netns: ns.to_string(),
+        });
+    }
+    for ns in &new.namespaces {
+        if !old_ns.contains(ns.name.as_str()) {
+            actions.push(Action::AddNamespace {
+                netns: ns.name.clone(),
+            });
+        }
+    }
+    // Bridges.
+    let old_br: BTreeMap<String, &Bridge> =
+        old.bridges.iter().map(|b| (bridge_key(b), b)).collect();
+    let new_br: BTreeMap<String, &Bridge> =
+        new.bridges.iter().map(|b| (bridge_key(b), b)).collect();
+    for (k, b) in &old_br {
+        if !new_br.contains_key(k) {
+            actions.push(Action::DelBridge {
+                bridge: (*b).clone(),
+            });
+        }
+    }
+    for b in &new.bridges {
+        match old_br.get(&bridge_key(b)) {
+            None => actions.push(Action::AddBridge { bridge: b.clone() }),
+            Some(o) if o.mtu != b.mtu => {
+                if let Some(mtu) = b.mtu {
+                    actions.push(Action::SetMtu {
+                        netns: bridge_netns(b).to_string(),
+                        ifname: b.name.clone(),
+                        mtu,
+                    });
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    // Links: by identity; kept ones compared end by end.
+    let old_links: BTreeMap<String, &Link> =
+        old.links.iter().map(|l| (link_key(old, l), l)).collect();
+    let new_keys: BTreeSet<String> = new.links.iter().map(|l| link_key(new, l)).collect();
+    // Namespaces whose routes may need adding again: a link there was made or removed.
+    let mut reroute: BTreeSet<String> = BTreeSet::new();
+    for (k, l) in &old_links {
+        if !new_keys.contains(k) {
+            reroute.extend(l.ends().iter().map(|e| e.netns().to_string()));
+            // A namespace being removed takes its links with it; the others go first.
+            actions.push(Action::DelLink {
+                link: (*l).clone(),
+                ovs_ports: ovs_ports(old, l),
+            });
+        }
+    }
+    for l in &new.links {
+        match old_links.get(&link_key(new, l)) {
+            None => {
+                reroute.extend(l.ends().iter().map(|e| e.netns().to_string()));
+                actions.push(Action::AddLink { link: l.clone() });
+                for e in l.ends() {
+                    if let Some(imp) = &e.impair {
+                        actions.push(Action::SetImpair {
+                            netns: e.netns().to_string(),
+                            ifname: e.name.clone(),
+                            impair: Some(imp.clone()),
+                        });
+                    }
+                }
+            }
+            Some(o) => {
+                for n in l.ends() {
+                    let key = end_key(new, n);
+                    if let Some(oe) = o.ends().iter().find(|oe| end_key(old, oe) == key) {
+                        end_changes(oe, n, &mut actions);
+                    }
+                }
+            }
+        }
+    }
+    // Namespace sysctls and routes.
+    for ns in &new.namespaces {
+        let netns = ns.name.clone();
+        let Some(ons) = old.namespaces.iter().find(|o| o.name == ns.name) else {
+            // A new namespace: AddNamespace writes its sysctls; all its routes are added.
+            for r in &ns.routes {
+                actions.push(Action::AddRoute {
+                    netns: netns.clone(),
+                    route: r.clone(),
+                });
+            }
+            continue;
+        };
+        for s in &ns.sysctls {
+            if !ons
+                .sysctls
+                .iter()
+                .any(|o| o.key == s.key && o.value == s.value)
+            {
+                actions.push(Action::SetSysctl {
+                    netns: netns.clone(),
+                    key: s.key.clone(),
+                    value: s.value.clone(),
+                });
+            }
+        }
+        for r in &ons.routes {
+            if !ns.routes.iter().any(|n| same_route(n, r)) {
+                actions.push(Action::DelRoute {
+                    netns: netns.clone(),
+                    route: r.clone(),
+                });
+            }
+        }
+        for r in &ns.routes {
+            let new_route = !ons.routes.iter().any(|o| same_route(o, r));
+            // A link made or removed here may have taken routes with it (or made a
+            // gateway reachable): add them again (adding an existing route is no change).
+            if new_route || reroute.contains(&ns.name) {
+                actions.push(Action::AddRoute {
+                    netns: netns.clone(),
+                    route: r.clone(),
+                });
+            }
+        }
+    }
+    actions.sort_by_key(Action::phase);
+    actions
+}
+
+/// Attribute changes of one end that exists in both versions.
+fn end_changes(old: &End, new: &End, out: &mut Vec<Action>) {
+    let netns = new.netns().to_string();
+    let ifname = new.name.clone();
+    if old.bridge() != new.bridge() {
+        out.push(Action::SetMaster {
+            netns: netns.clone(),
+            ifname: ifname.clone(),
+            bridge: new.bridge().map(str::to_string),
+        });
+    }
+    for c in &old.addresses {
+        if !new.addresses.contains(c) {
+            out.push(Action::DelAddress {
+                netns: netns.clone(),
+                ifname: ifname.clone(),
+                cidr: *c,
+            });
+        }
+    }
+    for c in &new.addresses {
+        if !old.addresses.contains(c) {
+            out.push(Action::AddAddress {
+                netns: netns.clone(),
+                ifname: ifname.clone(),
+                cidr: *c,
+            });
+        }
+    }
+    if old.mtu != new.mtu {
+        out.push(Action::SetMtu {
+            netns: netns.clone(),
+            ifname: ifname.clone(),
+            // Dropping `mtu:` goes back to the kernel's default for a veth.
+            mtu: new.mtu.unwrap_or(1500),
+        });
+    }
+    if let Some(mac) = new.mac
+        && old.mac != new.mac
+    {
+        out.push(Action::SetMac {
+            netns: netns.clone(),
+            ifname: ifname.clone(),
+            mac,
+        });
+    }
+    for s in &new.sysctls {
+        if !old
+            .sysctls
+            .iter()
+            .any(|o| o.key == s.key && o.value == s.value)
+        {
+            out.push(Action::SetSysctl {
+                netns: netns.clone(),
+                key: format!("{ifname}/{}", drift::iface_key(&s.key)),
+                value: s.value.clone(),
+            });
+        }
+    }
+    if old.impair != new.impair {
+        out.push(Action::SetImpair {
+            netns,
+            ifname,
+            impair: new.impair.clone(),
+        });
+    }
+}
+
+/// Both plans of an interrupted change (from the definition before it, and from the one
+/// it was applying), without repeats: finishing with any file removes what either left.
+pub fn merge(first: Vec<Action>, second: Vec<Action>) -> Vec<Action> {
+    let mut out = first;
+    for a in second {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out.sort_by_key(Action::phase);
+    out
+}
+
+/// Drift repair (`up` with the unchanged file): the live lab is read in full and every
+/// attribute that differs from the file is set again; impairments that differ from the
+/// record are set again.
+pub async fn plan_repair(old: &Topology, new: &Topology) -> Result<Vec<Action>, WireError> {
     let view = inspect::lab_view(&new.name)
         .await
         .map_err(|e| WireError::Inspect {
@@ -178,16 +597,18 @@ pub async fn plan(old: &Topology, new: &Topology) -> Result<Vec<Action>, WireErr
             actions.push(a);
         }
     }
-    // Addresses before routes: a gateway must be reachable before its route is added.
-    actions.sort_by_key(|a| match a {
-        Action::DelRoute { .. } => 0,
-        Action::DelAddress { .. } => 1,
-        Action::SetMac { .. } | Action::SetMtu { .. } => 2,
-        Action::SetSysctl { .. } => 3,
-        Action::AddAddress { .. } => 4,
-        Action::SetUp { .. } => 5,
-        Action::AddRoute { .. } => 6,
-    });
+    let record = crate::impair::record::read(&new.name).unwrap_or_default();
+    for e in new.ends() {
+        let recorded = record.end(e.netns(), &e.name).map(|r| &r.impairment);
+        if recorded != e.impair.as_ref() {
+            actions.push(Action::SetImpair {
+                netns: e.netns().to_string(),
+                ifname: e.name.clone(),
+                impair: e.impair.clone(),
+            });
+        }
+    }
+    actions.sort_by_key(Action::phase);
     Ok(actions)
 }
 
@@ -257,98 +678,70 @@ fn action_for(d: &Drift, t: &Topology) -> Option<Action> {
     }
 }
 
-/// Applies the actions in order; the first failure stops and is returned.
-pub async fn apply(lab: &str, actions: &[Action]) -> Result<(), WireError> {
-    let nl_err = |source| WireError::Netlink {
-        lab: lab.to_string(),
-        source,
-    };
-    let ns_err = |source| WireError::Netns {
-        lab: lab.to_string(),
-        source,
-    };
-    let mut sockets: std::collections::HashMap<String, Netlink> = Default::default();
-    for a in actions {
-        let ns = match a {
-            Action::AddAddress { netns, .. }
-            | Action::DelAddress { netns, .. }
-            | Action::SetMtu { netns, .. }
-            | Action::SetMac { netns, .. }
-            | Action::SetUp { netns, .. }
-            | Action::SetSysctl { netns, .. }
-            | Action::AddRoute { netns, .. }
-            | Action::DelRoute { netns, .. } => netns.clone(),
-        };
-        if !sockets.contains_key(&ns) {
-            sockets.insert(ns.clone(), Netlink::open(&ns).await.map_err(nl_err)?);
-        }
-        let nl = &sockets[&ns];
-        tracing::info!("lab {lab}: {a}");
-        match a {
-            Action::AddAddress { ifname, cidr, .. } => {
-                let link = nl.require(ifname).await.map_err(nl_err)?;
-                match nl.add_address(&link, cidr).await {
-                    Err(e) if e.errno() == Some(libc::EEXIST) => {}
-                    r => r.map_err(nl_err)?,
-                }
-            }
-            Action::DelAddress { ifname, cidr, .. } => {
-                let link = nl.require(ifname).await.map_err(nl_err)?;
-                nl.delete_address(link.index, ifname, cidr)
-                    .await
-                    .map_err(nl_err)?;
-            }
-            Action::SetMtu { ifname, mtu, .. } => {
-                let link = nl.require(ifname).await.map_err(nl_err)?;
-                nl.set_mtu(&link, *mtu).await.map_err(nl_err)?;
-            }
-            Action::SetMac { ifname, mac, .. } => {
-                let link = nl.require(ifname).await.map_err(nl_err)?;
-                nl.set_mac(&link, *mac).await.map_err(nl_err)?;
-            }
-            Action::SetUp { ifname, .. } => {
-                let link = nl.require(ifname).await.map_err(nl_err)?;
-                nl.set_up(&link).await.map_err(nl_err)?;
-            }
-            Action::SetSysctl { key, value, .. } => match key.split_once('/') {
-                Some((ifname, k)) => {
-                    netns::write_sysctl_in(&ns, inspect::sysctls::iface_path(ifname, k), value)
-                        .map_err(ns_err)?
-                }
-                None => netns::write_sysctl(&ns, key, value).map_err(ns_err)?,
-            },
-            Action::AddRoute { route, .. } => {
-                let dev = match &route.dev {
-                    Some(d) => Some(nl.require(d).await.map_err(nl_err)?),
-                    None => None,
-                };
-                match nl.add_route(route, dev.as_ref()).await {
-                    Err(e) if e.errno() == Some(libc::EEXIST) => {}
-                    r => r.map_err(nl_err)?,
-                }
-            }
-            Action::DelRoute { route, .. } => {
-                let oif = match &route.dev {
-                    Some(d) => nl.link_by_name(d).await.map_err(nl_err)?.map(|l| l.index),
-                    None => None,
-                };
-                let v6 = route
-                    .to
-                    .map(|c| c.addr.is_ipv6())
-                    .or(route.via.map(|v| v.is_ipv6()))
-                    .unwrap_or(false);
-                let entry = RouteEntry {
-                    to: route.to,
-                    v6,
-                    via: route.via,
-                    oif,
-                    protocol: String::new(),
-                    scope: String::new(),
-                    metric: None,
-                };
-                nl.delete_route(&entry).await.map_err(nl_err)?;
-            }
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topo(yaml: &str) -> Topology {
+        Topology::from_yaml(yaml, "t.yaml").expect("valid")
     }
-    Ok(())
+
+    const A: &str = "name: t\nnamespaces: [{name: a}, {name: b}, {name: c}]\nbridges: [{name: br0}]\nlinks:\n  - kind: veth\n    ends: [{ns: a, name: x, addresses: [10.0.0.1/24]}, {bridge: br0, name: pa}]\n  - kind: veth\n    ends: [{ns: b, name: x}, {ns: c, name: y}]\n";
+
+    #[test]
+    fn the_plan_names_only_what_changed_in_dependency_order() {
+        let old = topo(A);
+        let new = topo(
+            &(A.replace("{name: c}]", "{name: c}, {name: d}]")
+                .replace("[{name: br0}]", "[{name: br0}, {name: br1, ns: d}]")
+                .replace("10.0.0.1/24", "10.0.0.9/24")
+                + "  - kind: veth\n    ends: [{ns: a, name: z}, {bridge: br1, name: pd}]\n"),
+        );
+        let plan: Vec<String> = plan_files(&old, &new)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(
+            plan,
+            [
+                "d: add namespace",
+                "d: add linux bridge br1",
+                "a: remove address 10.0.0.1/24 from x",
+                "add link veth a/z — d/pd (port of bridge br1)",
+                "a: add address 10.0.0.9/24 to x",
+            ],
+            "{plan:#?}"
+        );
+        assert!(plan_files(&old, &old).is_empty());
+        // Back again: the inverse, removals first.
+        let back: Vec<String> = plan_files(&new, &old)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(back[0], "remove link veth a/z — d/pd (port of bridge br1)");
+        assert!(
+            back.contains(&"d: remove namespace".to_string()),
+            "{back:?}"
+        );
+    }
+
+    #[test]
+    fn moving_a_port_between_linux_bridges_keeps_the_link() {
+        let old = topo(&A.replace("[{name: br0}]", "[{name: br0}, {name: br1}]"));
+        let new = topo(
+            &A.replace("[{name: br0}]", "[{name: br0}, {name: br1}]")
+                .replace("{bridge: br0, name: pa}", "{bridge: br1, name: pa}"),
+        );
+        let plan = plan_files(&old, &new);
+        assert_eq!(
+            plan,
+            [Action::SetMaster {
+                netns: HOST_NS.into(),
+                ifname: "pa".into(),
+                bridge: Some("br1".into())
+            }]
+        );
+    }
+
+    const HOST_NS: &str = crate::topology::HOST;
 }

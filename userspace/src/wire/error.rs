@@ -53,10 +53,22 @@ pub enum WireError {
     #[error("lab {lab}: could not remove everything:{errors}")]
     Teardown { lab: String, errors: ErrorList },
     #[error(
-        "lab {lab}: is up, and the file changes its shape ({}); adding or removing namespaces, bridges or links on a running lab is not supported yet (fix: `vethscope down {lab}` first)",
-        changes.join(", ")
+        "lab {lab}: the change stopped at `{action}`; the lab is partly changed (fix: remove the cause and run `vethscope up` with a file again to finish, or `vethscope down {lab}`)"
     )]
-    ShapeChange { lab: String, changes: Vec<String> },
+    ChangeStopped {
+        lab: String,
+        action: String,
+        source: Box<WireError>,
+    },
+    #[error(
+        "lab {lab}: {object} does not carry the lab's mark, so the change leaves it alone (fix: remove it by hand if it is a leftover)"
+    )]
+    NotMarked { lab: String, object: String },
+    #[error("lab {lab}: impairment")]
+    Impair {
+        lab: String,
+        source: Box<crate::impair::ImpairError>,
+    },
     #[error("lab {lab}")]
     BadName {
         lab: String,

@@ -5,6 +5,7 @@
 mod apply;
 mod bulk;
 pub mod census;
+mod change;
 pub mod diff;
 mod error;
 mod ethtool;

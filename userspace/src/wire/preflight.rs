@@ -27,7 +27,7 @@ pub fn check_bridge_ports(t: &Topology) -> Result<(), WireError> {
                     file: t.source.clone(),
                     line: br.pos.line,
                     col: br.pos.col,
-                    object: format!("bridge {} (namespace {HOST})", br.name),
+                    object: format!("bridge {} (namespace {})", br.name, br.netns()),
                 },
                 message: format!(
                     "has {ports} ports, but a Linux bridge holds at most {LINUX_BRIDGE_MAX_PORTS} (kernel limit BR_MAX_PORTS)"
@@ -44,7 +44,12 @@ pub fn check_bridge_ports(t: &Topology) -> Result<(), WireError> {
 
 /// Root-namespace interface names the lab will create.
 pub fn host_names(t: &Topology) -> Vec<String> {
-    let mut names: Vec<String> = t.bridges.iter().map(|b| b.name.clone()).collect();
+    let mut names: Vec<String> = t
+        .bridges
+        .iter()
+        .filter(|b| b.netns.is_none())
+        .map(|b| b.name.clone())
+        .collect();
     for link in &t.links {
         match link {
             Link::Veth { ends, .. } => names.extend(

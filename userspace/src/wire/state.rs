@@ -24,6 +24,9 @@ pub enum Status {
     /// `up` is (or was, if it died) making objects.
     Creating,
     Up,
+    /// `up FILE` on a running lab is (or was, if it died) applying a change: `up` with a
+    /// file finishes it, `down` removes the lab.
+    Changing,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -32,6 +35,9 @@ pub struct LabState {
     pub status: Status,
     /// The topology as applied (after any prefix), the plan `down` falls back on.
     pub topology: Topology,
+    /// While `changing`: the definition before the change (its objects carry marks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Topology>,
     /// True when this lab's `up` started ovs-vswitchd itself.
     #[serde(default)]
     pub ovs_datapath: Option<String>,
@@ -88,7 +94,8 @@ pub fn write(state: &LabState) -> Result<(), WireError> {
             })
         })
         .map_err(|e| safefs_err(&state.lab, "create the state directory", e))?;
-    let text = serde_json::to_string_pretty(state).map_err(|source| WireError::EncodeState {
+    // Compact: a large lab's state is written twice per change (`changing`, then `up`).
+    let text = serde_json::to_string(state).map_err(|source| WireError::EncodeState {
         lab: state.lab.clone(),
         source,
     })?;

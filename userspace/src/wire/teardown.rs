@@ -135,7 +135,9 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
 
     // 1. OVS first: deleting a port closes vswitchd's tap of an internal port, which
     //    would otherwise be recreated; and OVS must let go of the veth ends.
-    let uses_ovs = plan.as_ref().is_none_or(|p| p.topology.uses_ovs());
+    let uses_ovs = plan
+        .as_ref()
+        .is_none_or(|p| p.topology.uses_ovs() || p.previous.as_ref().is_some_and(|q| q.uses_ovs()));
     if uses_ovs {
         let (n, ovs_errors) = remove_ovs(lab, undoing).await;
         report.ovs_objects = n;
@@ -221,7 +223,8 @@ fn planned_bridges(undo: Option<&Created>, plan: Option<&state::LabState>) -> Ve
                 p.topology
                     .bridges
                     .iter()
-                    .filter(|b| b.kind == BridgeKind::Linux)
+                    // A bridge in a lab namespace goes with the namespace.
+                    .filter(|b| b.kind == BridgeKind::Linux && b.netns.is_none())
                     .map(|b| b.name.clone())
                     .collect()
             })
