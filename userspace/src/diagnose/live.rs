@@ -86,8 +86,18 @@ pub struct Owner<'a> {
 impl Live {
     pub async fn gather(lab: &str) -> Result<Self, DiagnoseError> {
         // Without routes, neighbours and sysctls of every namespace: read on first use.
-        let view = inspect::lab_links(lab).await?;
+        let mut view = inspect::lab_links(lab).await?;
         let plan = wire::state::read(lab).map(|s| s.topology);
+        // The drift check compares routes the file sets: read those namespaces' routes.
+        if let Some(t) = &plan {
+            let routed: Vec<String> = t
+                .namespaces
+                .iter()
+                .filter(|n| !n.routes.is_empty())
+                .map(|n| n.name.clone())
+                .collect();
+            inspect::fill_routes(&mut view, &routed)?;
+        }
         let mut brport_state = HashMap::new();
         for l in view.links.iter().filter(|l| l.netns == HOST) {
             if l.master

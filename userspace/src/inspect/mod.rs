@@ -8,6 +8,7 @@ pub mod sysctls;
 mod tables;
 
 pub use gather::{InspectError, lab_links, lab_view};
+pub use tables::fill_routes;
 
 use std::collections::BTreeMap;
 

@@ -112,6 +112,30 @@ pub(super) async fn fill(view: &mut LabView) -> Result<(), InspectError> {
     Ok(())
 }
 
+/// Only the routes of the lab namespaces `spaces`, read on the pool: what `diagnose`'s
+/// drift check needs from a view read without tables ([`super::lab_links`]), without
+/// a second pass over every namespace of a large lab.
+pub fn fill_routes(view: &mut LabView, spaces: &[String]) -> Result<(), InspectError> {
+    let spaces: Vec<String> = spaces.iter().filter(|ns| *ns != HOST).cloned().collect();
+    let reads = netns::pool::map(&spaces, |ns| -> Result<Vec<RouteEntry>, InspectError> {
+        netns::enter(ns)?;
+        Ok(BatchSocket::open_here(ns)?.routes()?)
+    });
+    for (ns, routes) in spaces.iter().zip(reads) {
+        let routes = routes?;
+        let names: HashMap<u32, String> = view
+            .links
+            .iter()
+            .filter(|l| &l.netns == ns)
+            .map(|l| (l.ifindex, l.name.clone()))
+            .collect();
+        if let Some(nv) = view.namespaces.iter_mut().find(|n| &n.name == ns) {
+            nv.routes = routes.iter().map(|r| route_view(r, &names)).collect();
+        }
+    }
+    Ok(())
+}
+
 /// What one namespace adds to the view, read on a pool thread.
 struct NsTables {
     routes: Vec<RouteEntry>,
