@@ -212,7 +212,7 @@ fn star(m: usize) {
 #[tokio::main]
 async fn main() {
     if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("fastpath_attach: needs root (run it in /work/tools/simhost or as root)");
+        eprintln!("fastpath_attach: needs root (run it in scripts/simhost or as root)");
         std::process::exit(1);
     }
     let n = env_usize("FASTPATH_ATTACH_PORTS", 1000);

@@ -179,7 +179,7 @@ const INNER: &str = "VETHSCOPE_OVS_TEST_INNER";
 /// system's is not ours to kill). When `lab.start()` found a system OVS, such a test
 /// runs again in a simulated host of its own — new mount, network and PID namespaces
 /// with private /run/openvswitch, /var/run/openvswitch and sysfs, as
-/// /work/tools/simhost makes — where no other OVS exists, and this run passes only if
+/// scripts/simhost makes — where no other OVS exists, and this run passes only if
 /// that one passes. (`VETHSCOPE_OVS_TEST_ISOLATE=1` forces this path, to test it.)
 fn run_in_own_host(test: &str) {
     assert!(

@@ -4,7 +4,7 @@
 //! star with a ping from the first namespace to the last. Prints seconds and the cost
 //! per namespace (= per link: a star has one link per namespace).
 //!
-//! As root, on a machine (or `/work/tools/simhost`) where nothing is named `vsb*`,
+//! As root, on a machine (or `scripts/simhost`) where nothing is named `vsb*`,
 //! `h1`… or `s1`. "down" is timed until the root namespace is clean (no port of the
 //! star left), for every tool alike: `ip netns del` returns before the kernel has
 //! removed the veths.
@@ -69,7 +69,7 @@ struct Row {
 pub fn run(args: &[OsString]) -> Result<()> {
     let opts = parse(args)?;
     if !util::is_root()? {
-        bail!("bench scale needs root (run it in /work/tools/simhost or on a scratch machine)");
+        bail!("bench scale needs root (run it in scripts/simhost or on a scratch machine)");
     }
     build::cargo_build(&["--package", "vethscope", "--release"])?;
     let vethscope = util::target_dir().join("release/vethscope");

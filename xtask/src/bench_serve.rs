@@ -7,7 +7,7 @@
 //! Per run: time from start until every link is counted (serve) or "tracing" (trace),
 //! scrape p50/p99 and size, RSS after the scrapes, exit time after SIGTERM; for trace,
 //! its RSS (peak) while 8 namespaces flood pings across the star, and the events the
-//! kernel could not queue. As root, in `/work/tools/simhost` or on a scratch machine
+//! kernel could not queue. As root, in `scripts/simhost` or on a scratch machine
 //! where nothing is named `vss*`.
 
 use std::ffi::OsString;
@@ -114,7 +114,7 @@ pub fn run(args: &[OsString]) -> Result<()> {
     let opts = parse(args)?;
     if !util::is_root()? {
         bail!(
-            "bench scale --serve needs root (run it in /work/tools/simhost or on a scratch machine)"
+            "bench scale --serve needs root (run it in scripts/simhost or on a scratch machine)"
         );
     }
     if opts.build {
