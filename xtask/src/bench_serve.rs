@@ -113,9 +113,7 @@ struct Row {
 pub fn run(args: &[OsString]) -> Result<()> {
     let opts = parse(args)?;
     if !util::is_root()? {
-        bail!(
-            "bench scale --serve needs root (run it in scripts/simhost or on a scratch machine)"
-        );
+        bail!("bench scale --serve needs root (run it in scripts/simhost or on a scratch machine)");
     }
     if opts.build {
         build::cargo_build(&["--package", "vethscope", "--release"])?;
