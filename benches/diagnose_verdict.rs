@@ -115,12 +115,19 @@ fn main() {
             runs,
         );
         let ns2 = lab.ns("ns2");
+        // An OVS internal port is made in the root namespace, so it carries the
+        // lab's prefix like every root-side name; a veth end made in ns2 does not.
         let dest_if = if spec == "ovs-internal" {
-            "tap2"
+            lab.host_if("tap2")
         } else {
-            "veth1"
+            "veth1".to_string()
         };
-        let _ = in_ns(&ns2, &["ip", "link", "set", dest_if, "down"]);
+        let out = in_ns(&ns2, &["ip", "link", "set", &dest_if, "down"]);
+        assert!(
+            out.status.success(),
+            "{spec}: cannot set {dest_if} down in {ns2}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         row(
             &format!("{spec} broken (link down)"),
             &lab.name,

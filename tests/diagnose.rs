@@ -808,8 +808,8 @@ fn bridge_netfilter_rule_that_drops() {
     // The rule goes into a FORWARD chain: the host's firewall is not ours to change, so
     // the test runs again in a simulated host of its own (own network namespace, hence
     // own iptables tables and bridge-nf sysctls) and passes only if that run passes.
-    if std::env::var_os(OWN_HOST).is_none() {
-        run_in_own_host("bridge_netfilter_rule_that_drops");
+    if !common::in_own_host() {
+        common::run_in_own_host("bridge_netfilter_rule_that_drops");
         return;
     }
     let lab = Lab::up("bridge", "d8");
@@ -852,50 +852,4 @@ fn bridge_netfilter_rule_that_drops() {
             assert_eq!((code, findings(&v)), (0, vec![]), "{v:#}");
         }
     }
-}
-
-/// Set in a test's own simulated host (see [`run_in_own_host`]).
-const OWN_HOST: &str = "VETHSCOPE_DIAGNOSE_TEST_OWN_HOST";
-
-/// Runs `test` of this binary again in new mount, network and PID namespaces with their
-/// own /run/netns, /run/vethscope, sysfs and bpffs (as tests/ovs.rs does): what it changes
-/// in its root namespace (here: iptables rules) never reaches the real host.
-#[allow(
-    clippy::print_stderr,
-    reason = "the inner run's output, for a failing test's log"
-)]
-fn run_in_own_host(test: &str) {
-    let exe = std::env::current_exe().expect("the test binary");
-    let script = "set -e; \
-        mount -t tmpfs -o mode=0755 tmpfs /run/netns; \
-        mkdir -p /run/vethscope; mount -t tmpfs -o mode=0700 tmpfs /run/vethscope; \
-        mount -t sysfs sysfs /sys; mount -t bpf -o mode=0700 bpffs /sys/fs/bpf; \
-        ip link set lo up; \
-        exec \"$0\" --exact \"$1\" --test-threads=1 --nocapture";
-    let out = Command::new("unshare")
-        .args([
-            "--mount",
-            "--net",
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-        ])
-        .arg(&exe)
-        .arg(test)
-        .env(OWN_HOST, "1")
-        .output()
-        .expect("run unshare");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stderr}");
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{test} in its own simulated host: {}\n{stdout}\n{stderr}",
-        out.status
-    );
 }

@@ -13,6 +13,8 @@
     reason = "a test prints what it measured or left out"
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -171,63 +173,28 @@ impl Drop for Lab {
     }
 }
 
-/// Set in a test's own simulated host (see [`run_in_own_host`]).
-const INNER: &str = "VETHSCOPE_OVS_TEST_INNER";
-
 /// Some tests must start, kill and stop daemons of their own, which they cannot do
 /// beside a system Open vSwitch (one netdev ovs-vswitchd per network namespace, and the
 /// system's is not ours to kill). When `lab.start()` found a system OVS, such a test
-/// runs again in a simulated host of its own — new mount, network and PID namespaces
-/// with private /run/openvswitch, /var/run/openvswitch and sysfs, as
-/// scripts/simhost makes — where no other OVS exists, and this run passes only if
-/// that one passes. (`VETHSCOPE_OVS_TEST_ISOLATE=1` forces this path, to test it.)
+/// runs again in a simulated host of its own (`common::run_in_own_host`: private
+/// /run/openvswitch, /var/run/openvswitch, sysfs, …) where no other OVS exists, and this
+/// run passes only if that one passes. (`VETHSCOPE_OVS_TEST_ISOLATE=1` forces this path,
+/// to test it.)
 fn run_in_own_host(test: &str) {
     assert!(
-        std::env::var_os(INNER).is_none(),
+        !common::in_own_host(),
         "{test}: even in its own simulated host another Open vSwitch answers"
     );
-    let exe = std::env::current_exe().expect("the test binary");
-    let script = "set -e; mkdir -p /run/openvswitch; \
-        mount -t tmpfs -o mode=0755 tmpfs /run/openvswitch; \
-        if [ -d /var/run/openvswitch ] && [ ! -L /var/run/openvswitch ]; then \
-          mount -t tmpfs -o mode=0755 tmpfs /var/run/openvswitch; fi; \
-        mount -t sysfs sysfs /sys; ip link set lo up; \
-        exec \"$0\" --exact \"$1\" --test-threads=1 --nocapture";
     eprintln!(
         "{test}: a system Open vSwitch runs here; running the test in its own simulated host"
     );
-    let out = Command::new("unshare")
-        .args([
-            "--mount",
-            "--net",
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-        ])
-        .arg(&exe)
-        .arg(test)
-        .env(INNER, "1")
-        .env_remove("VETHSCOPE_OVS_TEST_ISOLATE")
-        .output()
-        .expect("run unshare");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stderr}");
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{test} in its own simulated host: {}\n{stdout}\n{stderr}",
-        out.status
-    );
+    common::run_in_own_host(test);
 }
 
 /// True when this test must leave the host's OVS alone and run in its own host.
 fn foreign_ovs(ep: &OvsEndpoint) -> bool {
-    !ep.started_by_us || std::env::var_os("VETHSCOPE_OVS_TEST_ISOLATE").is_some()
+    !ep.started_by_us
+        || (std::env::var_os("VETHSCOPE_OVS_TEST_ISOLATE").is_some() && !common::in_own_host())
 }
 
 fn lock() -> std::sync::MutexGuard<'static, ()> {

@@ -273,3 +273,61 @@ pub fn wait_until_tracing(child: &mut std::process::Child) -> std::thread::JoinH
     }
     reader
 }
+
+/// Set in the environment of a test run again in a simulated host of its own.
+const OWN_HOST: &str = "VETHSCOPE_TEST_OWN_HOST";
+
+/// True inside the run [`run_in_own_host`] started.
+pub fn in_own_host() -> bool {
+    std::env::var_os(OWN_HOST).is_some()
+}
+
+/// Runs `test` of this test binary again in a simulated host of its own — new mount,
+/// network and PID namespaces with private /run/netns, /run/vethscope,
+/// /run/openvswitch, /var/run/openvswitch, sysfs and bpffs, as scripts/simhost makes —
+/// and fails unless that run passes. For tests that must change what belongs to the
+/// host's root namespace (its firewall, its Open vSwitch daemons).
+#[allow(
+    clippy::print_stderr,
+    reason = "the inner run's output, for a failing test's log"
+)]
+pub fn run_in_own_host(test: &str) {
+    assert!(!in_own_host(), "{test}: already in its own simulated host");
+    let exe = std::env::current_exe().expect("the test binary");
+    let script = "set -e; \
+        mkdir -p /run/netns /run/vethscope /run/openvswitch; \
+        mount -t tmpfs -o mode=0755 tmpfs /run/netns; \
+        mount -t tmpfs -o mode=0700 tmpfs /run/vethscope; \
+        mount -t tmpfs -o mode=0755 tmpfs /run/openvswitch; \
+        if [ -d /var/run/openvswitch ] && [ ! -L /var/run/openvswitch ]; then \
+          mount -t tmpfs -o mode=0755 tmpfs /var/run/openvswitch; fi; \
+        mount -t sysfs sysfs /sys; mount -t bpf -o mode=0700 bpffs /sys/fs/bpf; \
+        ip link set lo up; \
+        exec \"$0\" --exact \"$1\" --test-threads=1 --nocapture";
+    let out = Command::new("unshare")
+        .args([
+            "--mount",
+            "--net",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+        ])
+        .arg(&exe)
+        .arg(test)
+        .env(OWN_HOST, "1")
+        .output()
+        .expect("run unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{test} in its own simulated host: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+}
