@@ -155,42 +155,14 @@ impl Netlink {
             }
             r => r.map_err(|e| self.fail("list TC filters of", format!("ifindex {ifindex}"), e))?,
         };
-        let mut out = Vec::new();
-        for r in replies {
-            let RouteNetlinkMessage::NewTrafficFilter(f) = r else {
-                continue;
-            };
-            // A dump lists each priority's chain head without a handle; skip those.
-            if u32::from(f.header.handle) == 0 {
-                continue;
-            }
-            let is_bpf = f
-                .attributes
-                .iter()
-                .any(|a| matches!(a, TcAttribute::Kind(k) if k == "bpf"));
-            let name = f
-                .attributes
-                .iter()
-                .filter_map(|a| match a {
-                    TcAttribute::Options(o) => Some(o),
-                    _ => None,
-                })
-                .flatten()
-                .find_map(|o| match o {
-                    TcOption::Bpf(TcFilterBpfOption::ProgName(n)) => Some(n.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            out.push((
-                BpfFilter {
-                    priority: (f.header.info >> 16) as u16,
-                    handle: f.header.handle.into(),
-                    name,
-                },
-                is_bpf,
-            ));
-        }
-        Ok(out)
+        Ok(replies
+            .iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewTrafficFilter(f) => filter_of(f),
+                _ => None,
+            })
+            .map(|h| (h.filter, h.is_bpf))
+            .collect())
     }
 
     /// Attaches program `prog_fd` as a direct-action cls_bpf filter on the ingress hook
