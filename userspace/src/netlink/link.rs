@@ -1,8 +1,8 @@
 //! A link as the kernel reports it, reduced to what vethscope shows and decides on.
 
 use rtnetlink::packet_route::link::{
-    AfSpecInet, AfSpecInet6, AfSpecUnspec, InfoKind, LinkAttribute, LinkFlags, LinkInfo as NlInfo,
-    LinkMessage, State,
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, BridgePortState, InfoBridgePort, InfoKind, InfoPortData,
+    LinkAttribute, LinkFlags, LinkInfo as NlInfo, LinkMessage, State,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -38,6 +38,9 @@ pub struct LinkInfo {
     /// saves eight file reads per interface (a thousand-port bridge: 8,000). A family
     /// the interface has no configuration for is left out, as its files would be.
     pub ip_conf: Vec<(&'static str, i32)>,
+    /// A Linux bridge port: whether the bridge forwards through it (the kernel's
+    /// IFLA_BRPORT_STATE is forwarding). `None` for anything not a bridge port.
+    pub port_forwarding: Option<bool>,
 }
 
 impl LinkInfo {
@@ -56,6 +59,7 @@ impl LinkInfo {
             peer_index: None,
             peer_netnsid: None,
             ip_conf: Vec::new(),
+            port_forwarding: None,
         };
         for a in &m.attributes {
             match a {
@@ -83,8 +87,17 @@ impl LinkInfo {
                 LinkAttribute::AfSpecUnspec(families) => info.ip_conf = ip_conf(families),
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
-                        if let NlInfo::Kind(k) = i {
-                            info.kind = Some(kind_name(k));
+                        match i {
+                            NlInfo::Kind(k) => info.kind = Some(kind_name(k)),
+                            NlInfo::PortData(InfoPortData::BridgePort(attrs)) => {
+                                info.port_forwarding = attrs.iter().find_map(|a| match a {
+                                    InfoBridgePort::State(s) => {
+                                        Some(*s == BridgePortState::Forwarding)
+                                    }
+                                    _ => None,
+                                });
+                            }
+                            _ => {}
                         }
                     }
                 }

@@ -49,6 +49,9 @@ pub enum UpOutcome {
     },
 }
 
+/// How long `up` waits for the kernel to put the lab's links in service.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> {
     topology::validate(t)?;
     topology::validate_environment(t)?;
@@ -274,7 +277,23 @@ impl Builder<'_> {
                 }
             }
         }
-        Ok(bulk.routes()?)
+        bulk.routes()?;
+        // Return only once the kernel forwards on every new link: a ping sent right
+        // after `up` must not be lost (see `Bulk::settle`). Not ready in time is a
+        // warning, not a failure: the lab is built as the file says.
+        for u in bulk.settle(SETTLE_TIMEOUT)? {
+            tracing::warn!(
+                "{} in namespace {} is not in service {} s after it was made ({}); \
+                 check it with `vethscope show {}`",
+                u.name,
+                u.netns,
+                SETTLE_TIMEOUT.as_secs(),
+                u.why,
+                self.t.name
+            );
+        }
+        tracing::debug!("links in service at {:?}", started.elapsed());
+        Ok(())
     }
 
     /// Opens the async socket of a lab namespace for the Open vSwitch steps.

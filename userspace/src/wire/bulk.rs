@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rtnetlink::packet_route::link::LinkAttribute;
 
@@ -581,6 +582,94 @@ impl<'t> Bulk<'t> {
             .into_iter()
             .find_map(Result::err)
             .map_or(Ok(()), Err)
+    }
+}
+
+/// A lab interface the kernel had not yet brought into service when `up` stopped
+/// waiting (see `Bulk::settle`).
+#[derive(Debug)]
+pub(super) struct Unsettled {
+    pub netns: String,
+    pub name: String,
+    /// What the kernel reported: its operational state, or that the bridge does not
+    /// forward through it yet.
+    pub why: String,
+}
+
+impl Bulk<'_> {
+    /// Waits, at most `timeout`, until every end of the bulk veths is operationally up
+    /// and every one that is a Linux bridge port is forwarding.
+    ///
+    /// Why: a veth's carrier is taken into service by the kernel's link-watch work,
+    /// which runs later and shares RTNL with everything else; until it has run, the
+    /// device's queue drops what is sent and the bridge port stays disabled. On a busy
+    /// host with hundreds of new veths that takes seconds, and a ping sent right after
+    /// `up` returned was lost. Namespaces are polled with one link dump each, on the
+    /// pool, and dropped from the poll as soon as all their ends are ready.
+    pub(super) fn settle(&self, timeout: Duration) -> Result<Vec<Unsettled>, WireError> {
+        let mut pending: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for link in &self.t.links {
+            if let Link::Veth { ends, .. } = link
+                && is_bulk_veth(self.t, link)
+            {
+                for end in ends {
+                    pending.entry(end.netns()).or_default().push(&end.name);
+                }
+            }
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let jobs: Vec<(&str, Vec<&str>)> = std::mem::take(&mut pending).into_iter().collect();
+            let results = netns::pool::map(&jobs, |(ns, names)| self.unsettled_in(ns, names));
+            let mut left = Vec::new();
+            for ((ns, _), r) in jobs.iter().zip(results) {
+                let unsettled = r?;
+                if !unsettled.is_empty() {
+                    pending.insert(ns, unsettled.iter().map(|(n, _)| *n).collect());
+                    left.extend(unsettled.into_iter().map(|(name, why)| Unsettled {
+                        netns: ns.to_string(),
+                        name: name.to_string(),
+                        why,
+                    }));
+                }
+            }
+            if left.is_empty() || Instant::now() >= deadline {
+                return Ok(left);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The ends among `names` in namespace `ns` not yet in service, with the reason.
+    fn unsettled_in<'n>(
+        &self,
+        ns: &str,
+        names: &[&'n str],
+    ) -> Result<Vec<(&'n str, String)>, WireError> {
+        let links = self
+            .socket(ns)?
+            .lock()
+            .map_err(|_| poisoned(&self.lab))?
+            .links()
+            .map_err(|e| nl_err(&self.lab, e))?;
+        let by_name: HashMap<&str, &crate::netlink::LinkInfo> =
+            links.iter().map(|l| (l.name.as_str(), l)).collect();
+        Ok(names
+            .iter()
+            .filter_map(|&name| {
+                let why = match by_name.get(name) {
+                    None => "missing".to_string(),
+                    Some(l) if l.state != crate::netlink::LinkState::Up => {
+                        format!("operational state {:?}", l.state).to_lowercase()
+                    }
+                    Some(l) if l.port_forwarding == Some(false) => {
+                        "bridge port not forwarding yet".to_string()
+                    }
+                    Some(_) => return None,
+                };
+                Some((name, why))
+            })
+            .collect())
     }
 }
 
