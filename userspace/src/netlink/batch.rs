@@ -323,6 +323,68 @@ impl BatchSocket {
             .collect())
     }
 
+    /// Links looked up by name, one request each (not a dump), sent in chunks: `None`
+    /// for a name the namespace does not have. The kernel answers a single-link request
+    /// only after it has processed that device's pending carrier change (the
+    /// link-watch work `rtnl_getlink` syncs), so the state returned is the one the
+    /// device forwards with — and asking is what puts a fresh veth into service
+    /// without waiting for the deferred link-watch run.
+    pub fn links_by_name(&mut self, names: &[&str]) -> Result<Vec<Option<LinkInfo>>, NetlinkError> {
+        let mut out = Vec::with_capacity(names.len());
+        for chunk in names.chunks(CHUNK) {
+            let mut bytes = Vec::with_capacity(chunk.len() * 48);
+            let mut first = None;
+            for name in chunk {
+                let mut req = LinkMessage::default();
+                req.attributes.push(LinkAttribute::IfName(name.to_string()));
+                let seq = self.encode(RouteNetlinkMessage::GetLink(req), NLM_F_REQUEST, &mut bytes);
+                first.get_or_insert(seq);
+            }
+            let first = first.unwrap_or(0);
+            let what = "look up interfaces";
+            self.send(&bytes).map_err(|e| self.io_fail(what, "", e))?;
+            let mut answers: Vec<Option<Option<LinkInfo>>> = vec![None; chunk.len()];
+            let mut missing = chunk.len();
+            while missing > 0 {
+                let n = self.recv().map_err(|e| self.io_fail(what, "", e))?;
+                let mut offset = 0;
+                for (ty, s, payload) in Messages::new(&self.buf[..n]) {
+                    let len = 16 + payload.len();
+                    let start = offset;
+                    offset += (len + 3) & !3;
+                    let i = s.wrapping_sub(first) as usize;
+                    if i >= answers.len() || answers[i].is_some() {
+                        continue;
+                    }
+                    let answer = if ty == NLMSG_ERROR {
+                        let code = payload
+                            .get(..4)
+                            .map(|b| -i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                            .unwrap_or(0);
+                        match code {
+                            libc::ENODEV => None,
+                            c => return Err(self.errno_fail(what, chunk[i], c)),
+                        }
+                    } else {
+                        let raw = &self.buf[start..start + len];
+                        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw) {
+                            Ok(NetlinkMessage {
+                                payload:
+                                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)),
+                                ..
+                            }) => Some(LinkInfo::from_message(&l)),
+                            _ => continue,
+                        }
+                    };
+                    answers[i] = Some(answer);
+                    missing -= 1;
+                }
+            }
+            out.extend(answers.into_iter().flatten());
+        }
+        Ok(out)
+    }
+
     /// One link looked up by name (a single request, not a dump).
     pub fn link_by_name(&mut self, name: &str) -> Result<Option<LinkInfo>, NetlinkError> {
         let mut req = LinkMessage::default();

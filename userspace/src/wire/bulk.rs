@@ -604,8 +604,10 @@ impl Bulk<'_> {
     /// which runs later and shares RTNL with everything else; until it has run, the
     /// device's queue drops what is sent and the bridge port stays disabled. On a busy
     /// host with hundreds of new veths that takes seconds, and a ping sent right after
-    /// `up` returned was lost. Namespaces are polled with one link dump each, on the
-    /// pool, and dropped from the poll as soon as all their ends are ready.
+    /// `up` returned was lost. Each end is asked for by name (`links_by_name`: the
+    /// kernel processes that device's pending change before it answers), all of a
+    /// namespace's ends in one batch, namespaces on the pool; a namespace leaves the
+    /// poll as soon as all its ends are ready.
     pub(super) fn settle(&self, timeout: Duration) -> Result<Vec<Unsettled>, WireError> {
         let mut pending: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for link in &self.t.links {
@@ -618,7 +620,9 @@ impl Bulk<'_> {
             }
         }
         let deadline = Instant::now() + timeout;
+        let mut round = 0;
         loop {
+            round += 1;
             let jobs: Vec<(&str, Vec<&str>)> = std::mem::take(&mut pending).into_iter().collect();
             let results = netns::pool::map(&jobs, |(ns, names)| self.unsettled_in(ns, names));
             let mut left = Vec::new();
@@ -634,6 +638,10 @@ impl Bulk<'_> {
                 }
             }
             if left.is_empty() || Instant::now() >= deadline {
+                tracing::debug!(
+                    "settle: {} ends not in service after {round} rounds",
+                    left.len()
+                );
                 return Ok(left);
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -650,14 +658,13 @@ impl Bulk<'_> {
             .socket(ns)?
             .lock()
             .map_err(|_| poisoned(&self.lab))?
-            .links()
+            .links_by_name(names)
             .map_err(|e| nl_err(&self.lab, e))?;
-        let by_name: HashMap<&str, &crate::netlink::LinkInfo> =
-            links.iter().map(|l| (l.name.as_str(), l)).collect();
         Ok(names
             .iter()
-            .filter_map(|&name| {
-                let why = match by_name.get(name) {
+            .zip(links)
+            .filter_map(|(&name, link)| {
+                let why = match link {
                     None => "missing".to_string(),
                     Some(l) if l.state != crate::netlink::LinkState::Up => {
                         format!("operational state {:?}", l.state).to_lowercase()
