@@ -20,14 +20,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{Lab, bin, in_ns, topology_file};
-
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{Lab, bin, in_ns, knob, topology_file};
 
 struct Figures {
     wall_median_ms: f64,

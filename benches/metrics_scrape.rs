@@ -24,14 +24,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Lab, bin, in_ns, topology_file};
-
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{Lab, bin, in_ns, knob, topology_file};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -19,20 +19,10 @@ fn out_file(name: &str) -> PathBuf {
 
 /// Checks the document against docs/bench-json-schema.json (generated from the types).
 fn assert_schema(doc: &Value) {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/bench-json-schema.json"
-    ))
-    .expect("schema file");
-    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
-    let validator = jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .expect("valid schema");
-    let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
-    assert!(
-        errors.is_empty(),
-        "bench --json does not match the schema: {errors:?}\n{doc}"
+    assert_valid(
+        &published_schema("bench-json-schema.json"),
+        "bench --json",
+        doc,
     );
 }
 

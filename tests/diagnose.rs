@@ -9,7 +9,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Lab, in_ns, topology_file, vethscope};
+use common::{Lab, assert_valid, in_ns, published_schema, topology_file, vethscope};
 use serde_json::Value;
 
 /// Checks a document against docs/diagnose-json-schema.json.
@@ -19,18 +19,7 @@ fn assert_schema(v: &Value) {
 
 /// Checks a document against docs/FILE.
 fn assert_schema_of(file: &str, v: &Value) {
-    let text = std::fs::read_to_string(format!("{}/../docs/{file}", env!("CARGO_MANIFEST_DIR")))
-        .expect("schema file");
-    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
-    let validator = jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .expect("valid schema");
-    let errors: Vec<String> = validator.iter_errors(v).map(|e| e.to_string()).collect();
-    assert!(
-        errors.is_empty(),
-        "{v:#} does not match the schema: {errors:?}"
-    );
+    assert_valid(&published_schema(file), file, v);
 }
 
 /// Runs `diagnose LAB --from FROM --to TO --json`; returns the exit code and the JSON

@@ -442,18 +442,7 @@ fn hostile_inputs_are_rejected_with_a_location() {
 /// published schema.
 fn trace_while_pinging(lab: &Lab, count: u32) -> Vec<Value> {
     use std::io::BufRead;
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../docs/trace-json-schema.json"
-        ))
-        .expect("schema file"),
-    )
-    .expect("schema is JSON");
-    let validator = jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .expect("valid schema");
+    let validator = published_schema("trace-json-schema.json");
     let mut child = std::process::Command::new(bin())
         .args([
             "trace",
@@ -493,11 +482,7 @@ fn trace_while_pinging(lab: &Lab, count: u32) -> Vec<Value> {
         .map(|l| {
             let v: Value =
                 serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
-            let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
-            assert!(
-                errors.is_empty(),
-                "{l} does not match the schema: {errors:?}"
-            );
+            assert_valid(&validator, "a trace --json line", &v);
             v
         })
         .collect()

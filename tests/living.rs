@@ -11,26 +11,8 @@ fn show_json(lab: &str) -> Value {
     serde_json::from_str(&ok(&["show", lab, "--json"])).expect("show --json is JSON")
 }
 
-fn schema_validator() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/show-json-schema.json"
-    ))
-    .expect("schema file");
-    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
-    jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .expect("valid schema")
-}
-
 fn assert_schema(v: &Value) {
-    let validator = schema_validator();
-    let errors: Vec<String> = validator.iter_errors(v).map(|e| e.to_string()).collect();
-    assert!(
-        errors.is_empty(),
-        "show --json does not match the schema: {errors:?}\n{v}"
-    );
+    assert_valid(&published_schema("show-json-schema.json"), "show --json", v);
 }
 
 fn namespace<'a>(show: &'a Value, ns: &str) -> &'a Value {

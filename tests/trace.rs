@@ -251,22 +251,9 @@ fn same_ns_reply_comes_back_over_lo() {
 
 /// Every line must match docs/trace-json-schema.json.
 fn assert_schema(lines: &[Value]) {
-    let schema_text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/trace-json-schema.json"
-    ))
-    .expect("schema file");
-    let schema: Value = serde_json::from_str(&schema_text).expect("schema is JSON");
-    let validator = jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .expect("valid schema");
+    let validator = published_schema("trace-json-schema.json");
     for line in lines {
-        let errors: Vec<String> = validator.iter_errors(line).map(|e| e.to_string()).collect();
-        assert!(
-            errors.is_empty(),
-            "{line} does not match the schema: {errors:?}"
-        );
+        assert_valid(&validator, "a trace --json line", line);
     }
 }
 

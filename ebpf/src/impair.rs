@@ -9,7 +9,7 @@
 
 use aya_ebpf::{
     bindings::tcx_action_base::TCX_NEXT,
-    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_redirect},
+    helpers::{bpf_get_prandom_u32, bpf_redirect},
     macros::{classifier, map},
     maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::TcContext,
@@ -221,25 +221,13 @@ fn emit(ctx: &TcContext, key: IfaceKey, action: u8) {
     // SAFETY: `ev` points to reserved ring-buffer memory of the right size; every
     // field is written before submit.
     unsafe {
-        (*ev) = PacketEvent::zeroed();
-        (*ev).ts_ns = bpf_ktime_get_ns();
-        (*ev).netns_cookie = key.netns_cookie;
-        (*ev).ifindex = key.ifindex;
-        (*ev).pkt_len = ctx.len();
-        (*ev).direction = direction::EGRESS;
-        (*ev).proto = p.proto;
-        (*ev).flags = p.flags | action;
-        (*ev).vlan_id = p.vlan_id;
-        (*ev).arp_op = p.arp_op;
-        (*ev).icmp_type = p.icmp_type;
-        (*ev).icmp_code = p.icmp_code;
-        (*ev).icmp_id = p.icmp_id;
-        (*ev).icmp_seq = p.icmp_seq;
-        (*ev).src_mac = p.src_mac;
-        (*ev).dst_mac = p.dst_mac;
-        (*ev).src = p.src;
-        (*ev).dst = p.dst;
-        (*ev).nd_target = p.nd_target;
+        p.write_into(
+            ev,
+            (key.netns_cookie, key.ifindex),
+            ctx.len(),
+            direction::EGRESS,
+            action,
+        );
     }
     entry.submit(0);
 }

@@ -2,8 +2,8 @@
 //! ICMPv6 echo and neighbour discovery. A frame that is truncated or not one of these
 //! yields `None` ("not ours"); nothing is ever guessed from a partial header.
 
-use aya_ebpf::programs::TcContext;
-use vethscope_common::{class, event_flags, proto};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::TcContext};
+use vethscope_common::{PacketEvent, class, event_flags, proto};
 
 use crate::packet::{read, read_be16};
 
@@ -52,6 +52,47 @@ impl Parsed {
             src: [0; 16],
             dst: [0; 16],
             nd_target: [0; 16],
+        }
+    }
+}
+
+impl Parsed {
+    /// Fills a reserved ring-buffer event: zeroes it, then writes the time, the
+    /// interface, the packet's length and direction, and every protocol field. The
+    /// trace and impairment emitters share this so both rings carry the same event.
+    ///
+    /// # Safety
+    /// `ev` must point to reserved, writable ring-buffer memory of a `PacketEvent`.
+    #[inline(always)]
+    pub unsafe fn write_into(
+        &self,
+        ev: *mut PacketEvent,
+        iface: (u64, u32),
+        pkt_len: u32,
+        direction: u8,
+        extra_flags: u8,
+    ) {
+        // SAFETY: the caller passes reserved memory of the right size and alignment.
+        unsafe {
+            (*ev) = PacketEvent::zeroed();
+            (*ev).ts_ns = bpf_ktime_get_ns();
+            (*ev).netns_cookie = iface.0;
+            (*ev).ifindex = iface.1;
+            (*ev).pkt_len = pkt_len;
+            (*ev).direction = direction;
+            (*ev).proto = self.proto;
+            (*ev).flags = self.flags | extra_flags;
+            (*ev).vlan_id = self.vlan_id;
+            (*ev).arp_op = self.arp_op;
+            (*ev).icmp_type = self.icmp_type;
+            (*ev).icmp_code = self.icmp_code;
+            (*ev).icmp_id = self.icmp_id;
+            (*ev).icmp_seq = self.icmp_seq;
+            (*ev).src_mac = self.src_mac;
+            (*ev).dst_mac = self.dst_mac;
+            (*ev).src = self.src;
+            (*ev).dst = self.dst;
+            (*ev).nd_target = self.nd_target;
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     bindings::tcx_action_base::TCX_NEXT,
-    helpers::{bpf_ktime_get_ns, bpf_skb_load_bytes},
+    helpers::bpf_skb_load_bytes,
     macros::{classifier, map},
     maps::{Array, PerCpuArray, RingBuf},
     programs::TcContext,
@@ -96,25 +96,13 @@ fn try_trace(ctx: &TcContext, dir: u8) -> Result<i32, i32> {
     // SAFETY: `ev` points to reserved ring-buffer memory of the right size; every
     // field is written before submit.
     unsafe {
-        (*ev) = PacketEvent::zeroed();
-        (*ev).ts_ns = bpf_ktime_get_ns();
-        (*ev).netns_cookie = skb_netns_cookie(ctx.skb.skb as u64);
-        (*ev).ifindex = (*ctx.skb.skb).ifindex;
-        (*ev).pkt_len = ctx.len();
-        (*ev).direction = dir;
-        (*ev).proto = p.proto;
-        (*ev).flags = p.flags;
-        (*ev).vlan_id = p.vlan_id;
-        (*ev).arp_op = p.arp_op;
-        (*ev).icmp_type = p.icmp_type;
-        (*ev).icmp_code = p.icmp_code;
-        (*ev).icmp_id = p.icmp_id;
-        (*ev).icmp_seq = p.icmp_seq;
-        (*ev).src_mac = p.src_mac;
-        (*ev).dst_mac = p.dst_mac;
-        (*ev).src = p.src;
-        (*ev).dst = p.dst;
-        (*ev).nd_target = p.nd_target;
+        p.write_into(
+            ev,
+            (skb_netns_cookie(ctx.skb.skb as u64), (*ctx.skb.skb).ifindex),
+            ctx.len(),
+            dir,
+            0,
+        );
         let len = ctx.len();
         let cap = if len as usize > CAPTURE_LEN {
             CAPTURE_LEN as u32

@@ -331,3 +331,33 @@ pub fn run_in_own_host(test: &str) {
         out.status
     );
 }
+
+/// The published JSON schema docs/FILE (generated from the types by `cargo xtask
+/// schemas`), ready to validate documents with format checking on.
+pub fn published_schema(file: &str) -> jsonschema::Validator {
+    let path = format!("{}/../docs/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let schema: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not JSON: {e}"));
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("{path} is not a valid schema: {e}"))
+}
+
+/// Fails, naming every violation, unless `doc` matches `validator`.
+pub fn assert_valid(validator: &jsonschema::Validator, what: &str, doc: &serde_json::Value) {
+    let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{what} does not match its published schema: {errors:?}\n{doc:#}"
+    );
+}
+
+/// A benchmark's knob: the environment variable `name` as a number, else `default`.
+pub fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
