@@ -510,6 +510,14 @@ impl<'t> Bulk<'t> {
                 ));
             }
         }
+        // Without interface sysctls (written between addressing and bringing up) the
+        // ends come up in the same batch: one round trip per namespace instead of two.
+        if !has_sysctls {
+            requests.extend(self.ups(ends, index_of)?);
+            first_err(lab, sock.execute(requests))?;
+            fault::point("namespace configured");
+            return Ok(());
+        }
         first_err(lab, sock.execute(requests))?;
         for Todo { end, .. } in ends {
             for s in &end.sysctls {
@@ -521,17 +529,28 @@ impl<'t> Bulk<'t> {
                 netns::write_sysctl_here(ns, &path, &s.value).map_err(|e| ns_err(lab, e))?;
             }
         }
-        let mut ups = Vec::new();
-        for Todo { end, .. } in ends.iter().filter(|t| t.up) {
-            ups.push(Request::new(
-                msg::set_link(index_of(end)?, None, Vec::new(), true),
-                "bring up",
-                &end.name,
-            ));
-        }
+        let ups = self.ups(ends, index_of)?;
         first_err(lab, sock.execute(ups))?;
         fault::point("namespace configured");
         Ok(())
+    }
+
+    /// The requests that bring up the ends still down.
+    fn ups(
+        &self,
+        ends: &[Todo],
+        index_of: impl Fn(&End) -> Result<u32, WireError>,
+    ) -> Result<Vec<Request>, WireError> {
+        ends.iter()
+            .filter(|t| t.up)
+            .map(|Todo { end, .. }| {
+                Ok(Request::new(
+                    msg::set_link(index_of(end)?, None, Vec::new(), true),
+                    "bring up",
+                    &end.name,
+                ))
+            })
+            .collect()
     }
 
     /// Routes of every namespace (after all its interfaces are up and addressed).
