@@ -648,16 +648,27 @@ impl Proc {
     }
 }
 
-/// Live processes whose command name is `name`.
+/// Live processes whose command name is `name`, in our network namespace.
+///
+/// An ovs-vswitchd in another network namespace (a container's, a simulated host's)
+/// manages that namespace's datapaths and ports and cannot serve ours — the kernel
+/// keeps Open vSwitch datapaths per network namespace, and a netdev datapath lives
+/// in its daemon — so it neither blocks starting one here nor is a daemon to use. A
+/// process whose namespace cannot be read is counted (the conservative side).
 fn processes(name: &str) -> Vec<Proc> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
+    let here = fs::read_link("/proc/self/ns/net").ok();
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(Proc::read)
         .filter(|p| p.comm == name)
+        .filter(|p| {
+            let theirs = fs::read_link(format!("/proc/{}/ns/net", p.pid)).ok();
+            here.is_none() || theirs.is_none() || theirs == here
+        })
         .collect()
 }
 
