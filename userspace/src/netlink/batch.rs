@@ -293,6 +293,55 @@ impl BatchSocket {
         }
     }
 
+    /// Runs one dump of a message type the route-netlink crate does not model
+    /// (`ty`, with the family header `body`) and returns each answer's type and payload.
+    pub(super) fn dump_raw(
+        &mut self,
+        ty: u16,
+        body: &[u8],
+        what: &'static str,
+    ) -> Result<Vec<(u16, Vec<u8>)>, NetlinkError> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let len = 16 + body.len();
+        let mut bytes = Vec::with_capacity((len + 3) & !3);
+        bytes.extend_from_slice(&(len as u32).to_ne_bytes());
+        bytes.extend_from_slice(&ty.to_ne_bytes());
+        bytes.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        bytes.extend_from_slice(&seq.to_ne_bytes());
+        bytes.extend_from_slice(&0u32.to_ne_bytes());
+        bytes.extend_from_slice(body);
+        bytes.resize((len + 3) & !3, 0);
+        self.send(&bytes).map_err(|e| self.io_fail(what, "", e))?;
+        let mut out = Vec::new();
+        loop {
+            let n = self.recv().map_err(|e| self.io_fail(what, "", e))?;
+            let mut done = false;
+            for (t, s, payload) in Messages::new(&self.buf[..n]) {
+                if s != seq {
+                    continue;
+                }
+                match t {
+                    NLMSG_DONE => done = true,
+                    NLMSG_ERROR => {
+                        let code = payload
+                            .get(..4)
+                            .map(|b| -i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                            .unwrap_or(0);
+                        if code != 0 {
+                            return Err(self.errno_fail(what, "", code));
+                        }
+                        done = true;
+                    }
+                    _ => out.push((t, payload.to_vec())),
+                }
+            }
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Every link of the namespace, from one dump.
     pub fn links(&mut self) -> Result<Vec<LinkInfo>, NetlinkError> {
         let msgs = self.dump(
