@@ -275,19 +275,25 @@ fn fdb_entry(m: &NeighbourMessage) -> Option<FdbEntry> {
 
 /// The same tables from a blocking socket, for reading many namespaces on the pool.
 impl BatchSocket {
+    /// IPv4 then IPv6 routes, from one dump of every family (the kernel answers family
+    /// by family in that order; other families' routes, multicast or MPLS, are left out).
     pub fn routes(&mut self) -> Result<Vec<RouteEntry>, NetlinkError> {
-        let mut out = Vec::new();
-        for query in [
-            rtnetlink::RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
-            rtnetlink::RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
-        ] {
-            for m in self.dump(RouteNetlinkMessage::GetRoute(query), "list routes")? {
-                if let RouteNetlinkMessage::NewRoute(r) = m {
-                    out.extend(route_entry(&r));
+        let query = RouteMessage::default();
+        Ok(self
+            .dump(RouteNetlinkMessage::GetRoute(query), "list routes")?
+            .iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r)
+                    if matches!(
+                        r.header.address_family,
+                        AddressFamily::Inet | AddressFamily::Inet6
+                    ) =>
+                {
+                    route_entry(r)
                 }
-            }
-        }
-        Ok(out)
+                _ => None,
+            })
+            .collect())
     }
 
     fn neighbour_dump(
@@ -309,13 +315,15 @@ impl BatchSocket {
             .collect())
     }
 
+    /// ARP then NDP entries, from one dump of both tables (the kernel walks them in
+    /// that order).
     pub fn neighbours(&mut self) -> Result<Vec<NeighbourEntry>, NetlinkError> {
-        let mut out = Vec::new();
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let msgs = self.neighbour_dump(family, 0, "list neighbours")?;
-            out.extend(msgs.iter().filter_map(neighbour_entry));
-        }
-        Ok(out)
+        let msgs = self.neighbour_dump(AddressFamily::Unspec, 0, "list neighbours")?;
+        Ok(msgs
+            .iter()
+            .filter(|m| matches!(m.header.family, AddressFamily::Inet | AddressFamily::Inet6))
+            .filter_map(neighbour_entry)
+            .collect())
     }
 
     /// The forwarding database of one bridge. Asked of the bridge alone: a dump of
