@@ -14,7 +14,7 @@ use rtnetlink::packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
 };
 use rtnetlink::packet_route::{
-    RouteNetlinkMessage,
+    AddressFamily, RouteNetlinkMessage,
     address::AddressMessage,
     link::{LinkAttribute, LinkExtentMask, LinkMessage},
 };
@@ -362,19 +362,21 @@ impl BatchSocket {
             .collect())
     }
 
-    /// Every address of the namespace, from one dump: (ifindex, address).
+    /// Every address of the namespace, IPv4 then IPv6: (ifindex, address). One dump
+    /// per family: the all-families dump (`rtnl_dump_all`) holds RTNL, the IPv4 and
+    /// IPv6 ones do not (and answer in the same order).
     pub fn addresses(&mut self) -> Result<Vec<(u32, crate::topology::Cidr)>, NetlinkError> {
-        let msgs = self.dump(
-            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-            "list addresses",
-        )?;
-        Ok(msgs
-            .iter()
-            .filter_map(|m| match m {
+        let mut out = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut query = AddressMessage::default();
+            query.header.family = family;
+            let msgs = self.dump(RouteNetlinkMessage::GetAddress(query), "list addresses")?;
+            out.extend(msgs.iter().filter_map(|m| match m {
                 RouteNetlinkMessage::NewAddress(a) => super::cidr_of(a),
                 _ => None,
-            })
-            .collect())
+            }));
+        }
+        Ok(out)
     }
 
     /// One link looked up by name (a single request, not a dump).

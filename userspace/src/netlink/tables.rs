@@ -275,25 +275,22 @@ fn fdb_entry(m: &NeighbourMessage) -> Option<FdbEntry> {
 
 /// The same tables from a blocking socket, for reading many namespaces on the pool.
 impl BatchSocket {
-    /// IPv4 then IPv6 routes, from one dump of every family (the kernel answers family
-    /// by family in that order; other families' routes, multicast or MPLS, are left out).
+    /// IPv4 then IPv6 routes: one dump per family. Not one dump of every family: the
+    /// kernel's all-families dump (`rtnl_dump_all`) holds RTNL, the per-family ones
+    /// do not, and right after a large `up` RTNL is busy with the kernel's own work.
     pub fn routes(&mut self) -> Result<Vec<RouteEntry>, NetlinkError> {
-        let query = RouteMessage::default();
-        Ok(self
-            .dump(RouteNetlinkMessage::GetRoute(query), "list routes")?
-            .iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewRoute(r)
-                    if matches!(
-                        r.header.address_family,
-                        AddressFamily::Inet | AddressFamily::Inet6
-                    ) =>
-                {
-                    route_entry(r)
+        let mut out = Vec::new();
+        for query in [
+            rtnetlink::RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+            rtnetlink::RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+        ] {
+            for m in self.dump(RouteNetlinkMessage::GetRoute(query), "list routes")? {
+                if let RouteNetlinkMessage::NewRoute(r) = m {
+                    out.extend(route_entry(&r));
                 }
-                _ => None,
-            })
-            .collect())
+            }
+        }
+        Ok(out)
     }
 
     fn neighbour_dump(
@@ -316,7 +313,7 @@ impl BatchSocket {
     }
 
     /// ARP then NDP entries, from one dump of both tables (the kernel walks them in
-    /// that order).
+    /// that order; the neighbour dump is one handler for every family, without RTNL).
     pub fn neighbours(&mut self) -> Result<Vec<NeighbourEntry>, NetlinkError> {
         let msgs = self.neighbour_dump(AddressFamily::Unspec, 0, "list neighbours")?;
         Ok(msgs
