@@ -467,20 +467,44 @@ fn index_raws(raws: &[Raw]) -> HashMap<u32, Vec<usize>> {
 }
 
 /// Every veth's peer (`None` for other links), in the order of `all`.
+///
+/// Interface indexes repeat across namespaces, so several veths can name us as their
+/// peer by index (in a lab of namespace pairs, every `veth0` has index 2). Those are
+/// told apart by the peer's name and MAC as the kernel reports them through our own
+/// namespace (`IFLA_TARGET_NETNSID`, one request per such veth, every namespace's on
+/// the pool); only when that still leaves several, by asking our namespace's id for
+/// each candidate's namespace. Asking that of every candidate was one netlink round
+/// trip per candidate, ~N² for a lab of N namespace pairs.
 async fn resolve_peers(
     all: &[Raw],
     by_index: &HashMap<u32, Vec<usize>>,
 ) -> Result<Vec<Option<PeerView>>, InspectError> {
+    let candidates: Vec<Vec<&Raw>> = all
+        .iter()
+        .map(|r| peer_candidates(r, all, by_index))
+        .collect();
+    let seen = peers_as_seen(all, &candidates);
     let mut sockets: HashMap<String, Netlink> = HashMap::new();
     let mut out = Vec::with_capacity(all.len());
-    for r in all {
-        let candidates = peer_candidates(r, all, by_index);
-        let found = match candidates.as_slice() {
+    for (i, r) in all.iter().enumerate() {
+        let mut many: Vec<&Raw> = candidates[i].clone();
+        if many.len() > 1
+            && let Some(Some(peer)) = seen.get(&i)
+        {
+            let same: Vec<&Raw> = many
+                .iter()
+                .copied()
+                .filter(|c| c.link.name == peer.name && c.link.mac == peer.mac)
+                .collect();
+            if !same.is_empty() {
+                many = same;
+            }
+        }
+        let found = match many.as_slice() {
             [] => None,
             [one] => Some(*one),
-            // Interface indexes repeat across namespaces: several veths can name us as
-            // their peer by index. The peer's namespace id, as our namespace numbers
-            // it, tells which one is really ours.
+            // Still several (equal names and MACs): the peer's namespace id, as our
+            // namespace numbers it, tells which one is really ours.
             many => {
                 let wanted = r.link.peer_netnsid;
                 if !sockets.contains_key(&r.netns) {
@@ -505,6 +529,39 @@ async fn resolve_peers(
         }));
     }
     Ok(out)
+}
+
+/// For each veth with several candidate peers (by position in `all`): its peer as the
+/// kernel shows it through the veth's namespace, `None` when that could not be read.
+/// Every namespace with such veths is read once, on the pool, with one socket.
+fn peers_as_seen(all: &[Raw], candidates: &[Vec<&Raw>]) -> HashMap<usize, Option<LinkInfo>> {
+    let mut by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, r) in all.iter().enumerate() {
+        if candidates[i].len() > 1 && r.link.peer_netnsid.is_some() {
+            by_ns.entry(r.netns.as_str()).or_default().push(i);
+        }
+    }
+    let work: Vec<(&str, Vec<usize>)> = by_ns.into_iter().collect();
+    let reads = netns::pool::map(&work, |(ns, positions)| {
+        let sock = netns::enter(ns)
+            .ok()
+            .and_then(|()| BatchSocket::open_here(ns).ok());
+        let Some(mut sock) = sock else {
+            return positions.iter().map(|&i| (i, None)).collect::<Vec<_>>();
+        };
+        positions
+            .iter()
+            .map(|&i| {
+                let l = &all[i].link;
+                let peer = match (l.peer_netnsid, l.peer_index) {
+                    (Some(nsid), Some(index)) => sock.link_in(nsid, index).ok().flatten(),
+                    _ => None,
+                };
+                (i, peer)
+            })
+            .collect()
+    });
+    reads.into_iter().flatten().collect()
 }
 
 /// The veths that could be `r`'s peer: index is our peer index and peer index is ours,

@@ -383,6 +383,20 @@ impl BatchSocket {
     pub fn link_by_name(&mut self, name: &str) -> Result<Option<LinkInfo>, NetlinkError> {
         let mut req = LinkMessage::default();
         req.attributes.push(LinkAttribute::IfName(name.to_string()));
+        self.get_link(req, name)
+    }
+
+    /// The link `index` of the namespace this socket's namespace numbers `nsid`
+    /// (`IFLA_TARGET_NETNSID`): a veth's peer, read through the veth's own namespace.
+    pub fn link_in(&mut self, nsid: i32, index: u32) -> Result<Option<LinkInfo>, NetlinkError> {
+        let mut req = LinkMessage::default();
+        req.header.index = index;
+        req.attributes.push(LinkAttribute::IfNetnsId(nsid));
+        self.get_link(req, &format!("ifindex {index} in namespace id {nsid}"))
+    }
+
+    /// One `RTM_GETLINK` request (not a dump); `None` when there is no such link.
+    fn get_link(&mut self, req: LinkMessage, name: &str) -> Result<Option<LinkInfo>, NetlinkError> {
         let mut bytes = Vec::new();
         let seq = self.encode(RouteNetlinkMessage::GetLink(req), NLM_F_REQUEST, &mut bytes);
         self.send(&bytes)
