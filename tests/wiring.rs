@@ -371,3 +371,52 @@ fn without_capabilities_one_sentence_names_what_is_missing() {
     );
     assert_clean(&prefix("wc"));
 }
+
+/// Interface indexes repeat across namespaces: in a lab of namespace pairs every
+/// `veth0` has index 2 and names index 2 as its peer, so the index alone matches every
+/// pair. Each end's peer must still be the other end of its own cable — told apart by
+/// the peer's MAC, and where the MACs are equal too (pairs 1 and 2 here), by namespace
+/// id.
+#[test]
+fn show_tells_apart_veths_whose_indexes_repeat_across_namespaces() {
+    let mut text = String::from("name: pairs\nnamespaces:\n");
+    for i in 0..3 {
+        text.push_str(&format!("  - name: a{i}\n  - name: b{i}\n"));
+    }
+    text.push_str("links:\n");
+    for i in 0..3 {
+        let mac = if i == 0 {
+            String::new()
+        } else {
+            ", mac: \"02:00:00:00:00:b1\"".to_string()
+        };
+        text.push_str(&format!(
+            "  - kind: veth\n    ends:\n      - {{ns: a{i}, name: veth0, addresses: [10.1.{i}.2/24]}}\n      - {{ns: b{i}, name: veth0, addresses: [10.1.{i}.3/24]{mac}}}\n"
+        ));
+    }
+    let file = topology_file("wp", &text);
+    let prefix = prefix("wp");
+    {
+        let lab = Lab::up(file.to_str().unwrap_or_default(), "wp");
+        let show: Value = serde_json::from_str(&ok(&["show", &lab.name, "--json"])).expect("JSON");
+        let links = show["links"].as_array().cloned().unwrap_or_default();
+        for i in 0..3 {
+            for (ns, other) in [
+                (format!("a{i}"), format!("b{i}")),
+                (format!("b{i}"), format!("a{i}")),
+            ] {
+                let end = links
+                    .iter()
+                    .find(|l| l["netns"] == lab.ns(&ns).as_str() && l["name"] == "veth0")
+                    .unwrap_or_else(|| panic!("{ns}/veth0 in {show}"));
+                assert_eq!(
+                    end["peer"]["netns"],
+                    lab.ns(&other).as_str(),
+                    "peer of {ns}/veth0: {end}"
+                );
+                assert_eq!(end["peer"]["name"], "veth0", "peer of {ns}/veth0: {end}");
+            }
+        }
+    }
+    assert_clean(&prefix);
+}

@@ -1,4 +1,5 @@
-//! `cargo xtask bench scale [--sizes 200,1000] [--no-mininet]`: stars of N namespaces on
+//! `cargo xtask bench scale [--sizes 200,1000] [--no-mininet] [--vethscope-only]
+//! [--against OLD_BINARY]`: stars of N namespaces on
 //! one Linux bridge, built and removed side by side in one run by vethscope, a bash
 //! script of `ip` commands, `ip -batch`, and Mininet (`--switch lxbr`); each proves its
 //! star with a ping from the first namespace to the last. Prints seconds and the cost
@@ -7,7 +8,11 @@
 //! As root, on a machine (or `scripts/simhost`) where nothing is named `vsb*`,
 //! `h1`… or `s1`. "down" is timed until the root namespace is clean (no port of the
 //! star left), for every tool alike: `ip netns del` returns before the kernel has
-//! removed the veths.
+//! removed the veths. `--vethscope-only` leaves out the other tools; `--against BIN`
+//! also runs the read-only commands (show, show --json, graph, diagnose, show --drift)
+//! with an older vethscope binary on the same star, alternating, and prints wall and
+//! CPU time (user + system of the child) side by side: on a shared, noisy machine
+//! only a comparison in one run says anything.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -28,12 +33,16 @@ const PORT: &str = "vsbp";
 struct Options {
     sizes: Vec<usize>,
     mininet: bool,
+    peers: bool,
+    against: Option<PathBuf>,
 }
 
 fn parse(args: &[OsString]) -> Result<Options> {
     let mut o = Options {
         sizes: vec![200, 1000],
         mininet: true,
+        peers: true,
+        against: None,
     };
     let mut it = args.iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(a) = it.next() {
@@ -50,8 +59,16 @@ fn parse(args: &[OsString]) -> Result<Options> {
                 }
             }
             "--no-mininet" => o.mininet = false,
+            "--vethscope-only" => o.peers = false,
+            "--against" => {
+                let bin = PathBuf::from(it.next().context("--against needs a vethscope binary")?);
+                if !bin.is_file() {
+                    bail!("--against {}: no such file", bin.display());
+                }
+                o.against = Some(bin);
+            }
             other => bail!(
-                "unknown argument {other} (usage: bench scale [--sizes 200,1000] [--no-mininet])"
+                "unknown argument {other} (usage: bench scale [--sizes 200,1000] [--no-mininet] [--vethscope-only] [--against OLD_BINARY])"
             ),
         }
     }
@@ -86,10 +103,18 @@ pub fn run(args: &[OsString]) -> Result<()> {
     for &n in &opts.sizes {
         let mut rows = Vec::new();
         let mut extra = String::new();
-        rows.push(bench_vethscope(&vethscope, &dir, n, &mut extra)?);
-        rows.push(bench_ip_script(&dir, n)?);
-        rows.push(bench_ip_batch(&dir, n)?);
-        if opts.mininet {
+        rows.push(bench_vethscope(
+            &vethscope,
+            opts.against.as_deref(),
+            &dir,
+            n,
+            &mut extra,
+        )?);
+        if opts.peers {
+            rows.push(bench_ip_script(&dir, n)?);
+            rows.push(bench_ip_batch(&dir, n)?);
+        }
+        if opts.peers && opts.mininet {
             rows.push(bench_mininet(n)?);
         }
         report.push_str(&table(n, &rows, &extra));
@@ -126,7 +151,7 @@ fn table(n: usize, rows: &[Row], extra: &str) -> String {
         );
     }
     t.push_str(extra);
-    if let Some(v) = rows.first() {
+    if let Some(v) = rows.first().filter(|_| rows.len() > 1) {
         let ours = (v.up + v.down).as_secs_f64();
         let mut parts = Vec::new();
         for r in &rows[1..] {
@@ -162,6 +187,24 @@ fn addr(i: usize) -> String {
 }
 
 fn timed(cmd: &mut Command) -> Result<Duration> {
+    Ok(timed_cpu(cmd)?.0)
+}
+
+/// CPU time (user + system) of the children waited for so far.
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage(2) fills the zeroed struct we pass.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Wall time and CPU time (user + system, all its threads) of one command.
+fn timed_cpu(cmd: &mut Command) -> Result<(Duration, Duration)> {
+    let cpu_before = children_cpu();
     let started = Instant::now();
     let out = cmd
         .stdout(Stdio::null())
@@ -174,7 +217,7 @@ fn timed(cmd: &mut Command) -> Result<Duration> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok(started.elapsed())
+    Ok((started.elapsed(), children_cpu().saturating_sub(cpu_before)))
 }
 
 fn ping_across(n: usize) -> bool {
@@ -227,7 +270,13 @@ fn wait_clean() -> Result<Duration> {
     Ok(started.elapsed())
 }
 
-fn bench_vethscope(bin: &Path, dir: &Path, n: usize, extra: &mut String) -> Result<Row> {
+fn bench_vethscope(
+    bin: &Path,
+    against: Option<&Path>,
+    dir: &Path,
+    n: usize,
+    extra: &mut String,
+) -> Result<Row> {
     let file = dir.join(format!("star-{n}.yaml"));
     std::fs::write(&file, star_yaml(n))?;
     let lab = format!("{NS}star");
@@ -241,19 +290,25 @@ fn bench_vethscope(bin: &Path, dir: &Path, n: usize, extra: &mut String) -> Resu
     let pair = ["diagnose", &lab, "--from", &first, "--to", &last];
     let diagnose_static = timed(Command::new(bin).args(pair).arg("--no-probe"))?;
     let diagnose = timed(Command::new(bin).args(pair))?;
+    let drift = timed(Command::new(bin).args(["show", &lab, "--drift"]))?;
+    if let Some(old) = against {
+        extra.push_str(&read_commands_side_by_side(bin, old, &lab, n)?);
+    }
     let fastpath_on = timed(Command::new(bin).args(["fastpath", "enable", &lab]))?;
     let fastpath_off = timed(Command::new(bin).args(["fastpath", "disable", &lab]))?;
     let down = timed(Command::new(bin).args(["down", &lab]))? + wait_clean()?;
     let per_ns = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
     let _ = writeln!(
         extra,
-        "vethscope show {:.3} s, show --json {:.3} s, graph {:.3} s ({:.3} / {:.3} / {:.3} ms per namespace)",
+        "vethscope show {:.3} s, show --json {:.3} s, graph {:.3} s, show --drift {:.3} s ({:.3} / {:.3} / {:.3} / {:.3} ms per namespace)",
         show.as_secs_f64(),
         show_json.as_secs_f64(),
         graph.as_secs_f64(),
+        drift.as_secs_f64(),
         per_ns(show),
         per_ns(show_json),
         per_ns(graph),
+        per_ns(drift),
     );
     let _ = writeln!(
         extra,
@@ -271,6 +326,63 @@ fn bench_vethscope(bin: &Path, dir: &Path, n: usize, extra: &mut String) -> Resu
         down,
         ping,
     })
+}
+
+/// The read-only commands with `new` and `old` on the same star, alternating, three
+/// rounds: a table of the median wall and CPU time of each.
+fn read_commands_side_by_side(new: &Path, old: &Path, lab: &str, n: usize) -> Result<String> {
+    const ROUNDS: usize = 3;
+    let first = format!("{NS}0");
+    let last = addr(n - 1);
+    let commands: [(&str, Vec<&str>); 5] = [
+        ("show", vec!["show", lab]),
+        ("show --json", vec!["show", lab, "--json"]),
+        ("graph", vec!["graph", lab]),
+        (
+            "diagnose --no-probe",
+            vec![
+                "diagnose",
+                lab,
+                "--from",
+                &first,
+                "--to",
+                &last,
+                "--no-probe",
+            ],
+        ),
+        ("show --drift", vec!["show", lab, "--drift"]),
+    ];
+    let mut t = format!(
+        "\nread-only commands at {n}, {ROUNDS} rounds alternating, median wall / CPU (user+sys) s\n| command | {} | {} |\n|---|---:|---:|\n",
+        old.display(),
+        new.display()
+    );
+    for (name, args) in &commands {
+        let mut runs: [Vec<(Duration, Duration)>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..ROUNDS {
+            for (i, bin) in [old, new].into_iter().enumerate() {
+                runs[i].push(timed_cpu(Command::new(bin).args(args))?);
+            }
+        }
+        let median = |v: &[(Duration, Duration)]| {
+            let mut wall: Vec<Duration> = v.iter().map(|r| r.0).collect();
+            let mut cpu: Vec<Duration> = v.iter().map(|r| r.1).collect();
+            wall.sort();
+            cpu.sort();
+            format!(
+                "{:.3} / {:.3}",
+                wall[wall.len() / 2].as_secs_f64(),
+                cpu[cpu.len() / 2].as_secs_f64()
+            )
+        };
+        let _ = writeln!(
+            t,
+            "| {name} | {} | {} |",
+            median(&runs[0]),
+            median(&runs[1])
+        );
+    }
+    Ok(t)
 }
 
 /// What a person would write: one `ip` command per step.

@@ -50,7 +50,8 @@ enum Task {
     /// fmt check, clippy for the workspace and for the eBPF crate on its real target
     Lint,
     /// Release build, then `vethscope bench ARGS…`; `bench scale [--sizes 200,1000]
-    /// [--no-mininet]`: stars of namespaces built by vethscope, ip, ip -batch, Mininet
+    /// [--no-mininet] [--vethscope-only] [--against OLD_BINARY]`: stars of namespaces
+    /// built by vethscope, ip, ip -batch, Mininet
     Bench(bench::Args),
     /// Run a fuzz target (topology, exporter, parser) for a time and print executions per second
     Fuzz(fuzz::Args),

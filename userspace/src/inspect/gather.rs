@@ -1,11 +1,12 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
+use super::tables::{self, NsTables};
 use super::{BridgeView, DeviceKind, LabView, LinkView, MasterView, NamespaceView, PeerView};
 use crate::{
-    netlink::{LinkInfo, Netlink, NetlinkError},
+    netlink::{LinkInfo, Netlink, NetlinkError, batch::BatchSocket},
     netns, ovs,
     topology::{BridgeKind, Cidr, HOST},
-    wire::{self, census::NsFacts, mark, state},
+    wire::{self, mark, state},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -54,49 +55,52 @@ async fn read(lab: &str, detail: Detail) -> Result<LabView, InspectError> {
     let alias = mark::alias(lab);
     let plan = state::read(lab);
     let started = std::time::Instant::now();
-    let facts = lab_namespaces(lab, plan.as_ref())?;
-    tracing::debug!("lab namespaces read in {:?}", started.elapsed());
-    let host = Netlink::open(HOST).await?;
-    let host_links: Vec<LinkInfo> = host.links().await?;
-    let host_addrs = host.addresses().await?;
-    let ours_in_host: Vec<&LinkInfo> = host_links
+    let (spaces, host) = read_spaces(lab, &alias, plan.as_ref(), detail)?;
+    tracing::debug!("namespaces read in {:?}", started.elapsed());
+    let ours_in_host: Vec<&LinkInfo> = host
+        .links
         .iter()
         .filter(|l| l.alias.as_deref() == Some(alias.as_str()))
         .collect();
-    if facts.is_empty() && ours_in_host.is_empty() && plan.is_none() {
+    if spaces.is_empty() && ours_in_host.is_empty() && plan.is_none() {
         return Err(no_such_lab(lab).await);
     }
 
     let mut raws: Vec<Raw> = Vec::new();
     let mut namespaces = Vec::new();
-    for f in facts {
+    let mut tables = Vec::new();
+    for s in spaces {
         namespaces.push(NamespaceView {
-            name: f.name.clone(),
-            inode: netns::inode(&f.name)?,
+            name: s.name.clone(),
+            inode: s.inode,
             sysctls: Default::default(),
             routes: Vec::new(),
             neighbours: Vec::new(),
         });
-        for link in f.links {
+        let mut addresses = addresses_by_index(&s.addresses);
+        for link in s.links {
             raws.push(Raw {
-                netns: f.name.clone(),
-                addresses: addresses_of(&f.addresses, link.index),
+                netns: s.name.clone(),
+                addresses: addresses.remove(&link.index).unwrap_or_default(),
                 link,
             });
         }
+        tables.extend(s.tables.map(|t| (s.name, t)));
     }
+    let mut host_addresses = addresses_by_index(&host.addresses);
     for link in &ours_in_host {
         raws.push(Raw {
             netns: HOST.to_string(),
-            addresses: addresses_of(&host_addrs, link.index),
+            addresses: host_addresses.remove(&link.index).unwrap_or_default(),
             link: (*link).clone(),
         });
     }
+    tables.extend(host.tables.map(|t| (HOST.to_string(), t)));
     tracing::debug!("links gathered at {:?}", started.elapsed());
 
     let (ovs_ports, ovs_bridges) = ovs_facts(lab);
-    let links = link_views(lab, &raws, &host_links, &ovs_ports, &ovs_bridges).await?;
-    let mut bridges = linux_bridges(&alias, &host_links);
+    let links = link_views(lab, &raws, &host.links, &ovs_ports, &ovs_bridges).await?;
+    let mut bridges = linux_bridges(&alias, &host.links);
     bridges.extend(namespace_bridges(&alias, &raws));
     bridges.sort_by(|a, b| {
         (a.netns == HOST, &a.netns, &a.name).cmp(&(b.netns == HOST, &b.netns, &b.name))
@@ -116,31 +120,165 @@ async fn read(lab: &str, detail: Detail) -> Result<LabView, InspectError> {
         links,
     };
     if detail == Detail::Tables {
-        super::tables::fill(&mut view).await?;
-        tracing::debug!("tables read at {:?}", started.elapsed());
+        super::tables::fill(&mut view, tables);
+        tracing::debug!("tables filled at {:?}", started.elapsed());
     }
     Ok(view)
 }
 
-/// The lab's namespaces (marked as the lab's, or planned by its state file), each read
-/// once on the thread pool: one link dump (which also carries the owner mark on `lo`)
-/// and one address dump for the lab's own.
-fn lab_namespaces(lab: &str, plan: Option<&state::LabState>) -> Result<Vec<NsFacts>, InspectError> {
-    let planned = |ns: &str| plan.is_some_and(|p| p.topology.netns_names().any(|n| n == ns));
-    let all = netns::list();
-    let census = wire::census::read(&all, |f| planned(&f.name) || f.owner() == Some(lab));
-    let mut facts = Vec::new();
-    for (ns, r) in all.iter().zip(census) {
+/// One namespace as one pool thread read it, with one socket: what `lab_links` needs,
+/// and with [`Detail::Tables`] also its routes, neighbours, sysctls and bridge FDBs.
+struct Space {
+    name: String,
+    inode: u64,
+    links: Vec<LinkInfo>,
+    addresses: Vec<(u32, Cidr)>,
+    tables: Option<NsTables>,
+}
+
+/// Where reading a namespace failed: before its tables (a namespace that is not
+/// planned is then skipped, as someone else's or vanishing), or in them.
+enum ReadFailure {
+    Census(InspectError),
+    Tables(InspectError),
+}
+
+/// Every named namespace and the root one, each read once on the thread pool by one
+/// thread with one socket (links first, for the owner mark on `lo`; the rest only for
+/// the lab's own), and the root namespace alongside them. Returns the lab's
+/// namespaces (marked as the lab's, or planned by its state file) and the root's read.
+fn read_spaces(
+    lab: &str,
+    alias: &str,
+    plan: Option<&state::LabState>,
+    detail: Detail,
+) -> Result<(Vec<Space>, Space), InspectError> {
+    let planned: HashSet<&str> = plan
+        .map(|p| p.topology.netns_names().collect())
+        .unwrap_or_default();
+    let names = netns::list();
+    let items: Vec<Option<&str>> = names
+        .iter()
+        .map(|n| Some(n.as_str()))
+        .chain([None])
+        .collect();
+    // `None` is the root namespace: read alongside the others, not after them.
+    let reads = netns::pool::map(&items, |item| match item {
+        None => read_host(alias, detail).map(Some),
+        Some(ns) => read_namespace(ns, lab, alias, planned.contains(ns), detail),
+    });
+    let mut spaces = Vec::new();
+    let mut host = None;
+    for (item, r) in items.iter().zip(reads) {
+        let planned_here = item.is_some_and(|ns| planned.contains(ns));
         match r {
-            Ok(f) if f.mounted && (planned(ns) || f.owner() == Some(lab)) => facts.push(f),
-            Ok(_) => {}
+            Ok(Some(s)) if item.is_none() => host = Some(s),
+            Ok(Some(s)) => spaces.push(s),
+            Ok(None) => {}
+            Err(ReadFailure::Tables(e)) => return Err(e),
             // A planned namespace that cannot be read is an error worth showing; an
             // unrelated one (someone else's, vanishing meanwhile) is not ours to report.
-            Err(e) if planned(ns) => return Err(e.into()),
-            Err(_) => {}
+            Err(ReadFailure::Census(e)) if item.is_none() || planned_here => return Err(e),
+            Err(ReadFailure::Census(_)) => {}
         }
     }
-    Ok(facts)
+    // The root namespace is the last item and its read never yields `None`.
+    let host = host.ok_or_else(|| netns::NetnsError::Missing {
+        name: HOST.to_string(),
+    })?;
+    Ok((spaces, host))
+}
+
+/// One lab namespace, on a pool thread: `None` when it holds no namespace or is not
+/// the lab's.
+fn read_namespace(
+    ns: &str,
+    lab: &str,
+    alias: &str,
+    planned: bool,
+    detail: Detail,
+) -> Result<Option<Space>, ReadFailure> {
+    let census = ReadFailure::Census;
+    if !netns::is_mounted(ns) {
+        return Ok(None);
+    }
+    let inode = enter(ns).map_err(|e| census(e.into()))?;
+    let mut sock = BatchSocket::open_here(ns).map_err(|e| census(e.into()))?;
+    let links = sock.links().map_err(|e| census(e.into()))?;
+    let owner = links
+        .iter()
+        .find(|l| l.name == "lo")
+        .and_then(|lo| mark::lab_of(lo.alias.as_deref()));
+    if !planned && owner != Some(lab) {
+        return Ok(None);
+    }
+    let addresses = sock.addresses().map_err(|e| census(e.into()))?;
+    let tables = match detail {
+        Detail::Links => None,
+        Detail::Tables => {
+            let bridges = marked_bridges(alias, &links);
+            Some(tables::read_here(&mut sock, &bridges, true).map_err(ReadFailure::Tables)?)
+        }
+    };
+    Ok(Some(Space {
+        name: ns.to_string(),
+        inode,
+        links,
+        addresses,
+        tables,
+    }))
+}
+
+/// The root namespace, on a pool thread: every link and address (the lab's root-side
+/// ends are picked by their mark), and the FDB of the lab's bridges there.
+fn read_host(alias: &str, detail: Detail) -> Result<Space, ReadFailure> {
+    let census = ReadFailure::Census;
+    netns::enter(HOST).map_err(|e| census(e.into()))?;
+    let mut sock = BatchSocket::open_here(HOST).map_err(|e| census(e.into()))?;
+    let links = sock.links().map_err(|e| census(e.into()))?;
+    let addresses = sock.addresses().map_err(|e| census(e.into()))?;
+    let bridges = marked_bridges(alias, &links);
+    let tables = match detail {
+        Detail::Tables if !bridges.is_empty() => {
+            Some(tables::read_here(&mut sock, &bridges, false).map_err(ReadFailure::Tables)?)
+        }
+        _ => None,
+    };
+    Ok(Space {
+        name: HOST.to_string(),
+        inode: 0,
+        links,
+        addresses,
+        tables,
+    })
+}
+
+/// The lab's Linux bridges among `links` (of one namespace): their interface indexes.
+fn marked_bridges(alias: &str, links: &[LinkInfo]) -> Vec<u32> {
+    links
+        .iter()
+        .filter(|l| l.alias.as_deref() == Some(alias) && l.kind.as_deref() == Some("bridge"))
+        .map(|l| l.index)
+        .collect()
+}
+
+/// Enters namespace `ns` (this thread only) and returns its inode, from the same
+/// descriptor (no second lookup of the path).
+fn enter(ns: &str) -> Result<u64, netns::NetnsError> {
+    let fd = netns::open(ns)?;
+    let inode = nix::sys::stat::fstat(&fd)
+        .map_err(|errno| netns::NetnsError::Sys {
+            what: format!("stat namespace {ns}"),
+            errno,
+        })?
+        .st_ino;
+    nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|errno| {
+        netns::NetnsError::Sys {
+            what: format!("enter namespace {ns}"),
+            errno,
+        }
+    })?;
+    Ok(inode)
 }
 
 async fn no_such_lab(lab: &str) -> InspectError {
@@ -309,13 +447,15 @@ fn namespace_bridges(alias: &str, raws: &[Raw]) -> Vec<BridgeView> {
         .collect()
 }
 
-fn addresses_of(addrs: &[(u32, Cidr)], index: u32) -> Vec<String> {
-    addrs
-        .iter()
-        .filter(|(i, _)| *i == index)
-        .map(|(_, c)| c.to_string())
-        .collect()
+/// Addresses by interface index, in the order of the dump.
+fn addresses_by_index(addrs: &[(u32, Cidr)]) -> HashMap<u32, Vec<String>> {
+    let mut m: HashMap<u32, Vec<String>> = HashMap::new();
+    for (i, c) in addrs {
+        m.entry(*i).or_default().push(c.to_string());
+    }
+    m
 }
+
 /// Positions in `raws` by ifindex (indexes repeat across namespaces), so a peer is
 /// found without scanning every link of a thousand namespaces.
 fn index_raws(raws: &[Raw]) -> HashMap<u32, Vec<usize>> {
@@ -327,20 +467,44 @@ fn index_raws(raws: &[Raw]) -> HashMap<u32, Vec<usize>> {
 }
 
 /// Every veth's peer (`None` for other links), in the order of `all`.
+///
+/// Interface indexes repeat across namespaces, so several veths can name us as their
+/// peer by index (in a lab of namespace pairs, every `veth0` has index 2). Those are
+/// told apart by the peer's name and MAC as the kernel reports them through our own
+/// namespace (`IFLA_TARGET_NETNSID`, one request per such veth, every namespace's on
+/// the pool); only when that still leaves several, by asking our namespace's id for
+/// each candidate's namespace. Asking that of every candidate was one netlink round
+/// trip per candidate, ~N² for a lab of N namespace pairs.
 async fn resolve_peers(
     all: &[Raw],
     by_index: &HashMap<u32, Vec<usize>>,
 ) -> Result<Vec<Option<PeerView>>, InspectError> {
+    let candidates: Vec<Vec<&Raw>> = all
+        .iter()
+        .map(|r| peer_candidates(r, all, by_index))
+        .collect();
+    let seen = peers_as_seen(all, &candidates);
     let mut sockets: HashMap<String, Netlink> = HashMap::new();
     let mut out = Vec::with_capacity(all.len());
-    for r in all {
-        let candidates = peer_candidates(r, all, by_index);
-        let found = match candidates.as_slice() {
+    for (i, r) in all.iter().enumerate() {
+        let mut many: Vec<&Raw> = candidates[i].clone();
+        if many.len() > 1
+            && let Some(Some(peer)) = seen.get(&i)
+        {
+            let same: Vec<&Raw> = many
+                .iter()
+                .copied()
+                .filter(|c| c.link.name == peer.name && c.link.mac == peer.mac)
+                .collect();
+            if !same.is_empty() {
+                many = same;
+            }
+        }
+        let found = match many.as_slice() {
             [] => None,
             [one] => Some(*one),
-            // Interface indexes repeat across namespaces: several veths can name us as
-            // their peer by index. The peer's namespace id, as our namespace numbers
-            // it, tells which one is really ours.
+            // Still several (equal names and MACs): the peer's namespace id, as our
+            // namespace numbers it, tells which one is really ours.
             many => {
                 let wanted = r.link.peer_netnsid;
                 if !sockets.contains_key(&r.netns) {
@@ -365,6 +529,39 @@ async fn resolve_peers(
         }));
     }
     Ok(out)
+}
+
+/// For each veth with several candidate peers (by position in `all`): its peer as the
+/// kernel shows it through the veth's namespace, `None` when that could not be read.
+/// Every namespace with such veths is read once, on the pool, with one socket.
+fn peers_as_seen(all: &[Raw], candidates: &[Vec<&Raw>]) -> HashMap<usize, Option<LinkInfo>> {
+    let mut by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, r) in all.iter().enumerate() {
+        if candidates[i].len() > 1 && r.link.peer_netnsid.is_some() {
+            by_ns.entry(r.netns.as_str()).or_default().push(i);
+        }
+    }
+    let work: Vec<(&str, Vec<usize>)> = by_ns.into_iter().collect();
+    let reads = netns::pool::map(&work, |(ns, positions)| {
+        let sock = netns::enter(ns)
+            .ok()
+            .and_then(|()| BatchSocket::open_here(ns).ok());
+        let Some(mut sock) = sock else {
+            return positions.iter().map(|&i| (i, None)).collect::<Vec<_>>();
+        };
+        positions
+            .iter()
+            .map(|&i| {
+                let l = &all[i].link;
+                let peer = match (l.peer_netnsid, l.peer_index) {
+                    (Some(nsid), Some(index)) => sock.link_in(nsid, index).ok().flatten(),
+                    _ => None,
+                };
+                (i, peer)
+            })
+            .collect()
+    });
+    reads.into_iter().flatten().collect()
 }
 
 /// The veths that could be `r`'s peer: index is our peer index and peer index is ours,

@@ -1,8 +1,9 @@
 //! `show` as text: one block per namespace, one line per interface.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
-use super::LabView;
+use super::{LabView, LinkView, NamespaceView};
 use crate::topology::HOST;
 
 pub fn text(view: &LabView) -> String {
@@ -12,15 +13,25 @@ pub fn text(view: &LabView) -> String {
     if view.links.iter().any(|l| l.netns == HOST) {
         groups.push(HOST);
     }
+    // Links and namespaces by namespace name, in their order: a lookup per group, not
+    // a scan of every link of a thousand namespaces for each of them.
+    let mut links_of: HashMap<&str, Vec<&LinkView>> = HashMap::new();
+    for l in &view.links {
+        links_of.entry(l.netns.as_str()).or_default().push(l);
+    }
+    let namespace_of: HashMap<&str, &NamespaceView> = view
+        .namespaces
+        .iter()
+        .rev()
+        .map(|n| (n.name.as_str(), n))
+        .collect();
     for ns in groups {
-        let inode = view
-            .namespaces
-            .iter()
-            .find(|n| n.name == ns)
+        let nv = namespace_of.get(ns).copied();
+        let inode = nv
             .map(|n| format!(" (inode {})", n.inode))
             .unwrap_or_default();
         let _ = writeln!(out, "  namespace {ns}{inode}");
-        for l in view.links.iter().filter(|l| l.netns == ns) {
+        for l in links_of.get(ns).map(Vec::as_slice).unwrap_or_default() {
             let state = format!("{:?}", l.state).to_lowercase();
             let mut line = format!(
                 "    {:<15} {:<12} idx {:<4} {:<9} mtu {:<6}",
@@ -51,7 +62,7 @@ pub fn text(view: &LabView) -> String {
                 let _ = writeln!(out, "      sysctls {set}");
             }
         }
-        if let Some(nv) = view.namespaces.iter().find(|n| n.name == ns) {
+        if let Some(nv) = nv {
             // `default.*` only matters for interfaces made later; --json has it.
             let set = pairs(&nv.sysctls, |k, _| !k.contains(".default."));
             if !set.is_empty() {

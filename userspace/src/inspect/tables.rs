@@ -12,52 +12,38 @@ use crate::{
     wire,
 };
 
-pub(super) async fn fill(view: &mut LabView) -> Result<(), InspectError> {
-    let mut spaces: Vec<String> = view.namespaces.iter().map(|n| n.name.clone()).collect();
-    if view.links.iter().any(|l| l.netns == HOST) || view.bridges.iter().any(|b| b.netns == HOST) {
-        spaces.push(HOST.to_string());
-    }
-    // Every namespace read once, on the thread pool (a thousand namespaces one after
-    // the other would each wait for a thread, a socket and four dumps).
-    let wanted: Vec<(String, Vec<u32>)> = spaces
-        .iter()
-        .map(|ns| {
-            let linux_bridges: Vec<u32> = view
-                .bridges
-                .iter()
-                .filter(|b| &b.netns == ns && b.kind == BridgeKind::Linux)
-                .filter_map(|b| {
-                    view.links
-                        .iter()
-                        .find(|l| &l.netns == ns && l.name == b.name)
-                        .map(|l| l.ifindex)
-                })
-                .collect();
-            (ns.clone(), linux_bridges)
-        })
-        .collect();
-    let reads = netns::pool::map(&wanted, |(ns, bridges)| read_ns(ns, bridges));
-    let mut by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
+/// Puts what each namespace's read brought (`tables`: namespace name → its tables,
+/// read on the pool together with its links) into the view.
+pub(super) fn fill(view: &mut LabView, tables: Vec<(String, NsTables)>) {
+    let mut by_ns: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, l) in view.links.iter().enumerate() {
-        by_ns.entry(l.netns.as_str()).or_default().push(i);
+        by_ns.entry(l.netns.clone()).or_default().push(i);
     }
-    let by_ns: HashMap<String, Vec<usize>> =
-        by_ns.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    for (ns, read) in spaces.into_iter().zip(reads) {
+    let ns_position: HashMap<String, usize> = view
+        .namespaces
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.clone(), i))
+        .collect();
+    for (ns, read) in tables {
         let NsTables {
             routes,
             neighbours,
             fdb,
             mut readings,
-        } = read?;
+        } = read;
         let in_ns: &[usize] = by_ns.get(&ns).map(Vec::as_slice).unwrap_or_default();
         let names: HashMap<u32, String> = in_ns
             .iter()
             .map(|&i| (view.links[i].ifindex, view.links[i].name.clone()))
             .collect();
-        if ns != HOST
-            && let Some(nv) = view.namespaces.iter_mut().find(|n| n.name == ns)
-        {
+        let position = if ns == HOST {
+            None
+        } else {
+            ns_position.get(&ns).copied()
+        };
+        if let Some(p) = position {
+            let nv = &mut view.namespaces[p];
             nv.routes = routes.iter().map(|r| route_view(r, &names)).collect();
             nv.neighbours = neighbours
                 .iter()
@@ -104,12 +90,11 @@ pub(super) async fn fill(view: &mut LabView) -> Result<(), InspectError> {
             entries.dedup();
             view.bridges[i].fdb = entries;
         }
-        if let Some(nv) = view.namespaces.iter_mut().find(|n| n.name == ns) {
-            nv.sysctls = std::mem::take(&mut readings.namespace);
+        if let Some(p) = ns_position.get(&ns) {
+            view.namespaces[*p].sysctls = std::mem::take(&mut readings.namespace);
         }
     }
     fill_ovs_fdb(view);
-    Ok(())
 }
 
 /// Only the routes of the lab namespaces `spaces`, read on the pool: what `diagnose`'s
@@ -137,19 +122,22 @@ pub fn fill_routes(view: &mut LabView, spaces: &[String]) -> Result<(), InspectE
 }
 
 /// What one namespace adds to the view, read on a pool thread.
-struct NsTables {
+pub(super) struct NsTables {
     routes: Vec<RouteEntry>,
     neighbours: Vec<NeighbourEntry>,
     fdb: Vec<FdbEntry>,
     readings: sysctls::Readings,
 }
 
-/// Reads one namespace from a pool thread: enter it, one socket, its dumps, its sysctls
-/// (/proc/sys/net is the namespace of the reading thread).
-fn read_ns(ns: &str, bridges: &[u32]) -> Result<NsTables, InspectError> {
-    netns::enter(ns)?;
-    let mut sock = BatchSocket::open_here(ns)?;
-    let lab_ns = ns != HOST;
+/// Reads one namespace's tables on the pool thread that is inside it, with the socket
+/// its links were read with: routes, neighbours and namespace sysctls of a lab
+/// namespace (`lab_ns`; /proc/sys/net is the namespace of the reading thread), and the
+/// FDB of the lab's Linux bridges in it (`bridges`: their indexes).
+pub(super) fn read_here(
+    sock: &mut BatchSocket,
+    bridges: &[u32],
+    lab_ns: bool,
+) -> Result<NsTables, InspectError> {
     Ok(NsTables {
         routes: if lab_ns { sock.routes()? } else { Vec::new() },
         neighbours: if lab_ns {
@@ -165,7 +153,14 @@ fn read_ns(ns: &str, bridges: &[u32]) -> Result<NsTables, InspectError> {
             fdb
         },
         // Interface keys came with the link dump (LinkView::sysctls).
-        readings: sysctls::read_here(&[], lab_ns),
+        readings: sysctls::Readings {
+            namespace: if lab_ns {
+                sysctls::namespace_keys_with(sock)
+            } else {
+                Default::default()
+            },
+            interfaces: Default::default(),
+        },
     })
 }
 

@@ -14,7 +14,9 @@ use rtnetlink::packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
 };
 use rtnetlink::packet_route::{
-    RouteNetlinkMessage, address::AddressMessage, link::LinkAttribute, link::LinkMessage,
+    AddressFamily, RouteNetlinkMessage,
+    address::AddressMessage,
+    link::{LinkAttribute, LinkExtentMask, LinkMessage},
 };
 
 use super::{LinkInfo, NetlinkError};
@@ -293,12 +295,64 @@ impl BatchSocket {
         }
     }
 
-    /// Every link of the namespace, from one dump.
+    /// Runs one dump of a message type the route-netlink crate does not model
+    /// (`ty`, with the family header `body`) and returns each answer's type and payload.
+    pub(super) fn dump_raw(
+        &mut self,
+        ty: u16,
+        body: &[u8],
+        what: &'static str,
+    ) -> Result<Vec<(u16, Vec<u8>)>, NetlinkError> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let len = 16 + body.len();
+        let mut bytes = Vec::with_capacity((len + 3) & !3);
+        bytes.extend_from_slice(&(len as u32).to_ne_bytes());
+        bytes.extend_from_slice(&ty.to_ne_bytes());
+        bytes.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        bytes.extend_from_slice(&seq.to_ne_bytes());
+        bytes.extend_from_slice(&0u32.to_ne_bytes());
+        bytes.extend_from_slice(body);
+        bytes.resize((len + 3) & !3, 0);
+        self.send(&bytes).map_err(|e| self.io_fail(what, "", e))?;
+        let mut out = Vec::new();
+        loop {
+            let n = self.recv().map_err(|e| self.io_fail(what, "", e))?;
+            let mut done = false;
+            for (t, s, payload) in Messages::new(&self.buf[..n]) {
+                if s != seq {
+                    continue;
+                }
+                match t {
+                    NLMSG_DONE => done = true,
+                    NLMSG_ERROR => {
+                        let code = payload
+                            .get(..4)
+                            .map(|b| -i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                            .unwrap_or(0);
+                        if code != 0 {
+                            return Err(self.errno_fail(what, "", code));
+                        }
+                        done = true;
+                    }
+                    _ => out.push((t, payload.to_vec())),
+                }
+            }
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Every link of the namespace, from one dump. Without their statistics
+    /// (`RTEXT_FILTER_SKIP_STATS`): [`LinkInfo`] has none, and filling and parsing
+    /// them was a good part of a dump of a thousand links.
     pub fn links(&mut self) -> Result<Vec<LinkInfo>, NetlinkError> {
-        let msgs = self.dump(
-            RouteNetlinkMessage::GetLink(LinkMessage::default()),
-            "list interfaces",
-        )?;
+        let mut query = LinkMessage::default();
+        query
+            .attributes
+            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+        let msgs = self.dump(RouteNetlinkMessage::GetLink(query), "list interfaces")?;
         Ok(msgs
             .iter()
             .filter_map(|m| match m {
@@ -308,19 +362,21 @@ impl BatchSocket {
             .collect())
     }
 
-    /// Every address of the namespace, from one dump: (ifindex, address).
+    /// Every address of the namespace, IPv4 then IPv6: (ifindex, address). One dump
+    /// per family: the all-families dump (`rtnl_dump_all`) holds RTNL, the IPv4 and
+    /// IPv6 ones do not (and answer in the same order).
     pub fn addresses(&mut self) -> Result<Vec<(u32, crate::topology::Cidr)>, NetlinkError> {
-        let msgs = self.dump(
-            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-            "list addresses",
-        )?;
-        Ok(msgs
-            .iter()
-            .filter_map(|m| match m {
+        let mut out = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut query = AddressMessage::default();
+            query.header.family = family;
+            let msgs = self.dump(RouteNetlinkMessage::GetAddress(query), "list addresses")?;
+            out.extend(msgs.iter().filter_map(|m| match m {
                 RouteNetlinkMessage::NewAddress(a) => super::cidr_of(a),
                 _ => None,
-            })
-            .collect())
+            }));
+        }
+        Ok(out)
     }
 
     /// Links looked up by name, one request each (not a dump), sent in chunks: `None`
@@ -389,6 +445,20 @@ impl BatchSocket {
     pub fn link_by_name(&mut self, name: &str) -> Result<Option<LinkInfo>, NetlinkError> {
         let mut req = LinkMessage::default();
         req.attributes.push(LinkAttribute::IfName(name.to_string()));
+        self.get_link(req, name)
+    }
+
+    /// The link `index` of the namespace this socket's namespace numbers `nsid`
+    /// (`IFLA_TARGET_NETNSID`): a veth's peer, read through the veth's own namespace.
+    pub fn link_in(&mut self, nsid: i32, index: u32) -> Result<Option<LinkInfo>, NetlinkError> {
+        let mut req = LinkMessage::default();
+        req.header.index = index;
+        req.attributes.push(LinkAttribute::IfNetnsId(nsid));
+        self.get_link(req, &format!("ifindex {index} in namespace id {nsid}"))
+    }
+
+    /// One `RTM_GETLINK` request (not a dump); `None` when there is no such link.
+    fn get_link(&mut self, req: LinkMessage, name: &str) -> Result<Option<LinkInfo>, NetlinkError> {
         let mut bytes = Vec::new();
         let seq = self.encode(RouteNetlinkMessage::GetLink(req), NLM_F_REQUEST, &mut bytes);
         self.send(&bytes)

@@ -7,6 +7,7 @@ pub mod bridge;
 mod error;
 pub mod link;
 pub mod msg;
+mod netconf;
 mod qdisc;
 mod route_get;
 mod tables;
@@ -22,6 +23,7 @@ use rtnetlink::packet_route::{
 
 pub use error::{NetlinkError, OpFailure};
 pub use link::{LinkInfo, LinkState};
+pub use netconf::Netconf;
 pub use qdisc::RootQdisc;
 pub use route_get::RouteAnswer;
 pub use tables::{FdbEntry, NeighbourEntry, RouteEntry};

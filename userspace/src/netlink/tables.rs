@@ -275,6 +275,9 @@ fn fdb_entry(m: &NeighbourMessage) -> Option<FdbEntry> {
 
 /// The same tables from a blocking socket, for reading many namespaces on the pool.
 impl BatchSocket {
+    /// IPv4 then IPv6 routes: one dump per family. Not one dump of every family: the
+    /// kernel's all-families dump (`rtnl_dump_all`) holds RTNL, the per-family ones
+    /// do not, and right after a large `up` RTNL is busy with the kernel's own work.
     pub fn routes(&mut self) -> Result<Vec<RouteEntry>, NetlinkError> {
         let mut out = Vec::new();
         for query in [
@@ -309,13 +312,15 @@ impl BatchSocket {
             .collect())
     }
 
+    /// ARP then NDP entries, from one dump of both tables (the kernel walks them in
+    /// that order; the neighbour dump is one handler for every family, without RTNL).
     pub fn neighbours(&mut self) -> Result<Vec<NeighbourEntry>, NetlinkError> {
-        let mut out = Vec::new();
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let msgs = self.neighbour_dump(family, 0, "list neighbours")?;
-            out.extend(msgs.iter().filter_map(neighbour_entry));
-        }
-        Ok(out)
+        let msgs = self.neighbour_dump(AddressFamily::Unspec, 0, "list neighbours")?;
+        Ok(msgs
+            .iter()
+            .filter(|m| matches!(m.header.family, AddressFamily::Inet | AddressFamily::Inet6))
+            .filter_map(neighbour_entry)
+            .collect())
     }
 
     /// The forwarding database of one bridge. Asked of the bridge alone: a dump of
