@@ -3,10 +3,12 @@
 //! The TC programs `count_ingress`/`count_egress` count packets and bytes per link,
 //! direction and traffic class in a per-CPU map, and `drops_kfree_skb` counts drops
 //! per link and reason; userspace only reads those maps when Prometheus scrapes.
-//! - `watch`: keeps the programs attached to exactly the links that exist;
+//! - `watch`: keeps the programs attached to exactly the links that exist, listing
+//!   them again when `changes` sees that something may have changed;
 //! - `collector`: maps → metric families, at scrape time;
 //! - `http` + `openmetrics`: `/metrics` (Prometheus text or OpenMetrics) and `/healthz`.
 
+mod changes;
 mod collector;
 mod deadline_io;
 mod error;
@@ -151,7 +153,7 @@ pub async fn serve(opts: &ServeOptions) -> Result<(), MetricsError> {
     )?);
     release_freed_memory();
     status_line(format_args!(
-        "serving http://{}/metrics for {} (links re-listed every {:.1} s) — Ctrl-C to stop",
+        "serving http://{}/metrics for {} (links checked every {:.1} s) — Ctrl-C to stop",
         opts.listen,
         match &opts.scope {
             Scope::Labs(labs) => format!("lab {}", labs.join(", lab ")),
@@ -162,11 +164,23 @@ pub async fn serve(opts: &ServeOptions) -> Result<(), MetricsError> {
 
     let mut tick = tokio::time::interval(opts.refresh.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut changes = changes::Changes::new();
     while !stop.load(Ordering::Relaxed) {
         tokio::select! {
             _ = tick.tick() => {
+                if !changes.due() {
+                    continue;
+                }
+                let started = std::time::Instant::now();
                 let listing = watch::list(&opts.scope).await;
+                tracing::debug!("{} links listed in {:?}", listing.targets.len(), started.elapsed());
+                if !listing.unsure.is_empty() {
+                    changes.retry();
+                }
                 let r = counting.sync(&mut probe, listing, &stop);
+                if r.failed > 0 {
+                    changes.retry();
+                }
                 if r.added + r.removed > 0 {
                     tracing::info!(
                         "counting on {} links (+{} -{}, {} failed)",
