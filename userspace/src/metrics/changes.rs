@@ -150,6 +150,7 @@ fn link_announcements() -> std::io::Result<OwnedFd> {
 fn drain(fd: &OwnedFd) -> bool {
     let mut buf = vec![0u8; 32 * 1024];
     let mut any = false;
+    let mut messages = 0usize;
     // Bounded: a host changing links faster than this loop reads is "changed" anyway.
     for _ in 0..4096 {
         // SAFETY: recv(2) into a live buffer of the stated length.
@@ -162,12 +163,24 @@ fn drain(fd: &OwnedFd) -> bool {
             )
         };
         if n > 0 {
+            if !any && n as usize >= 16 + 16 {
+                // nlmsghdr (type at 4) then ifinfomsg (index at 4): for the debug log.
+                let kind = u16::from_ne_bytes([buf[4], buf[5]]);
+                let ifindex = i32::from_ne_bytes([buf[20], buf[21], buf[22], buf[23]]);
+                tracing::debug!("link announcement: type {kind}, ifindex {ifindex}");
+            }
             any = true;
+            messages += 1;
             continue;
         }
         let e = std::io::Error::last_os_error();
         match e.raw_os_error() {
-            Some(libc::EAGAIN) => return any,
+            Some(libc::EAGAIN) => {
+                if any {
+                    tracing::debug!("{messages} link announcements since the last look");
+                }
+                return any;
+            }
             Some(libc::EINTR) => continue,
             Some(libc::ENOBUFS) => any = true,
             _ => {

@@ -329,11 +329,18 @@ fn scrape(
     links: Option<&mut LinkRender>,
     format: Format,
 ) -> Result<Scraped, String> {
+    let t0 = std::time::Instant::now();
     let rest = Bytes::from(format.encode(&registry.gather())?);
-    match links {
-        None => Ok(Scraped::Text(rest)),
-        Some(links) => Ok(Scraped::Counters(links.snapshot(format, rest)?)),
-    }
+    let registry_took = t0.elapsed();
+    let scraped = match links {
+        None => Scraped::Text(rest),
+        Some(links) => Scraped::Counters(links.snapshot(format, rest)?),
+    };
+    tracing::debug!(
+        "scrape: registry {registry_took:?}, per-link counters {:?}",
+        t0.elapsed() - registry_took
+    );
+    Ok(scraped)
 }
 
 /// One scrape per format asked for in `batch`, sent to every asker.

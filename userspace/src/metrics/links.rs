@@ -58,9 +58,12 @@ pub fn id_of(target: &Target) -> LinkId {
 /// A link of the table: its labels, their rendered block, and whether its programs
 /// are attached yet (a link enters the table just before, so its series start at 0).
 #[derive(Debug)]
-struct Entry {
-    labels: LinkLabels,
-    block: Arc<str>,
+pub(super) struct Entry {
+    pub labels: LinkLabels,
+    /// Every label of the link's packet and byte series, rendered.
+    pub block: Arc<str>,
+    /// `lab`, `netns` and `ifname` alone: the labels of its drop and fast-path series.
+    pub short: Arc<str>,
     counting: bool,
 }
 
@@ -102,12 +105,19 @@ impl LinkTable {
             return;
         }
         let block: Arc<str> = label_block(&labels).into();
+        let short: Arc<str> = block_of(&[
+            ("lab", &labels.lab),
+            ("netns", &labels.netns),
+            ("ifname", &labels.ifname),
+        ])
+        .into();
         let counting = self.links.get(&id).is_some_and(|e| e.counting);
         self.links.insert(
             id,
             Entry {
                 labels,
                 block,
+                short,
                 counting,
             },
         );
@@ -135,9 +145,9 @@ impl LinkTable {
         self.links.iter().map(|(id, e)| (id, &e.labels))
     }
 
-    /// Every link with its rendered label block.
-    pub fn blocks(&self) -> impl Iterator<Item = (&LinkId, &Arc<str>)> {
-        self.links.iter().map(|(id, e)| (id, &e.block))
+    /// Every link with its labels rendered.
+    pub(super) fn entries(&self) -> impl Iterator<Item = (&LinkId, &Entry)> {
+        self.links.iter()
     }
 
     pub fn generation(&self) -> u64 {
@@ -155,32 +165,38 @@ impl LinkTable {
     /// Links with the programs attached, per lab, with 0 for named labs that have none.
     /// A link waiting for its attach is not counted: "4 links" means all 4 count.
     pub fn per_lab(&self) -> Vec<(String, usize)> {
-        let mut counts: std::collections::BTreeMap<String, usize> =
-            self.named_labs.iter().map(|l| (l.clone(), 0)).collect();
+        // Borrowed names: one clone per lab, not one per link (3,000 at every scrape).
+        let mut counts: std::collections::BTreeMap<&str, usize> =
+            self.named_labs.iter().map(|l| (l.as_str(), 0)).collect();
         for e in self.links.values() {
-            let n = counts.entry(e.labels.lab.clone()).or_default();
+            let n = counts.entry(e.labels.lab.as_str()).or_default();
             if e.counting {
                 *n += 1;
             }
         }
-        counts.into_iter().collect()
+        counts
+            .into_iter()
+            .map(|(l, n)| (l.to_string(), n))
+            .collect()
     }
 }
 
 /// The labels a link's series share, in the exporter's order, values escaped.
 pub fn label_block(l: &LinkLabels) -> String {
-    let mut s = String::with_capacity(96);
-    for (i, (k, v)) in [
+    block_of(&[
         ("lab", l.lab.as_str()),
         ("netns", &l.netns),
         ("ifname", &l.ifname),
         ("peer_netns", &l.peer_netns),
         ("peer_ifname", &l.peer_ifname),
         ("kind", l.kind.as_str()),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    ])
+}
+
+/// `k1="v1",k2="v2",…`, values escaped.
+pub fn block_of(pairs: &[(&str, &str)]) -> String {
+    let mut s = String::with_capacity(96);
+    for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
@@ -194,7 +210,7 @@ pub fn label_block(l: &LinkLabels) -> String {
 
 /// Escapes `\`, `"` and newline, as both text formats require in label values
 /// (interface names outside a lab may hold any of them).
-fn escape_into(v: &str, out: &mut String) {
+pub fn escape_into(v: &str, out: &mut String) {
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),

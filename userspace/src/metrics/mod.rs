@@ -48,29 +48,20 @@ pub struct ServeOptions {
     pub refresh: Duration,
 }
 
-/// The registry every endpoint serves: one collector over the counting maps.
+/// The registry of the small families every endpoint serves (the per-link ones are
+/// written by [`render::LinkRender`]).
 fn registry(
     probe: &Probe,
     table: Arc<RwLock<LinkTable>>,
     with_trace: bool,
 ) -> Result<Registry, MetricsError> {
-    let reasons = crate::probe::btf::drop_reasons().unwrap_or_else(|e| {
-        // Drops are still counted; they are just labelled by number.
-        tracing::warn!("drop reasons will be numbers: {}", crate::errors::Chain(&e));
-        Default::default()
-    });
     let trace = if with_trace {
         Some(maps::TraceStats::open(probe.trace_stats_handle()?))
     } else {
         None
     };
     let impairments = impair::ImpairCollector::new(table.clone())?;
-    let collector = LinkCollector::new(
-        table,
-        maps::CounterMaps::open(probe.counter_handles()?),
-        reasons,
-        trace,
-    )?;
+    let collector = LinkCollector::new(table, trace)?;
     let registry = Registry::new();
     registry
         .register(Box::new(collector))
@@ -79,6 +70,25 @@ fn registry(
         .register(Box::new(impairments))
         .map_err(|e| MetricsError::prometheus("registry", e))?;
     Ok(registry)
+}
+
+/// The writer of the per-link families: the counting and drop maps, the names of
+/// this kernel's drop reasons.
+fn link_render(
+    probe: &Probe,
+    table: Arc<RwLock<LinkTable>>,
+) -> Result<render::LinkRender, MetricsError> {
+    let reasons = crate::probe::btf::drop_reasons().unwrap_or_else(|e| {
+        // Drops are still counted; they are just labelled by number.
+        tracing::warn!("drop reasons will be numbers: {}", crate::errors::Chain(&e));
+        Default::default()
+    });
+    render::LinkRender::open(
+        probe.link_counters_fd()?,
+        probe.drop_counters_fd()?,
+        reasons,
+        table,
+    )
 }
 
 /// Hands heap pages freed since start-up back to the kernel. Parsing the kernel's BTF
@@ -145,7 +155,7 @@ pub async fn serve(opts: &ServeOptions) -> Result<(), MetricsError> {
     };
     let table = Arc::new(RwLock::new(LinkTable::new(named)));
     let mut counting = Counting::new(&mut probe, table.clone())?;
-    let links = render::LinkRender::open(probe.link_counters_fd()?, table.clone())?;
+    let links = link_render(&probe, table.clone())?;
     let server = ServerTask(http::spawn_with_links(
         listener,
         registry(&probe, table, false)?,
@@ -229,7 +239,7 @@ impl Exporter {
         if r.failed > 0 {
             tracing::warn!("counting on {} of {} links", r.added, targets.len());
         }
-        let links = render::LinkRender::open(probe.link_counters_fd()?, table.clone())?;
+        let links = link_render(probe, table.clone())?;
         let server = ServerTask(http::spawn_with_links(
             listener,
             registry(probe, table, true)?,

@@ -1,19 +1,22 @@
-//! The two per-link families (`vethscope_link_packets_total`, `..._bytes_total`), which
-//! are nearly all of a scrape (24 series per link, ~12 MB at 3,000 links), written as
-//! text straight from one batched read of the counting map:
+//! The per-link families, written as text straight from batched map reads: packets and
+//! bytes (`vethscope_link_packets_total`, `..._bytes_total`: 24 series per link, ~12 MB
+//! at 3,000 links, nearly all of a scrape), drops per reason and the fast path's
+//! counters per bridge port:
 //! - the label block of each link is rendered when the link list changes (`LinkTable`),
 //!   and the sorted order of links is kept until it changes again (`Layout`);
 //! - a scrape only reads the map into one array of counters per link (`Snapshot`,
 //!   ~200 bytes a link, one instant for every series);
 //! - the text is made while it is sent (`SnapshotBody`), 64 KiB at a time, each line
 //!   four copies and a number: the whole body never exists at once, and its exact
-//!   length is known beforehand (a `Content-Length`, not chunked).
+//!   length is known beforehand (a `Content-Length`, not chunked);
+//! - the drop and fast-path families (a few series per link) are written whole at
+//!   scrape time, ahead of the registry's small families.
 //!
 //! The map is read with `BPF_MAP_LOOKUP_BATCH` (thousands of keys per syscall) instead
 //! of one "next key" and one lookup syscall per key.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     convert::Infallible,
     os::fd::{AsRawFd, OwnedFd},
     pin::Pin,
@@ -23,12 +26,18 @@ use std::{
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
-use vethscope_common::{LinkCounters, LinkKey, class, names::map::LINK_COUNTERS};
+use vethscope_common::{
+    FastpathCounters, LinkCounters, LinkKey, class,
+    names::map::{DROP_COUNTERS, LINK_COUNTERS},
+};
 
 use super::{
     LinkTable, MetricsError,
-    collector::{CLASS_NAMES, HELP_BYTES, HELP_PACKETS, LINK_BYTES, LINK_PACKETS},
-    links::LinkId,
+    collector::{
+        CLASS_NAMES, DROPS, FASTPATH_PASSED, FASTPATH_REDIRECTS, HELP_BYTES, HELP_DROPS,
+        HELP_PACKETS, HELP_PASSED, HELP_REDIRECTS, LINK_BYTES, LINK_PACKETS,
+    },
+    links::{LinkId, escape_into},
     openmetrics::Format,
 };
 
@@ -61,23 +70,39 @@ type LinkSlots = [[LinkCounters; class::COUNT]; 2];
 /// one's counters go; rebuilt only when the table's generation moves.
 struct Layout {
     generation: u64,
+    /// All labels of each link, and `lab`/`netns`/`ifname` alone.
     blocks: Vec<Arc<str>>,
+    shorts: Vec<Arc<str>>,
     index: HashMap<LinkId, usize>,
+    /// Host-side bridge ports of each lab (position, ifindex): every one gets both
+    /// fast-path series, 0 while the fast path is off, so dashboards can tell "off"
+    /// from "not monitored".
+    fastpath: BTreeMap<String, Vec<(usize, u32)>>,
 }
 
 impl Layout {
     fn of(table: &LinkTable) -> Self {
-        let mut links: Vec<(LinkId, Arc<str>)> =
-            table.blocks().map(|(id, b)| (*id, b.clone())).collect();
-        links.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+        let mut links: Vec<_> = table.entries().collect();
+        links.sort_unstable_by(|a, b| a.1.block.cmp(&b.1.block));
+        let mut fastpath: BTreeMap<String, Vec<(usize, u32)>> = BTreeMap::new();
+        for (i, (id, e)) in links.iter().enumerate() {
+            if e.labels.is_fastpath_port() {
+                fastpath
+                    .entry(e.labels.lab.clone())
+                    .or_default()
+                    .push((i, id.1));
+            }
+        }
         Self {
             generation: table.generation(),
             index: links
                 .iter()
                 .enumerate()
-                .map(|(i, (id, _))| (*id, i))
+                .map(|(i, (id, _))| (**id, i))
                 .collect(),
-            blocks: links.into_iter().map(|(_, b)| b).collect(),
+            blocks: links.iter().map(|(_, e)| e.block.clone()).collect(),
+            shorts: links.iter().map(|(_, e)| e.short.clone()).collect(),
+            fastpath,
         }
     }
 }
@@ -260,6 +285,9 @@ impl Body for SnapshotBody {
 pub struct LinkRender {
     table: Arc<RwLock<LinkTable>>,
     map: OwnedFd,
+    drops: OwnedFd,
+    /// `enum skb_drop_reason` value → name, from this kernel's BTF, escaped.
+    reasons: HashMap<u32, String>,
     cpus: usize,
     keys: Vec<u8>,
     values: Vec<u8>,
@@ -268,12 +296,28 @@ pub struct LinkRender {
 }
 
 impl LinkRender {
-    /// `map`: a duplicate fd of the probe's per-link counters map.
-    pub fn open(map: OwnedFd, table: Arc<RwLock<LinkTable>>) -> Result<Self, MetricsError> {
+    /// `map`, `drops`: duplicate fds of the probe's per-link counters and drop
+    /// counters maps; `reasons`: the names of drop reasons.
+    pub fn open(
+        map: OwnedFd,
+        drops: OwnedFd,
+        reasons: HashMap<u32, String>,
+        table: Arc<RwLock<LinkTable>>,
+    ) -> Result<Self, MetricsError> {
         let cpus = aya::util::nr_cpus().map_err(|(_, e)| MetricsError::Io(e))?;
+        let reasons = reasons
+            .into_iter()
+            .map(|(k, v)| {
+                let mut escaped = String::with_capacity(v.len());
+                escape_into(&v, &mut escaped);
+                (k, escaped)
+            })
+            .collect();
         Ok(Self {
             table,
             map,
+            drops,
+            reasons,
             cpus,
             keys: Vec::new(),
             values: Vec::new(),
@@ -301,6 +345,19 @@ impl LinkRender {
         let mut slots = vec![LinkSlots::default(); layout.blocks.len()];
         self.read(&layout, &mut slots)
             .map_err(|e| format!("read {LINK_COUNTERS}: {e}"))?;
+        let drops = self
+            .read_drops(&layout)
+            .map_err(|e| format!("read {DROP_COUNTERS}: {e}"))?;
+        let mut text = String::new();
+        write_drops(&self.reasons, format, &layout, &drops, &mut text);
+        write_fastpath(format, &layout, &mut text);
+        let tail = if text.is_empty() {
+            tail
+        } else {
+            let mut t = text.into_bytes();
+            t.extend_from_slice(&tail);
+            Bytes::from(t)
+        };
         let which = usize::from(format == Format::OpenMetrics);
         let families = self.families[which]
             .get_or_insert_with(|| Arc::new(families(format)))
@@ -315,65 +372,30 @@ impl LinkRender {
         }))
     }
 
-    /// Every entry of the map, summed over CPUs, into the slot of its link (entries of
-    /// links not in the layout are skipped).
+    /// Every entry of the counting map, summed over CPUs, into the slot of its link
+    /// (entries of links not in the layout are skipped).
     fn read(&mut self, layout: &Layout, slots: &mut [LinkSlots]) -> std::io::Result<()> {
-        let key_size = std::mem::size_of::<LinkKey>();
         let value_size = std::mem::size_of::<LinkCounters>().next_multiple_of(8);
-        self.keys.resize(BATCH * key_size, 0);
-        self.values.resize(BATCH * value_size * self.cpus, 0);
-        let mut token: u64 = 0;
-        let mut first = true;
-        loop {
-            let mut next: u64 = 0;
-            let mut attr = BatchAttr {
-                in_batch: if first {
-                    0
-                } else {
-                    &token as *const u64 as u64
-                },
-                out_batch: &mut next as *mut u64 as u64,
-                keys: self.keys.as_mut_ptr() as u64,
-                values: self.values.as_mut_ptr() as u64,
-                count: BATCH as u32,
-                map_fd: self.map.as_raw_fd() as u32,
-                ..Default::default()
-            };
-            // SAFETY: bpf(2) with an attr of the stated size whose pointers point at
-            // buffers of BATCH keys and BATCH × cpus values, alive for the call.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_bpf,
-                    BPF_MAP_LOOKUP_BATCH,
-                    &mut attr as *mut BatchAttr,
-                    std::mem::size_of::<BatchAttr>() as u32,
-                )
-            };
-            let done = if rc < 0 {
-                let e = std::io::Error::last_os_error();
-                // ENOENT: the walk is over; this last call may still have filled some.
-                if e.raw_os_error() != Some(libc::ENOENT) {
-                    return Err(e);
-                }
-                true
-            } else {
-                false
-            };
-            for i in 0..attr.count as usize {
-                let k = &self.keys[i * key_size..(i + 1) * key_size];
+        let cpus = self.cpus;
+        lookup_batch(
+            &self.map,
+            std::mem::size_of::<LinkKey>(),
+            value_size * cpus,
+            &mut self.keys,
+            &mut self.values,
+            |k, values| {
                 let cookie = u64::from_ne_bytes(k[0..8].try_into().unwrap_or_default());
                 let ifindex = u32::from_ne_bytes(k[8..12].try_into().unwrap_or_default());
                 let (dir, c) = (usize::from(k[12]), usize::from(k[13]));
                 if dir > 1 || c >= class::COUNT {
-                    continue;
+                    return;
                 }
                 let Some(&at) = layout.index.get(&(cookie, ifindex)) else {
-                    continue;
+                    return;
                 };
                 let mut sum = LinkCounters::default();
-                let base = i * value_size * self.cpus;
-                for cpu in 0..self.cpus {
-                    let v = &self.values[base + cpu * value_size..][..16];
+                for cpu in 0..cpus {
+                    let v = &values[cpu * value_size..][..16];
                     let packets = u64::from_ne_bytes(v[0..8].try_into().unwrap_or_default());
                     let bytes = u64::from_ne_bytes(v[8..16].try_into().unwrap_or_default());
                     sum.packets = sum.packets.wrapping_add(packets);
@@ -382,13 +404,166 @@ impl LinkRender {
                 // Stored, not added: a walk restarted by a concurrent delete may
                 // return a key twice.
                 slots[at][dir][c] = sum;
+            },
+        )
+    }
+
+    /// Drops of the links in the layout: (position, reason, total over CPUs), sorted.
+    fn read_drops(&mut self, layout: &Layout) -> std::io::Result<Vec<(usize, u32, u64)>> {
+        let cpus = self.cpus;
+        let mut found: HashMap<(usize, u32), u64> = HashMap::new();
+        lookup_batch(
+            &self.drops,
+            std::mem::size_of::<vethscope_common::DropKey>(),
+            8 * cpus,
+            &mut self.keys,
+            &mut self.values,
+            |k, values| {
+                let cookie = u64::from_ne_bytes(k[0..8].try_into().unwrap_or_default());
+                let ifindex = u32::from_ne_bytes(k[8..12].try_into().unwrap_or_default());
+                let reason = u32::from_ne_bytes(k[12..16].try_into().unwrap_or_default());
+                let Some(&at) = layout.index.get(&(cookie, ifindex)) else {
+                    return;
+                };
+                let total = values
+                    .chunks_exact(8)
+                    .take(cpus)
+                    .map(|v| u64::from_ne_bytes(v.try_into().unwrap_or_default()))
+                    .fold(0u64, u64::wrapping_add);
+                // Stored, not added (a key returned twice by a restarted walk).
+                found.insert((at, reason), total);
+            },
+        )?;
+        let mut out: Vec<(usize, u32, u64)> =
+            found.into_iter().map(|((at, r), n)| (at, r, n)).collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+}
+
+/// `vethscope_drops_total` (nothing when no watched link dropped anything).
+fn write_drops(
+    reasons: &HashMap<u32, String>,
+    format: Format,
+    layout: &Layout,
+    drops: &[(usize, u32, u64)],
+    out: &mut String,
+) {
+    if drops.is_empty() {
+        return;
+    }
+    push_header(format, DROPS, HELP_DROPS, out);
+    let mut num = itoa::Buffer::new();
+    for &(at, reason, n) in drops {
+        out.push_str(DROPS);
+        out.push('{');
+        out.push_str(&layout.shorts[at]);
+        out.push_str(",reason=\"");
+        match reasons.get(&reason) {
+            Some(name) => out.push_str(name),
+            None => {
+                out.push_str("reason_");
+                out.push_str(num.format(reason));
             }
-            if done {
-                return Ok(());
-            }
-            token = next;
-            first = false;
         }
+        out.push_str("\"} ");
+        out.push_str(num.format(n));
+        out.push('\n');
+    }
+}
+
+/// `vethscope_fastpath_passed_total` and `..._redirects_total` of every host-side
+/// bridge port of a lab, from the lab's pinned statistics map (0 without one).
+fn write_fastpath(format: Format, layout: &Layout, out: &mut String) {
+    if layout.fastpath.is_empty() {
+        return;
+    }
+    let mut ports: Vec<(usize, FastpathCounters)> = Vec::new();
+    for (lab, lab_ports) in &layout.fastpath {
+        let stats = crate::fastpath::read_counters(lab).unwrap_or_default();
+        for (at, ifindex) in lab_ports {
+            ports.push((*at, stats.get(ifindex).copied().unwrap_or_default()));
+        }
+    }
+    ports.sort_unstable_by_key(|(at, _)| *at);
+    let mut num = itoa::Buffer::new();
+    for (name, help, redirected) in [
+        (FASTPATH_PASSED, HELP_PASSED, false),
+        (FASTPATH_REDIRECTS, HELP_REDIRECTS, true),
+    ] {
+        push_header(format, name, help, out);
+        for (at, v) in &ports {
+            out.push_str(name);
+            out.push('{');
+            out.push_str(&layout.shorts[*at]);
+            out.push_str("} ");
+            out.push_str(num.format(if redirected { v.redirected } else { v.passed }));
+            out.push('\n');
+        }
+    }
+}
+
+/// Walks a whole hash map with `BPF_MAP_LOOKUP_BATCH` (4,096 entries a call), handing
+/// each key and its value bytes (`value_size`: all CPUs' values of a per-CPU map) to
+/// `each`. `keys` and `values` are buffers kept between calls.
+fn lookup_batch(
+    map: &OwnedFd,
+    key_size: usize,
+    value_size: usize,
+    keys: &mut Vec<u8>,
+    values: &mut Vec<u8>,
+    mut each: impl FnMut(&[u8], &[u8]),
+) -> std::io::Result<()> {
+    keys.resize(BATCH * key_size, 0);
+    values.resize(BATCH * value_size, 0);
+    let mut token: u64 = 0;
+    let mut first = true;
+    loop {
+        let mut next: u64 = 0;
+        let mut attr = BatchAttr {
+            in_batch: if first {
+                0
+            } else {
+                &token as *const u64 as u64
+            },
+            out_batch: &mut next as *mut u64 as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: BATCH as u32,
+            map_fd: map.as_raw_fd() as u32,
+            ..Default::default()
+        };
+        // SAFETY: bpf(2) with an attr of the stated size whose pointers point at
+        // buffers of BATCH keys and BATCH values of the map's sizes, alive for the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_LOOKUP_BATCH,
+                &mut attr as *mut BatchAttr,
+                std::mem::size_of::<BatchAttr>() as u32,
+            )
+        };
+        let done = if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            // ENOENT: the walk is over; this last call may still have filled some.
+            if e.raw_os_error() != Some(libc::ENOENT) {
+                return Err(e);
+            }
+            true
+        } else {
+            false
+        };
+        for i in 0..(attr.count as usize).min(BATCH) {
+            each(
+                &keys[i * key_size..(i + 1) * key_size],
+                &values[i * value_size..(i + 1) * value_size],
+            );
+        }
+        if done {
+            return Ok(());
+        }
+        token = next;
+        first = false;
     }
 }
 
@@ -424,6 +599,7 @@ mod tests {
     use crate::{
         metrics::links::{LinkLabels, label_block},
         probe::LinkKind,
+        topology::HOST,
     };
 
     #[test]
@@ -547,6 +723,43 @@ mod tests {
         assert_eq!(text.len() as u64, snap.len());
         assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 2);
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn drops_and_fast_path_ports_are_written_with_their_short_labels() {
+        let mut table = LinkTable::new(["a".to_string()]);
+        table.insert((7, 1), labels("ns1"));
+        let mut port = labels(HOST);
+        port.ifname = "we\"ird".into();
+        port.kind = LinkKind::BridgePort;
+        table.insert((1, 9), port);
+        let layout = Layout::of(&table);
+        let at = layout.index[&(7, 1)];
+        let reasons = HashMap::from([(2, "NOT_SPECIFIED".to_string())]);
+        let mut out = String::new();
+        write_drops(
+            &reasons,
+            Format::Text,
+            &layout,
+            &[(at, 2, 5), (at, 77, 1)],
+            &mut out,
+        );
+        // A lab nobody enabled the fast path on: no pinned map, both series at 0.
+        write_fastpath(Format::Text, &layout, &mut out);
+        let series: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            series,
+            [
+                r#"vethscope_drops_total{lab="a",netns="ns1",ifname="eth0",reason="NOT_SPECIFIED"} 5"#,
+                r#"vethscope_drops_total{lab="a",netns="ns1",ifname="eth0",reason="reason_77"} 1"#,
+                r#"vethscope_fastpath_passed_total{lab="a",netns="host",ifname="we\"ird"} 0"#,
+                r#"vethscope_fastpath_redirects_total{lab="a",netns="host",ifname="we\"ird"} 0"#,
+            ]
+        );
+        assert_eq!(out.lines().filter(|l| l.starts_with("# TYPE")).count(), 3);
+        let mut none = String::new();
+        write_drops(&reasons, Format::Text, &layout, &[], &mut none);
+        assert!(none.is_empty(), "no drops: no family");
     }
 
     #[test]
