@@ -94,7 +94,7 @@ fn link_render(
 /// Hands heap pages freed since start-up back to the kernel. Parsing the kernel's BTF
 /// (struct offsets, drop-reason names) and attaching allocate tens of MB that are free
 /// afterwards but that glibc would keep mapped for the whole life of the exporter.
-fn release_freed_memory() {
+pub(crate) fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages to the kernel; no live allocation moves.
     unsafe {
@@ -196,8 +196,10 @@ pub async fn serve(opts: &ServeOptions) -> Result<(), MetricsError> {
                         "counting on {} links (+{} -{}, {} failed)",
                         counting.len(), r.added, r.removed, r.failed
                     );
-                    release_freed_memory();
                 }
+                // A listing of 1,000 namespaces allocates several MB on the pool's
+                // threads, freed when it ends but kept by their malloc arenas.
+                release_freed_memory();
             }
             _ = wake.notified() => {}
         }
