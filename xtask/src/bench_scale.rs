@@ -23,12 +23,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::star::{Star, load_average, timed, utc_now};
 use crate::{build, util};
 
-/// Names of the star: namespaces vsbI, bridge vsbbr, root-side ports vsbpI.
-const NS: &str = "vsb";
-const BRIDGE: &str = "vsbbr";
-const PORT: &str = "vsbp";
+/// The star: namespaces vsbI, bridge vsbbr, root-side ports vsbpI, lab vsbstar.
+const STAR: Star = Star {
+    ns: "vsb",
+    bridge: "vsbbr",
+    port: "vsbp",
+    subnet: 213,
+};
+const NS: &str = STAR.ns;
+const BRIDGE: &str = STAR.bridge;
+const PORT: &str = STAR.port;
 
 struct Options {
     sizes: Vec<usize>,
@@ -166,30 +173,6 @@ fn table(n: usize, rows: &[Row], extra: &str) -> String {
     t
 }
 
-fn star_yaml(n: usize) -> String {
-    let mut t = format!("name: {NS}star\nnamespaces:\n");
-    for i in 0..n {
-        let _ = writeln!(t, "  - name: {NS}{i}");
-    }
-    let _ = writeln!(t, "bridges:\n  - {{name: {BRIDGE}, kind: linux}}\nlinks:");
-    for i in 0..n {
-        let _ = writeln!(
-            t,
-            "  - kind: veth\n    ends:\n      - {{ns: {NS}{i}, name: eth0, addresses: [{}/16]}}\n      - {{bridge: {BRIDGE}, name: {PORT}{i}}}",
-            addr(i)
-        );
-    }
-    t
-}
-
-fn addr(i: usize) -> String {
-    format!("10.213.{}.{}", (i + 2) / 256, (i + 2) % 256)
-}
-
-fn timed(cmd: &mut Command) -> Result<Duration> {
-    Ok(timed_cpu(cmd)?.0)
-}
-
 /// CPU time (user + system) of the children waited for so far.
 fn children_cpu() -> Duration {
     // SAFETY: getrusage(2) fills the zeroed struct we pass.
@@ -223,7 +206,7 @@ fn timed_cpu(cmd: &mut Command) -> Result<(Duration, Duration)> {
 fn ping_across(n: usize) -> bool {
     Command::new("ip")
         .args(["netns", "exec", &format!("{NS}0")])
-        .args(["ping", "-c", "1", "-W", "3", &addr(n - 1)])
+        .args(["ping", "-c", "1", "-W", "3", &STAR.addr(n - 1)])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -277,16 +260,14 @@ fn bench_vethscope(
     n: usize,
     extra: &mut String,
 ) -> Result<Row> {
-    let file = dir.join(format!("star-{n}.yaml"));
-    std::fs::write(&file, star_yaml(n))?;
-    let lab = format!("{NS}star");
-    let up = timed(Command::new(bin).arg("up").arg(&file))?;
+    let lab = STAR.lab();
+    let up = STAR.up(bin, dir, n)?;
     let ping = ping_across(n);
     let show = timed(Command::new(bin).args(["show", &lab]))?;
     let show_json = timed(Command::new(bin).args(["show", &lab, "--json"]))?;
     let graph = timed(Command::new(bin).args(["graph", &lab]))?;
     // One pair across the star: static checks alone, then with the traced probe.
-    let (first, last) = (format!("{NS}0"), addr(n - 1));
+    let (first, last) = (format!("{NS}0"), STAR.addr(n - 1));
     let pair = ["diagnose", &lab, "--from", &first, "--to", &last];
     let diagnose_static = timed(Command::new(bin).args(pair).arg("--no-probe"))?;
     let diagnose = timed(Command::new(bin).args(pair))?;
@@ -333,7 +314,7 @@ fn bench_vethscope(
 fn read_commands_side_by_side(new: &Path, old: &Path, lab: &str, n: usize) -> Result<String> {
     const ROUNDS: usize = 3;
     let first = format!("{NS}0");
-    let last = addr(n - 1);
+    let last = STAR.addr(n - 1);
     let commands: [(&str, Vec<&str>); 5] = [
         ("show", vec!["show", lab]),
         ("show --json", vec!["show", lab, "--json"]),
@@ -396,7 +377,7 @@ fn bench_ip_script(dir: &Path, n: usize) -> Result<Row> {
              ip -n {NS}{i} addr add {}/16 dev eth0\n\
              ip -n {NS}{i} link set eth0 up\n\
              ip -n {NS}{i} link set lo up",
-            addr(i)
+            STAR.addr(i)
         );
     }
     let mut down = String::from("set -e\n");
@@ -424,7 +405,7 @@ fn bench_ip_batch(dir: &Path, n: usize) -> Result<Row> {
         let _ = writeln!(
             up,
             "printf 'addr add {}/16 dev eth0\\nlink set eth0 up\\nlink set lo up\\n' | ip -n {NS}{i} -batch -",
-            addr(i)
+            STAR.addr(i)
         );
     }
     let down_file = dir.join("ip-batch-down.txt");
@@ -521,18 +502,4 @@ fn bench_mininet(n: usize) -> Result<Row> {
         // The CLI's output goes to stdout or (as mn's log) to stderr.
         ping: out.contains(" 0% packet loss") || log.contains(" 0% packet loss"),
     })
-}
-
-fn utc_now() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }

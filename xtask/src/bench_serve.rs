@@ -1,8 +1,10 @@
-//! `cargo xtask bench scale --serve [--sizes 200,1000] [--tcx-sizes 200] [--scrapes 100]`:
-//! `serve` and `trace` on stars of N namespaces on one Linux bridge (3 links per
-//! namespace: its veth end, its `lo`, the bridge port), side by side for the old
-//! observer attach (TCX, one RCU grace period per program: `VETHSCOPE_OBSERVER_ATTACH=tcx`)
-//! and the new one (legacy TC filters, one netlink batch per namespace).
+//! `cargo xtask bench scale --serve [--sizes 200,1000] [--tcx-sizes 200] [--scrapes 100]
+//! [--old-bin PATH]`: `serve` and `trace` on stars of N namespaces on one Linux bridge
+//! (3 links per namespace: its veth end, its `lo`, the bridge port), side by side for
+//! the old observer attach (TCX, one RCU grace period per program:
+//! `VETHSCOPE_OBSERVER_ATTACH=tcx`), the new one (legacy TC filters, one netlink batch
+//! per namespace), and, with `--old-bin`, an older build of vethscope on the same star
+//! in the same run (a build of an earlier commit, to compare under the same load).
 //!
 //! Per run: time from start until every link is counted (serve) or "tracing" (trace),
 //! scrape p50/p99 and size, RSS after the scrapes, exit time after SIGTERM; for trace,
@@ -21,11 +23,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::star::{Star, utc_now};
 use crate::{build, util};
 
-const NS: &str = "vss";
-const BRIDGE: &str = "vssbr";
-const PORT: &str = "vssp";
+const STAR: Star = Star {
+    ns: "vss",
+    bridge: "vssbr",
+    port: "vssp",
+    subnet: 214,
+};
+const NS: &str = STAR.ns;
 const LAB: &str = "vssstar";
 
 struct Options {
@@ -35,6 +42,8 @@ struct Options {
     /// serve's --refresh (seconds): how often it re-lists every link.
     refresh: u64,
     build: bool,
+    /// Another vethscope binary measured in the same run (e.g. a build of e9af938).
+    old_bin: Option<std::path::PathBuf>,
 }
 
 fn sizes(v: Option<String>, what: &str) -> Result<Vec<usize>> {
@@ -58,6 +67,7 @@ fn parse(args: &[OsString]) -> Result<Options> {
         scrapes: 100,
         refresh: 5,
         build: true,
+        old_bin: None,
     };
     let mut it = args.iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(a) = it.next() {
@@ -80,8 +90,15 @@ fn parse(args: &[OsString]) -> Result<Options> {
             }
             // Reuse target/release/vethscope as it is (figures of a build just made).
             "--no-build" => o.build = false,
+            "--old-bin" => {
+                let p = std::path::PathBuf::from(it.next().context("--old-bin needs a path")?);
+                if !p.is_file() {
+                    bail!("--old-bin {}: no such file", p.display());
+                }
+                o.old_bin = Some(p);
+            }
             other => bail!(
-                "unknown argument {other} (usage: bench scale --serve [--sizes 200,1000] [--tcx-sizes 200] [--scrapes 100] [--refresh 5] [--no-build])"
+                "unknown argument {other} (usage: bench scale --serve [--sizes 200,1000] [--tcx-sizes 200] [--scrapes 100] [--refresh 5] [--no-build] [--old-bin PATH])"
             ),
         }
     }
@@ -91,7 +108,7 @@ fn parse(args: &[OsString]) -> Result<Options> {
 /// One observer attach mode's figures on one star.
 #[derive(Default)]
 struct Row {
-    mode: &'static str,
+    mode: String,
     counted: Duration,
     p50: Duration,
     p99: Duration,
@@ -103,6 +120,9 @@ struct Row {
     /// CPU share (1.0 = one core) of serve while idle: its refresh loop.
     idle_cpu: f64,
     rss_kib: u64,
+    /// RSS once every link is counted, before any scrape; peak RSS of the whole run.
+    rss_counted_kib: u64,
+    hwm_kib: u64,
     serve_exit: Duration,
     tracing: Duration,
     trace_rss_kib: u64,
@@ -132,20 +152,23 @@ pub fn run(args: &[OsString]) -> Result<()> {
             .trim()
     );
     for &n in &opts.sizes {
-        let file = dir.join(format!("serve-star-{n}.yaml"));
-        std::fs::write(&file, star_yaml(n))?;
-        util::run(
-            Command::new(&bin)
-                .arg("up")
-                .arg(&file)
-                .stdout(Stdio::null()),
-        )?;
+        STAR.up(&bin, &dir, n)?;
         let mut rows = Vec::new();
         let result = (|| -> Result<()> {
             if opts.tcx_sizes.contains(&n) {
                 rows.push(bench_mode(&bin, n, "TCX (old)", Some("tcx"), &opts)?);
             }
-            rows.push(bench_mode(&bin, n, "legacy TC (new)", None, &opts)?);
+            if let Some(old) = &opts.old_bin {
+                let name = old.file_name().unwrap_or_default().to_string_lossy();
+                rows.push(bench_mode(
+                    old,
+                    n,
+                    &format!("{name} (before)"),
+                    None,
+                    &opts,
+                )?);
+            }
+            rows.push(bench_mode(&bin, n, "this build", None, &opts)?);
             Ok(())
         })();
         let down = util::run(Command::new(&bin).args(["down", LAB]).stdout(Stdio::null()));
@@ -188,43 +211,17 @@ fn table(n: usize, rows: &[Row]) -> String {
     for r in rows {
         let _ = writeln!(
             t,
-            "{}: per link start {:.2} ms, exit {:.2} ms; idle CPU {:.1} % of a core; trace's last words: {}",
+            "{}: per link start {:.2} ms, exit {:.2} ms; idle CPU {:.1} % of a core; RSS when all counted {:.1} MB, peak {:.1} MB; trace's last words: {}",
             r.mode,
             r.counted.as_secs_f64() * 1e3 / links as f64,
             r.serve_exit.as_secs_f64() * 1e3 / links as f64,
             r.idle_cpu * 100.0,
+            r.rss_counted_kib as f64 / 1024.0,
+            r.hwm_kib as f64 / 1024.0,
             r.trace_tail
         );
     }
     t
-}
-
-fn star_yaml(n: usize) -> String {
-    let mut t = format!("name: {LAB}\nnamespaces:\n");
-    for i in 0..n {
-        let _ = writeln!(t, "  - name: {NS}{i}");
-    }
-    let _ = writeln!(t, "bridges:\n  - {{name: {BRIDGE}, kind: linux}}\nlinks:");
-    for i in 0..n {
-        let _ = writeln!(
-            t,
-            "  - kind: veth\n    ends:\n      - {{ns: {NS}{i}, name: eth0, addresses: [{}/16]}}\n      - {{bridge: {BRIDGE}, name: {PORT}{i}}}",
-            addr(i)
-        );
-    }
-    t
-}
-
-fn addr(i: usize) -> String {
-    format!("10.214.{}.{}", (i + 2) / 256, (i + 2) % 256)
-}
-
-fn utc_now() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
 }
 
 fn free_port() -> Result<u16> {
@@ -349,7 +346,7 @@ fn ping(from: usize, to: usize, extra: &[&str]) -> Command {
     let mut c = Command::new("ip");
     c.args(["netns", "exec", &format!("{NS}{from}"), "ping"])
         .args(extra)
-        .arg(addr(to))
+        .arg(STAR.addr(to))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     c
@@ -358,14 +355,14 @@ fn ping(from: usize, to: usize, extra: &[&str]) -> Command {
 fn bench_mode(
     bin: &Path,
     n: usize,
-    mode: &'static str,
+    mode: &str,
     attach: Option<&str>,
     opts: &Options,
 ) -> Result<Row> {
     let scrapes = opts.scrapes;
     let links = 3 * n;
     let mut row = Row {
-        mode,
+        mode: mode.to_string(),
         ..Row::default()
     };
     let long = Duration::from_secs(600);
@@ -397,12 +394,16 @@ fn bench_mode(
     };
     row.counted = counted - started;
     row.counted_cpu = cpu_time(serve.id());
+    row.rss_counted_kib = rss_kib(serve.id()).0;
     eprintln!(
         "bench serve {n} {mode}: all {links} links counted after {:.2?}",
         row.counted
     );
     let _ = ping(0, n - 1, &["-c", "3", "-i", "0.2", "-q"]).status();
-    // Idle: only the refresh loop runs (re-listing every link every --refresh s).
+    // Idle: only the refresh loop runs. Attaching makes the kernel announce a change
+    // of every bridge port (RTM_NEWLINK, over several seconds), which makes a serve
+    // that lists only on changes list once or twice more: let that pass first.
+    std::thread::sleep(Duration::from_secs(2 * opts.refresh.min(10)));
     let idle_window = Duration::from_secs(2 * opts.refresh.min(10));
     let idle0 = cpu_time(serve.id());
     std::thread::sleep(idle_window);
@@ -436,7 +437,7 @@ fn bench_mode(
     times.sort();
     row.p50 = times[times.len() / 2];
     row.p99 = times[(times.len() * 99).div_ceil(100) - 1];
-    row.rss_kib = rss_kib(serve.id()).0;
+    (row.rss_kib, row.hwm_kib) = rss_kib(serve.id());
     row.serve_exit = sigterm_and_wait(&mut serve)?;
     eprintln!(
         "bench serve {n} {mode}: p50 {:.2?} p99 {:.2?}, RSS {} KiB, exit {:.2?}",
@@ -482,4 +483,12 @@ fn bench_mode(
         row.tracing, row.trace_rss_kib, row.trace_exit
     );
     Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_lab_name_is_the_stars() {
+        assert_eq!(super::STAR.lab(), super::LAB);
+    }
 }

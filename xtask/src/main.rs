@@ -18,6 +18,7 @@ mod leftovers;
 mod lint;
 mod schemas;
 mod setup;
+mod star;
 mod test;
 mod util;
 

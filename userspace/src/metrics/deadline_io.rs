@@ -163,6 +163,21 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<T> {
         self.get_mut().write_op(cx, |io, cx| io.poll_write(cx, buf))
     }
 
+    /// Vectored, so hyper queues the body's chunks and writes them as they are
+    /// (without it hyper copies every chunk of a 12 MB scrape into its own buffer).
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .write_op(cx, |io, cx| io.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.get_mut().write_op(cx, |io, cx| io.poll_flush(cx))
     }

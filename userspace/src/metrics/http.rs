@@ -10,17 +10,20 @@
 //!   moved no byte for the longest time, so idle or stuck clients cannot lock out a
 //!   scraper, and the number of tasks never exceeds the cap;
 //! - scrapes: queued to one thread (bounded queue), and requests waiting together
-//!   share one scrape.
+//!   share one scrape. The thread only reads the counters; each connection writes
+//!   its own copy of the text as it sends it (`render::SnapshotBody`), so a slow
+//!   client holds one snapshot of the counters, not megabytes of text.
 
 use std::{
     collections::HashMap,
+    convert::Infallible,
     net::SocketAddr,
     sync::{Arc, Mutex, mpsc},
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::{
     Method, Request, Response, StatusCode,
     body::Incoming,
@@ -40,8 +43,11 @@ use super::{
     MetricsError,
     deadline_io::{Activity, DeadlineIo, Limits},
     openmetrics::Format,
-    render::LinkRender,
+    render::{LinkRender, Snapshot},
 };
+
+/// Body of every answer: a short static text or a scrape written while it is sent.
+pub type MetricsBody = BoxBody<Bytes, Infallible>;
 
 /// Largest request head (Prometheus sends a few hundred bytes; hyper's minimum is 8 KiB).
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -178,8 +184,8 @@ async fn connection(stream: TcpStream, scraper: Arc<Scraper>, activity: Arc<Acti
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, body: &'static str) -> Response<MetricsBody> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())).boxed());
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -190,7 +196,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 
 /// The answer to one request. Public for the fuzz tests, which feed it arbitrary
 /// methods, paths and `Accept` headers.
-pub async fn route<B>(req: &Request<B>, scraper: &Scraper) -> Response<Full<Bytes>> {
+pub async fn route<B>(req: &Request<B>, scraper: &Scraper) -> Response<MetricsBody> {
     if req.method() != Method::GET {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported\n");
         r.headers_mut()
@@ -209,8 +215,13 @@ pub async fn route<B>(req: &Request<B>, scraper: &Scraper) -> Response<Full<Byte
                 .and_then(|v| v.to_str().ok());
             let format = Format::negotiate(accept);
             match scraper.scrape(format).await {
-                Ok(body) => {
-                    let mut r = Response::new(Full::new(body));
+                Ok(scraped) => {
+                    let body = match scraped {
+                        Scraped::Text(text) => Full::new(text).boxed(),
+                        // Its exact length is known: hyper sends a Content-Length.
+                        Scraped::Counters(snap) => snap.body().boxed(),
+                    };
+                    let mut r = Response::new(body);
                     r.headers_mut().insert(
                         header::CONTENT_TYPE,
                         HeaderValue::from_static(format.content_type()),
@@ -242,7 +253,25 @@ pub enum ScrapeError {
     Failed(String),
 }
 
-type Job = (Format, oneshot::Sender<Result<Bytes, String>>);
+/// What one scrape produced, shared by every request it answers.
+#[derive(Clone)]
+pub enum Scraped {
+    /// The registry's text alone (no per-link families).
+    Text(Bytes),
+    /// The per-link counters at one instant, with the registry's text as their tail.
+    Counters(Arc<Snapshot>),
+}
+
+impl Scraped {
+    fn len(&self) -> u64 {
+        match self {
+            Scraped::Text(t) => t.len() as u64,
+            Scraped::Counters(s) => s.len(),
+        }
+    }
+}
+
+type Job = (Format, oneshot::Sender<Result<Scraped, String>>);
 
 /// Scrapes run on one long-lived thread: each holds every series in memory at once,
 /// so concurrent scrapes would multiply the peak, and on changing threads (the
@@ -268,16 +297,23 @@ impl Scraper {
             .name("vethscope-scrape".into())
             .spawn(move || {
                 // Ends when the server (every sender) is gone.
+                let mut links = links;
                 while let Ok(first) = queue.recv() {
                     let mut batch = vec![first];
                     batch.extend(queue.try_iter());
-                    answer(&registry, links.as_ref(), batch);
+                    answer(&registry, links.as_mut(), batch);
+                    // Each scrape's snapshot (~200 bytes a link) and the chunks the
+                    // connections wrote are freed by now; hand the pages back rather
+                    // than let every thread's arena keep its share.
+                    let t0 = std::time::Instant::now();
+                    super::release_freed_memory();
+                    tracing::trace!("malloc_trim after a scrape: {:?}", t0.elapsed());
                 }
             })?;
         Ok(Self { jobs })
     }
 
-    pub async fn scrape(&self, format: Format) -> Result<Bytes, ScrapeError> {
+    pub async fn scrape(&self, format: Format) -> Result<Scraped, ScrapeError> {
         let (reply, answer) = oneshot::channel();
         self.jobs.try_send((format, reply)).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => ScrapeError::Busy,
@@ -296,39 +332,43 @@ impl Scraper {
 /// `# EOF`).
 fn scrape(
     registry: &Registry,
-    links: Option<&LinkRender>,
+    links: Option<&mut LinkRender>,
     format: Format,
-) -> Result<String, String> {
-    let rest = format.encode(&registry.gather())?;
-    let Some(links) = links else {
-        return Ok(rest);
+) -> Result<Scraped, String> {
+    let t0 = std::time::Instant::now();
+    let rest = Bytes::from(format.encode(&registry.gather())?);
+    let registry_took = t0.elapsed();
+    let scraped = match links {
+        None => Scraped::Text(rest),
+        Some(links) => Scraped::Counters(links.snapshot(format, rest)?),
     };
-    let mut out = String::new();
-    links.render(format, &mut out)?;
-    out.push_str(&rest);
-    Ok(out)
+    tracing::debug!(
+        "scrape: registry {registry_took:?}, per-link counters {:?}",
+        t0.elapsed() - registry_took
+    );
+    Ok(scraped)
 }
 
 /// One scrape per format asked for in `batch`, sent to every asker.
-fn answer(registry: &Registry, links: Option<&LinkRender>, batch: Vec<Job>) {
-    let mut bodies: HashMap<Format, Result<Bytes, String>> = HashMap::new();
+fn answer(registry: &Registry, mut links: Option<&mut LinkRender>, batch: Vec<Job>) {
+    let mut scraped: HashMap<Format, Result<Scraped, String>> = HashMap::new();
     for (format, reply) in batch {
         if reply.is_closed() {
             continue;
         }
-        let body = bodies
+        let one = scraped
             .entry(format)
             .or_insert_with(|| {
                 let t0 = std::time::Instant::now();
-                let body = scrape(registry, links, format).map(Bytes::from);
+                let one = scrape(registry, links.as_deref_mut(), format);
                 tracing::debug!(
-                    "scrape: {} bytes of {format:?} in {:?}",
-                    body.as_ref().map_or(0, Bytes::len),
+                    "scrape: counters for {} bytes of {format:?} read in {:?}",
+                    one.as_ref().map_or(0, Scraped::len),
                     t0.elapsed()
                 );
-                body
+                one
             })
             .clone();
-        let _ = reply.send(body);
+        let _ = reply.send(one);
     }
 }

@@ -5,12 +5,12 @@
 //! (which attaching keeps busy) nor a lock shared with the other. Reads sum the per-CPU
 //! values; nothing here runs per packet.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuHashMap};
 use vethscope_common::{
     DropKey, IfaceKey, LinkCounters, LinkKey, class, direction,
-    names::map::{DROP_COUNTERS, DROP_WATCH, TRACE_STATS},
+    names::map::{DROP_WATCH, TRACE_STATS},
 };
 
 use super::{LinkId, MetricsError};
@@ -29,22 +29,6 @@ impl CounterMaps {
             drops: handles.drops,
             watch: handles.watch,
         }
-    }
-
-    /// Drops per (link, reason), summed over CPUs, for the links in `wanted`.
-    pub fn drop_totals(&self, wanted: impl Fn(&LinkId) -> bool) -> HashMap<DropKey, u64> {
-        let mut out = HashMap::new();
-        for item in self.drops.iter() {
-            match item {
-                Ok((key, values)) => {
-                    if wanted(&(key.netns_cookie, key.ifindex)) {
-                        out.insert(key, values.iter().fold(0u64, |a, v| a.wrapping_add(*v)));
-                    }
-                }
-                Err(e) => tracing::debug!("{DROP_COUNTERS}: {e}"),
-            }
-        }
-        out
     }
 
     /// Starts counting drops on a link.

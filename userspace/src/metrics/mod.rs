@@ -3,10 +3,12 @@
 //! The TC programs `count_ingress`/`count_egress` count packets and bytes per link,
 //! direction and traffic class in a per-CPU map, and `drops_kfree_skb` counts drops
 //! per link and reason; userspace only reads those maps when Prometheus scrapes.
-//! - `watch`: keeps the programs attached to exactly the links that exist;
+//! - `watch`: keeps the programs attached to exactly the links that exist, listing
+//!   them again when `changes` sees that something may have changed;
 //! - `collector`: maps → metric families, at scrape time;
 //! - `http` + `openmetrics`: `/metrics` (Prometheus text or OpenMetrics) and `/healthz`.
 
+mod changes;
 mod collector;
 mod deadline_io;
 mod error;
@@ -46,29 +48,20 @@ pub struct ServeOptions {
     pub refresh: Duration,
 }
 
-/// The registry every endpoint serves: one collector over the counting maps.
+/// The registry of the small families every endpoint serves (the per-link ones are
+/// written by [`render::LinkRender`]).
 fn registry(
     probe: &Probe,
     table: Arc<RwLock<LinkTable>>,
     with_trace: bool,
 ) -> Result<Registry, MetricsError> {
-    let reasons = crate::probe::btf::drop_reasons().unwrap_or_else(|e| {
-        // Drops are still counted; they are just labelled by number.
-        tracing::warn!("drop reasons will be numbers: {}", crate::errors::Chain(&e));
-        Default::default()
-    });
     let trace = if with_trace {
         Some(maps::TraceStats::open(probe.trace_stats_handle()?))
     } else {
         None
     };
     let impairments = impair::ImpairCollector::new(table.clone())?;
-    let collector = LinkCollector::new(
-        table,
-        maps::CounterMaps::open(probe.counter_handles()?),
-        reasons,
-        trace,
-    )?;
+    let collector = LinkCollector::new(table, trace)?;
     let registry = Registry::new();
     registry
         .register(Box::new(collector))
@@ -79,10 +72,29 @@ fn registry(
     Ok(registry)
 }
 
+/// The writer of the per-link families: the counting and drop maps, the names of
+/// this kernel's drop reasons.
+fn link_render(
+    probe: &Probe,
+    table: Arc<RwLock<LinkTable>>,
+) -> Result<render::LinkRender, MetricsError> {
+    let reasons = crate::probe::btf::drop_reasons().unwrap_or_else(|e| {
+        // Drops are still counted; they are just labelled by number.
+        tracing::warn!("drop reasons will be numbers: {}", crate::errors::Chain(&e));
+        Default::default()
+    });
+    render::LinkRender::open(
+        probe.link_counters_fd()?,
+        probe.drop_counters_fd()?,
+        reasons,
+        table,
+    )
+}
+
 /// Hands heap pages freed since start-up back to the kernel. Parsing the kernel's BTF
 /// (struct offsets, drop-reason names) and attaching allocate tens of MB that are free
 /// afterwards but that glibc would keep mapped for the whole life of the exporter.
-fn release_freed_memory() {
+pub(crate) fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages to the kernel; no live allocation moves.
     unsafe {
@@ -143,7 +155,7 @@ pub async fn serve(opts: &ServeOptions) -> Result<(), MetricsError> {
     };
     let table = Arc::new(RwLock::new(LinkTable::new(named)));
     let mut counting = Counting::new(&mut probe, table.clone())?;
-    let links = render::LinkRender::open(probe.link_counters_fd()?, table.clone())?;
+    let links = link_render(&probe, table.clone())?;
     let server = ServerTask(http::spawn_with_links(
         listener,
         registry(&probe, table, false)?,
@@ -151,7 +163,7 @@ pub async fn serve(opts: &ServeOptions) -> Result<(), MetricsError> {
     )?);
     release_freed_memory();
     status_line(format_args!(
-        "serving http://{}/metrics for {} (links re-listed every {:.1} s) — Ctrl-C to stop",
+        "serving http://{}/metrics for {} (links checked every {:.1} s) — Ctrl-C to stop",
         opts.listen,
         match &opts.scope {
             Scope::Labs(labs) => format!("lab {}", labs.join(", lab ")),
@@ -162,18 +174,32 @@ pub async fn serve(opts: &ServeOptions) -> Result<(), MetricsError> {
 
     let mut tick = tokio::time::interval(opts.refresh.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut changes = changes::Changes::new();
     while !stop.load(Ordering::Relaxed) {
         tokio::select! {
             _ = tick.tick() => {
+                if !changes.due() {
+                    continue;
+                }
+                let started = std::time::Instant::now();
                 let listing = watch::list(&opts.scope).await;
+                tracing::debug!("{} links listed in {:?}", listing.targets.len(), started.elapsed());
+                if !listing.unsure.is_empty() {
+                    changes.retry();
+                }
                 let r = counting.sync(&mut probe, listing, &stop);
+                if r.failed > 0 {
+                    changes.retry();
+                }
                 if r.added + r.removed > 0 {
                     tracing::info!(
                         "counting on {} links (+{} -{}, {} failed)",
                         counting.len(), r.added, r.removed, r.failed
                     );
-                    release_freed_memory();
                 }
+                // A listing of 1,000 namespaces allocates several MB on the pool's
+                // threads, freed when it ends but kept by their malloc arenas.
+                release_freed_memory();
             }
             _ = wake.notified() => {}
         }
@@ -215,7 +241,7 @@ impl Exporter {
         if r.failed > 0 {
             tracing::warn!("counting on {} of {} links", r.added, targets.len());
         }
-        let links = render::LinkRender::open(probe.link_counters_fd()?, table.clone())?;
+        let links = link_render(probe, table.clone())?;
         let server = ServerTask(http::spawn_with_links(
             listener,
             registry(probe, table, true)?,

@@ -194,9 +194,7 @@ impl Counting {
                 // Same interface; its name or peer may change (a peer is only known once
                 // both ends exist). New ones go in before attaching: their series start
                 // at 0, so the first packets count in rate() too.
-                if table.get(&id) != Some(&labels) {
-                    table.insert(id, labels);
-                }
+                table.insert(id, labels);
                 if self.labs.contains_key(&id) {
                     continue;
                 }
@@ -279,6 +277,10 @@ impl Counting {
                 crate::errors::Chain(&e)
             );
         }
+        self.table
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_counting(&id);
         self.labs.insert(id, target.lab.clone());
     }
 }

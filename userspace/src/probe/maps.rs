@@ -103,8 +103,16 @@ impl Probe {
     /// A duplicate fd of the per-link counters map, for batched reads
     /// (`BPF_MAP_LOOKUP_BATCH`, which aya 0.14 does not offer).
     pub fn link_counters_fd(&self) -> Result<std::os::fd::OwnedFd, ProbeError> {
+        self.per_cpu_map_fd(map::LINK_COUNTERS)
+    }
+
+    /// The same for the per-link drop counters.
+    pub fn drop_counters_fd(&self) -> Result<std::os::fd::OwnedFd, ProbeError> {
+        self.per_cpu_map_fd(map::DROP_COUNTERS)
+    }
+
+    fn per_cpu_map_fd(&self, name: &'static str) -> Result<std::os::fd::OwnedFd, ProbeError> {
         use std::os::fd::AsFd;
-        let name = map::LINK_COUNTERS;
         let data = match self.ebpf.map(name).ok_or(ProbeError::NoMap(name))? {
             aya::maps::Map::PerCpuHashMap(d) => d,
             _ => return Err(ProbeError::NotShareable(name)),

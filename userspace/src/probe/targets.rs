@@ -109,19 +109,34 @@ pub async fn lab_targets(
     lab: &str,
     filter: &TargetFilter,
 ) -> Result<Vec<Target>, super::ProbeError> {
-    let view = inspect::lab_view(lab).await?;
-    let mut out = Vec::new();
-    // One cookie read per namespace, not per link: each read enters the namespace on a
-    // fresh thread, and `serve` re-lists labs of hundreds of links every few seconds.
-    let mut cookies: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-    for l in &view.links {
-        let Some(kind) = LinkKind::of_view(l) else {
-            continue;
-        };
-        if !filter.keeps(&l.netns, &l.name) {
-            continue;
-        }
-        out.push(Target {
+    // Links, peers and masters are all an observer needs: not the routes, neighbours
+    // and sysctls of every namespace (a second pass, ~3.7 s of a 1,000-namespace lab).
+    let view = inspect::lab_links(lab).await?;
+    let kept: Vec<(&inspect::LinkView, LinkKind)> = view
+        .links
+        .iter()
+        .filter_map(|l| Some((l, LinkKind::of_view(l)?)))
+        .filter(|(l, _)| filter.keeps(&l.netns, &l.name))
+        .collect();
+    // One cookie read per namespace, on the pool: `serve` re-lists labs of thousands
+    // of links every few seconds, and one thread per namespace in turn was most of it.
+    let mut names: Vec<&str> = kept.iter().map(|(l, _)| l.netns.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let read = netns::pool::map(&names, |name| {
+        netns::enter(name)?;
+        netns::cookie_here().map_err(|source| netns::NetnsError::Io {
+            what: format!("read the cookie of namespace {name}"),
+            source,
+        })
+    });
+    let mut cookies: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for (name, cookie) in names.iter().zip(read) {
+        cookies.insert(name, cookie?);
+    }
+    Ok(kept
+        .into_iter()
+        .map(|(l, kind)| Target {
             lab: lab.to_string(),
             netns: l.netns.clone(),
             ifname: l.name.clone(),
@@ -129,17 +144,9 @@ pub async fn lab_targets(
             kind,
             peer_netns: l.peer.as_ref().map(|p| p.netns.clone()).unwrap_or_default(),
             peer_ifname: l.peer.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
-            cookie: match cookies.get(&l.netns) {
-                Some(c) => *c,
-                None => {
-                    let c = netns::cookie(&l.netns)?;
-                    cookies.insert(l.netns.clone(), c);
-                    c
-                }
-            },
-        });
-    }
-    Ok(out)
+            cookie: cookies[l.netns.as_str()],
+        })
+        .collect())
 }
 
 /// Without a lab: every veth in the root namespace and in every named namespace, and

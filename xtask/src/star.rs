@@ -1,0 +1,117 @@
+//! The star both host-scale benchmarks build (`bench scale`, `bench scale --serve`):
+//! N namespaces on one Linux bridge, each with one veth (`eth0`, a /16 address) whose
+//! other end is a port of the bridge, brought up by `vethscope up` from a file.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::util;
+
+/// Names and addresses of one benchmark's star: namespaces `{ns}I`, bridge `bridge`,
+/// root-side ports `{port}I`, lab `{ns}star`, addresses 10.`subnet`.0.0/16.
+pub struct Star {
+    pub ns: &'static str,
+    pub bridge: &'static str,
+    pub port: &'static str,
+    pub subnet: u8,
+}
+
+impl Star {
+    pub fn lab(&self) -> String {
+        format!("{}star", self.ns)
+    }
+
+    /// Address of namespace `i` (from .0.2 on).
+    pub fn addr(&self, i: usize) -> String {
+        format!("10.{}.{}.{}", self.subnet, (i + 2) / 256, (i + 2) % 256)
+    }
+
+    /// The topology file of a star of `n` namespaces.
+    pub fn yaml(&self, n: usize) -> String {
+        let mut t = format!("name: {}\nnamespaces:\n", self.lab());
+        for i in 0..n {
+            let _ = writeln!(t, "  - name: {}{i}", self.ns);
+        }
+        let _ = writeln!(
+            t,
+            "bridges:\n  - {{name: {}, kind: linux}}\nlinks:",
+            self.bridge
+        );
+        for i in 0..n {
+            let _ = writeln!(
+                t,
+                "  - kind: veth\n    ends:\n      - {{ns: {}{i}, name: eth0, addresses: [{}/16]}}\n      - {{bridge: {}, name: {}{i}}}",
+                self.ns,
+                self.addr(i),
+                self.bridge,
+                self.port
+            );
+        }
+        t
+    }
+
+    /// Writes the file of a star of `n` into `dir` and brings it up with `bin`; the time
+    /// `up` took.
+    pub fn up(&self, bin: &Path, dir: &Path, n: usize) -> Result<Duration> {
+        let file = dir.join(format!("{}-star-{n}.yaml", self.ns));
+        std::fs::write(&file, self.yaml(n)).with_context(|| format!("write {}", file.display()))?;
+        timed(Command::new(bin).arg("up").arg(&file))
+    }
+}
+
+/// Runs `cmd` (stdout discarded); its wall time, or its stderr when it fails.
+pub fn timed(cmd: &mut Command) -> Result<Duration> {
+    let started = Instant::now();
+    let out = cmd
+        .stdout(Stdio::null())
+        .output()
+        .with_context(|| format!("run {}", util::describe(cmd)))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}",
+            util::describe(cmd),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(started.elapsed())
+}
+
+pub fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_star_file_names_every_namespace_port_and_address() {
+        let star = Star {
+            ns: "t",
+            bridge: "tbr",
+            port: "tp",
+            subnet: 9,
+        };
+        let y = star.yaml(300);
+        assert!(y.starts_with("name: tstar\n"));
+        assert!(y.contains("  - name: t299\n"));
+        assert!(y.contains("{ns: t299, name: eth0, addresses: [10.9.1.45/16]}"));
+        assert!(y.contains("{bridge: tbr, name: tp0}"));
+        assert_eq!(star.addr(0), "10.9.0.2");
+        assert_eq!(star.addr(254), "10.9.1.0");
+    }
+}
