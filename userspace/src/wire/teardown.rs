@@ -158,7 +158,7 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
         }
     };
     let bridges = planned_bridges(undo, plan.as_ref());
-    let root_links = match host.as_mut().map(|h| h.links()) {
+    let root_links = match host.as_mut().map(|h| h.links_brief()) {
         Some(Ok(links)) => ours_in_root(links, &mark::alias(lab), &bridges),
         Some(Err(e)) => {
             errors.push(e);
@@ -316,14 +316,15 @@ fn is_ours(ns: &str, lab: &str, planned: &[String]) -> bool {
     let read = || -> Result<bool, census::CensusError> {
         netns::enter(ns)?;
         let mut sock = BatchSocket::open_here(ns)?;
-        let lo = sock.link_by_name("lo")?;
+        let lo = sock.link_brief_by_name("lo")?;
         Ok(
             match mark::lab_of(lo.as_ref().and_then(|l| l.alias.as_deref())) {
                 Some(owner) => owner == lab,
                 // An unmarked planned namespace is ours only if `up` died before marking
                 // it: it is still empty.
                 None => {
-                    planned.iter().any(|p| p == ns) && sock.links()?.iter().all(|l| l.name == "lo")
+                    planned.iter().any(|p| p == ns)
+                        && sock.links_brief()?.iter().all(|l| l.name == "lo")
                 }
             },
         )
@@ -360,7 +361,7 @@ fn wait_for_host_ends(host: &mut BatchSocket, t: &crate::topology::Topology) {
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let Ok(links) = host.links() else {
+        let Ok(links) = host.links_brief() else {
             return;
         };
         let lingering: Vec<String> = links
@@ -529,7 +530,7 @@ fn wait_for_cleanup<'a>(
             }
             None => std::thread::sleep(Duration::from_millis(5)),
         }
-        let now = host.links()?;
+        let now = host.links_brief()?;
         waiting.retain(|w| now.iter().any(|l| l.index == w.index && l.name == w.name));
     }
     Ok(waiting)
