@@ -304,10 +304,11 @@ fn delete_namespaces(
 }
 
 /// Whether namespace `ns` is the lab's, read on a pool thread: the mark on its `lo`,
-/// looked up alone (a link lookup does not wait for RTNL, which the kernel's cleanup of
-/// the namespaces already deleted holds for long stretches; a dump would). A namespace
-/// that cannot be read is not ours. The thread leaves the namespace afterwards: while
-/// it is inside, the namespace cannot be cleaned up.
+/// looked up alone: one small request instead of a dump of every link, since the
+/// kernel is already cleaning up the namespaces deleted before and needs the CPU (a
+/// link dump also waits for RTNL, which that cleanup holds for long stretches). A
+/// namespace that cannot be read is not ours. The thread leaves the namespace
+/// afterwards: while it is inside, the namespace cannot be cleaned up.
 fn is_ours(ns: &str, lab: &str, planned: &[String]) -> bool {
     if !netns::is_mounted(ns) {
         // A file `up` made and was killed before mounting the namespace on it.
