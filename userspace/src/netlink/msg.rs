@@ -111,6 +111,11 @@ pub fn mark_by_name(name: &str, alias: &str) -> RouteNetlinkMessage {
     )
 }
 
+/// Sets a link down (`ip link set DEV down`), found by index.
+pub fn set_down(index: u32) -> RouteNetlinkMessage {
+    RouteNetlinkMessage::SetLink(LinkUnspec::new_with_index(index).down().build())
+}
+
 pub fn del_link(index: u32) -> RouteNetlinkMessage {
     RouteNetlinkMessage::DelLink(LinkUnspec::new_with_index(index).build())
 }

@@ -115,6 +115,8 @@ pub async fn down_all() -> Result<Vec<DownReport>, WireError> {
 /// what is left of ours in the root namespace, once the kernel's cleanup is done.
 pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<DownReport, WireError> {
     let undoing = undo.is_some();
+    let t0 = Instant::now();
+    let at = |what: &str| tracing::debug!("down {lab}: {what} at {:?}", t0.elapsed());
     let plan = state::read(lab);
     let mut report = DownReport {
         lab: lab.to_string(),
@@ -132,6 +134,7 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
         errors.extend(e.into_list());
     }
     fault::point("fast path removed");
+    at("fast path and impairments removed");
 
     // 1. OVS first: deleting a port closes vswitchd's tap of an internal port, which
     //    would otherwise be recreated; and OVS must let go of the veth ends.
@@ -155,7 +158,7 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
         }
     };
     let bridges = planned_bridges(undo, plan.as_ref());
-    let root_links = match host.as_mut().map(|h| h.links()) {
+    let root_links = match host.as_mut().map(|h| h.links_brief()) {
         Some(Ok(links)) => ours_in_root(links, &mark::alias(lab), &bridges),
         Some(Err(e)) => {
             errors.push(e);
@@ -163,17 +166,27 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
         }
         None => Vec::new(),
     };
+    at("root namespace listed");
+
+    // Our Linux bridges down before their ports go (see `bridges_down`).
+    if let Some(h) = host.as_mut() {
+        bridges_down(h, &root_links);
+    }
+    fault::point("bridges down");
+    at("bridges down");
 
     // 3. Our namespaces: their interfaces and veth peers go with them. Subscribed to
     //    link removals first, to count the kernel's cleanup of those veths.
     let removals = LinkRemovals::open_here()
         .inspect_err(|e| tracing::debug!("no link announcements ({e}); polling instead"))
         .ok();
-    let ours = namespaces_of(lab, &planned_namespaces(undo, plan.as_ref()));
-    let mut progress = Progress::new(ours.len() + 1, !undoing);
-    let (deleted, ns_errors) = delete_namespaces(&ours, &mut progress);
+    let names = netns::list();
+    let mut progress = Progress::new(names.len() + 1, !undoing);
+    let planned = planned_namespaces(undo, plan.as_ref());
+    let (deleted, ns_errors) = delete_namespaces(lab, &names, &planned, &mut progress);
     report.namespaces = deleted;
     errors.extend(ns_errors);
+    at("namespaces deleted");
 
     // 4. What is left of ours in the root namespace.
     progress.step("root namespace");
@@ -193,6 +206,7 @@ pub(super) async fn remove_lab(lab: &str, undo: Option<&Created>) -> Result<Down
         }
     }
     progress.finish();
+    at("root namespace clean");
 
     // 5. Stop the OVS daemons if we started them and no lab uses OVS any more.
     if uses_ovs && !undoing {
@@ -242,44 +256,36 @@ fn planned_namespaces(undo: Option<&Created>, plan: Option<&state::LabState>) ->
     }
 }
 
-/// The lab's namespaces, each read once on the pool: the ones marked as the lab's, and
-/// planned ones that are still bare (made, killed before the mark was set).
-fn namespaces_of(lab: &str, planned: &[String]) -> Vec<String> {
-    let started = Instant::now();
-    let names = netns::list();
-    let mut ours = Vec::new();
-    for (ns, facts) in names.iter().zip(census::read(&names, |_| false)) {
-        let mine = match &facts {
-            Ok(f) => match f.owner() {
-                Some(owner) => owner == lab,
-                // An unmarked planned namespace is ours only if `up` died before
-                // marking it: it is still empty, or its file was never mounted.
-                None => planned.contains(ns) && (!f.mounted || f.is_bare()),
-            },
-            Err(_) => false,
-        };
-        if mine {
-            ours.push(ns.clone());
-        }
-    }
-    tracing::debug!("{} namespaces read at {:?}", names.len(), started.elapsed());
-    ours
-}
-
-/// Deletes namespaces on the pool (each unmount waits for an RCU grace period after
-/// the mount lock is released, so several threads overlap those waits); how many were
-/// deleted, and every error.
-fn delete_namespaces(ours: &[String], progress: &mut Progress) -> (usize, ErrorList) {
+/// Deletes the lab's namespaces among `names` on the pool: each namespace is read
+/// (its owner mark) and, when it is the lab's, unmounted in the same job, so the
+/// kernel starts cleaning up the first namespaces while the others are still read.
+/// How many were deleted, and every error.
+///
+/// Ours: marked as the lab's, or planned and still bare (made by an `up` killed before
+/// it set the mark). Each unmount waits for an RCU grace period after the mount lock is
+/// released; several threads overlap those waits.
+fn delete_namespaces(
+    lab: &str,
+    names: &[String],
+    planned: &[String],
+    progress: &mut Progress,
+) -> (usize, ErrorList) {
     let started = Instant::now();
     let progress = std::sync::Mutex::new(progress);
-    let deleted = netns::pool::map(ours, |ns| {
-        let r = netns::delete(ns);
+    let deleted = netns::pool::map(names, |ns| {
+        let mine = is_ours(ns, lab, planned);
         if let Ok(mut p) = progress.lock() {
             p.step(&format!("namespace {ns}"));
         }
+        if !mine {
+            return None;
+        }
+        let r = netns::delete(ns);
         fault::point("namespace removed");
-        r
+        Some(r)
     });
+    let deleted: Vec<_> = deleted.into_iter().flatten().collect();
+    let tried = deleted.len();
     let mut n = 0;
     let mut errors = ErrorList::new();
     for r in deleted {
@@ -289,11 +295,52 @@ fn delete_namespaces(ours: &[String], progress: &mut Progress) -> (usize, ErrorL
         }
     }
     tracing::debug!(
-        "{} namespaces deleted in {:?}",
-        ours.len(),
+        "{} namespaces read, {} deleted in {:?}",
+        names.len(),
+        tried,
         started.elapsed()
     );
     (n, errors)
+}
+
+/// Whether namespace `ns` is the lab's, read on a pool thread: the mark on its `lo`,
+/// looked up alone: one small request instead of a dump of every link, since the
+/// kernel is already cleaning up the namespaces deleted before and needs the CPU (a
+/// link dump also waits for RTNL, which that cleanup holds for long stretches). A
+/// namespace that cannot be read is not ours. The thread leaves the namespace
+/// afterwards: while it is inside, the namespace cannot be cleaned up.
+fn is_ours(ns: &str, lab: &str, planned: &[String]) -> bool {
+    if !netns::is_mounted(ns) {
+        // A file `up` made and was killed before mounting the namespace on it.
+        return planned.iter().any(|p| p == ns);
+    }
+    let read = || -> Result<bool, census::CensusError> {
+        netns::enter(ns)?;
+        let mut sock = BatchSocket::open_here(ns)?;
+        let lo = sock.link_brief_by_name("lo")?;
+        Ok(
+            match mark::lab_of(lo.as_ref().and_then(|l| l.alias.as_deref())) {
+                Some(owner) => owner == lab,
+                // An unmarked planned namespace is ours only if `up` died before marking
+                // it: it is still empty.
+                None => {
+                    planned.iter().any(|p| p == ns)
+                        && sock.links_brief()?.iter().all(|l| l.name == "lo")
+                }
+            },
+        )
+    };
+    let mine = read().unwrap_or_else(|e| {
+        tracing::debug!(
+            "namespace {ns} could not be read ({}); not the lab's",
+            crate::errors::Chain(&e)
+        );
+        false
+    });
+    if let Err(e) = netns::enter(HOST) {
+        tracing::debug!("{}", crate::errors::Chain(&e));
+    }
+    mine
 }
 
 /// Waits up to 5 s until no unmarked root-namespace veth end of the plan exists
@@ -315,7 +362,7 @@ fn wait_for_host_ends(host: &mut BatchSocket, t: &crate::topology::Topology) {
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let Ok(links) = host.links() else {
+        let Ok(links) = host.links_brief() else {
             return;
         };
         let lingering: Vec<String> = links
@@ -484,10 +531,41 @@ fn wait_for_cleanup<'a>(
             }
             None => std::thread::sleep(Duration::from_millis(5)),
         }
-        let now = host.links()?;
+        let now = host.links_brief()?;
         waiting.retain(|w| now.iter().any(|l| l.index == w.index && l.name == w.name));
     }
     Ok(waiting)
+}
+
+/// Sets our root-namespace Linux bridges down, in one batch, before the namespaces go.
+///
+/// The kernel's cleanup of those namespaces detaches each of the bridge's ports in
+/// turn; while the bridge is up, every detached port makes it re-run its port-state
+/// selection over all remaining ports, re-arming each one's multicast timers
+/// (`br_stp_disable_port` → `br_port_state_selection` → `br_multicast_enable_port`):
+/// work growing with the square of the ports, a third of the cleanup's CPU at 1,000
+/// ports. On a bridge that is down, the ports are already disabled and none of that
+/// runs. The bridge is deleted afterwards anyway; a failure here only costs time.
+fn bridges_down(host: &mut BatchSocket, ours: &[LinkInfo]) {
+    let requests = ours
+        .iter()
+        .filter(|l| l.kind.as_deref() == Some("bridge"))
+        .map(|l| Request::new(msg::set_down(l.index), "set down", &l.name))
+        .collect::<Vec<_>>();
+    if requests.is_empty() {
+        return;
+    }
+    for e in host
+        .execute(requests)
+        .into_iter()
+        .filter_map(Result::err)
+        .filter(|e| e.errno() != Some(libc::ENODEV))
+    {
+        tracing::warn!(
+            "{} (the bridge is removed anyway, only more slowly)",
+            crate::errors::Chain(&e)
+        );
+    }
 }
 
 /// Deletes links in one batch; a link already gone (its veth peer went first) is fine.
