@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::star::{Star, load_average, timed, utc_now};
+use crate::star::{Star, load_average, timed, timed_cpu, utc_now};
 use crate::{build, util};
 
 /// The star: namespaces vsbI, bridge vsbbr, root-side ports vsbpI, lab vsbstar.
@@ -171,36 +171,6 @@ fn table(n: usize, rows: &[Row], extra: &str) -> String {
         let _ = writeln!(t, "vethscope up+down speed-up: {}", parts.join(", "));
     }
     t
-}
-
-/// CPU time (user + system) of the children waited for so far.
-fn children_cpu() -> Duration {
-    // SAFETY: getrusage(2) fills the zeroed struct we pass.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-/// Wall time and CPU time (user + system, all its threads) of one command.
-fn timed_cpu(cmd: &mut Command) -> Result<(Duration, Duration)> {
-    let cpu_before = children_cpu();
-    let started = Instant::now();
-    let out = cmd
-        .stdout(Stdio::null())
-        .output()
-        .with_context(|| format!("run {}", util::describe(cmd)))?;
-    if !out.status.success() {
-        bail!(
-            "{} failed: {}",
-            util::describe(cmd),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok((started.elapsed(), children_cpu().saturating_sub(cpu_before)))
 }
 
 fn ping_across(n: usize) -> bool {

@@ -65,6 +65,25 @@ impl Star {
 
 /// Runs `cmd` (stdout discarded); its wall time, or its stderr when it fails.
 pub fn timed(cmd: &mut Command) -> Result<Duration> {
+    Ok(timed_cpu(cmd)?.0)
+}
+
+/// CPU time (user + system) of the children waited for so far.
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage(2) fills the zeroed struct we pass.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Wall time and CPU time (user + system, all its threads) of one command; its stderr
+/// when it fails.
+pub fn timed_cpu(cmd: &mut Command) -> Result<(Duration, Duration)> {
+    let cpu_before = children_cpu();
     let started = Instant::now();
     let out = cmd
         .stdout(Stdio::null())
@@ -77,7 +96,7 @@ pub fn timed(cmd: &mut Command) -> Result<Duration> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok(started.elapsed())
+    Ok((started.elapsed(), children_cpu().saturating_sub(cpu_before)))
 }
 
 pub fn utc_now() -> String {

@@ -267,11 +267,23 @@ impl BatchSocket {
         &mut self,
         message: RouteNetlinkMessage,
         what: &'static str,
-        mut each: impl FnMut(&[u8]),
+        each: impl FnMut(&[u8]),
     ) -> Result<(), NetlinkError> {
         let mut bytes = Vec::new();
         let seq = self.encode(message, NLM_F_REQUEST | NLM_F_DUMP, &mut bytes);
-        self.send(&bytes).map_err(|e| self.io_fail(what, "", e))?;
+        self.dump_bytes(&bytes, seq, what, each)
+    }
+
+    /// Sends an encoded dump request (sequence number `seq`) and hands each answer,
+    /// undecoded (header included), to `each` until the kernel says it is done.
+    fn dump_bytes(
+        &mut self,
+        bytes: &[u8],
+        seq: u32,
+        what: &'static str,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<(), NetlinkError> {
+        self.send(bytes).map_err(|e| self.io_fail(what, "", e))?;
         loop {
             let n = self.recv().map_err(|e| self.io_fail(what, "", e))?;
             let mut done = false;
@@ -323,34 +335,12 @@ impl BatchSocket {
         bytes.extend_from_slice(&0u32.to_ne_bytes());
         bytes.extend_from_slice(body);
         bytes.resize((len + 3) & !3, 0);
-        self.send(&bytes).map_err(|e| self.io_fail(what, "", e))?;
         let mut out = Vec::new();
-        loop {
-            let n = self.recv().map_err(|e| self.io_fail(what, "", e))?;
-            let mut done = false;
-            for (t, s, payload) in Messages::new(&self.buf[..n]) {
-                if s != seq {
-                    continue;
-                }
-                match t {
-                    NLMSG_DONE => done = true,
-                    NLMSG_ERROR => {
-                        let code = payload
-                            .get(..4)
-                            .map(|b| -i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                            .unwrap_or(0);
-                        if code != 0 {
-                            return Err(self.errno_fail(what, "", code));
-                        }
-                        done = true;
-                    }
-                    _ => out.push((t, payload.to_vec())),
-                }
-            }
-            if done {
-                return Ok(out);
-            }
-        }
+        self.dump_bytes(&bytes, seq, what, |raw| {
+            let ty = u16::from_ne_bytes([raw[4], raw[5]]);
+            out.push((ty, raw[16..].to_vec()));
+        })?;
+        Ok(out)
     }
 
     /// Every link of the namespace, from one dump. Without their statistics
