@@ -74,19 +74,7 @@ impl Netlink {
             )
             .await
             .map_err(|e| self.fail("list qdiscs", "", e))?;
-        Ok(replies
-            .iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewQueueDiscipline(q)
-                    if q.attributes
-                        .iter()
-                        .any(|a| matches!(a, TcAttribute::Kind(k) if k == "clsact")) =>
-                {
-                    u32::try_from(q.header.index).ok()
-                }
-                _ => None,
-            })
-            .collect())
+        Ok(replies.iter().filter_map(clsact_index).collect())
     }
 
     /// Adds a clsact qdisc; one that is already there is success.
@@ -355,19 +343,7 @@ impl BatchSocket {
             RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()),
             "list qdiscs",
         )?;
-        Ok(replies
-            .iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewQueueDiscipline(q)
-                    if q.attributes
-                        .iter()
-                        .any(|a| matches!(a, TcAttribute::Kind(k) if k == "clsact")) =>
-                {
-                    u32::try_from(q.header.index).ok()
-                }
-                _ => None,
-            })
-            .collect())
+        Ok(replies.iter().filter_map(clsact_index).collect())
     }
 
     /// Every filter on `hook` of `ifindex` (none when the interface or its clsact is
@@ -423,4 +399,18 @@ fn filter_of(f: &TcMessage) -> Option<HookFilter> {
         },
         is_bpf,
     })
+}
+
+/// The interface index of a dumped qdisc when it is a clsact one.
+fn clsact_index(m: &RouteNetlinkMessage) -> Option<u32> {
+    match m {
+        RouteNetlinkMessage::NewQueueDiscipline(q)
+            if q.attributes
+                .iter()
+                .any(|a| matches!(a, TcAttribute::Kind(k) if k == "clsact")) =>
+        {
+            u32::try_from(q.header.index).ok()
+        }
+        _ => None,
+    }
 }

@@ -157,7 +157,11 @@ impl Probe {
     /// port costs an RCU grace period (BENCHMARKS.md). Valid while the probe lives; an
     /// attached filter holds its own reference to the program.
     pub fn fastpath_program_fd(&mut self) -> Result<RawFd, ProbeError> {
-        let name = program::FASTPATH_INGRESS;
+        self.program_fd(program::FASTPATH_INGRESS)
+    }
+
+    /// The fd of classifier `name`, loaded into the kernel first if it is not yet.
+    pub(super) fn program_fd(&mut self, name: &'static str) -> Result<RawFd, ProbeError> {
         self.load_program(name)?;
         let fd = self
             .classifier(name)?

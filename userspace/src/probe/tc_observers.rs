@@ -19,7 +19,6 @@
 //! only when we added it and no filter is left on it.
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Mutex;
 
 use super::{Observer, Probe, ProbeError, Target};
@@ -145,16 +144,7 @@ impl Probe {
         let mut names = [String::new(), String::new()];
         let mut programs = [""; 2];
         for (i, (name, _)) in observer.programs().into_iter().enumerate() {
-            self.load_program(name)?;
-            fds[i] = self
-                .classifier(name)?
-                .fd()
-                .map_err(|source| ProbeError::ProgramType {
-                    program: name,
-                    source: Box::new(source),
-                })?
-                .as_fd()
-                .as_raw_fd();
+            fds[i] = self.program_fd(name)?;
             programs[i] = name;
             names[i] = filter_name(name);
         }
