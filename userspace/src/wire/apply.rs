@@ -381,18 +381,7 @@ impl Builder<'_> {
     }
 
     fn tx_checksum_off(&self, end: &End) -> Result<(), StepError> {
-        let name = end.name.clone();
-        let done = netns::run_in(end.netns(), || ethtool::set_tx_checksum(&name, false))?;
-        done.map_err(|source| WireError::Io {
-            lab: self.lab(),
-            what: format!(
-                "turn off TX checksum offload on {} in namespace {}",
-                end.name,
-                end.netns()
-            ),
-            source,
-        })?;
-        Ok(())
+        Ok(ethtool::tx_checksum_off(&self.lab(), end)?)
     }
 
     async fn create_ovs_internal(&mut self, bridge: &str, end: &End) -> Result<(), StepError> {

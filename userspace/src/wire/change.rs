@@ -546,18 +546,7 @@ impl<'t> Runner<'t> {
                     let netdev = self.ovs_port_of(other).is_some()
                         && self.ovs.as_ref().is_some_and(|o| o.datapath == "netdev");
                     if netdev && end.bridge().is_none() {
-                        let name = end.name.clone();
-                        netns::run_in(end.netns(), || ethtool::set_tx_checksum(&name, false))
-                            .map_err(|e| self.ns_err(e))?
-                            .map_err(|source| WireError::Io {
-                                lab: self.lab.clone(),
-                                what: format!(
-                                    "turn off TX checksum offload on {} in namespace {}",
-                                    end.name,
-                                    end.netns()
-                                ),
-                                source,
-                            })?;
+                        ethtool::tx_checksum_off(&self.lab, end)?;
                     }
                 }
                 Ok(())

@@ -49,3 +49,23 @@ pub fn set_tx_checksum(ifname: &str, on: bool) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Turns TX checksum offload off on a lab end, inside its namespace (both `up` and a
+/// change of a running lab do this for the end facing an OVS userspace datapath).
+pub(super) fn tx_checksum_off(
+    lab: &str,
+    end: &crate::topology::End,
+) -> Result<(), super::WireError> {
+    let name = end.name.clone();
+    crate::netns::run_in(end.netns(), || set_tx_checksum(&name, false))
+        .map_err(|source| super::bulk::ns_err(lab, source))?
+        .map_err(|source| super::WireError::Io {
+            lab: lab.to_string(),
+            what: format!(
+                "turn off TX checksum offload on {} in namespace {}",
+                end.name,
+                end.netns()
+            ),
+            source,
+        })
+}
