@@ -385,7 +385,7 @@ mod parser {
         Ipv6HeaderSlice, SingleVlanHeaderSlice,
     };
     use vethscope::probe::Probe;
-    use vethscope_common::{LinkCounters, LinkKey, PacketEvent, class, event_flags, proto};
+    use vethscope_common::{LinkCounts, LinkKey, PacketEvent, class, event_flags, proto};
 
     const ETH_P_IP: u16 = 0x0800;
     const ETH_P_ARP: u16 = 0x0806;
@@ -544,7 +544,7 @@ mod parser {
         }
     }
 
-    pub type Counters = PerCpuHashMap<MapData, LinkKey, LinkCounters>;
+    pub type Counters = PerCpuHashMap<MapData, LinkKey, LinkCounts>;
 
     /// A second handle on the probe's counter map (a dup of its fd), to read and clear it.
     pub fn counters(probe: &Probe) -> Counters {
@@ -598,10 +598,24 @@ mod parser {
             return Err(format!("count_ingress returned {ret}, not TC_NEXT"));
         }
         let keys: Vec<LinkKey> = counters.keys().filter_map(Result::ok).collect();
+        // The (ingress) classes that counted a packet, over every entry and CPU.
+        let mut classes: Vec<u8> = Vec::new();
         for k in &keys {
+            let per_cpu = counters
+                .get(k, 0)
+                .map_err(|e| format!("read the counter of {k:?}: {e}"))?;
+            for counts in per_cpu.iter() {
+                for (c, slot) in counts.by[0].iter().enumerate() {
+                    for _ in 0..slot.packets {
+                        classes.push(c as u8);
+                    }
+                }
+                if counts.by[1].iter().any(|slot| slot.packets != 0) {
+                    return Err(format!("count_ingress counted egress packets: {counts:?}"));
+                }
+            }
             let _ = counters.remove(k);
         }
-        let classes: Vec<u8> = keys.iter().map(|k| k.class).collect();
         let want = expected_class(frame);
         if classes != [want] {
             return Err(format!("counted as class {classes:?}, expected [{want}]"));

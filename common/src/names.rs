@@ -13,7 +13,7 @@ pub mod map {
     pub const TRACE_STATS: &str = "TRACE_STATS";
     /// One [`crate::TraceConfig`].
     pub const TRACE_CONFIG: &str = "TRACE_CONFIG";
-    /// Per-CPU hash [`crate::LinkKey`] → [`crate::LinkCounters`].
+    /// Per-CPU hash [`crate::LinkKey`] → [`crate::LinkCounts`].
     pub const LINK_COUNTERS: &str = "LINK_COUNTERS";
     /// Hash [`crate::IfaceKey`] → 1: interfaces whose drops are counted.
     pub const DROP_WATCH: &str = "DROP_WATCH";

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::star::{Star, load_average, timed, timed_cpu, utc_now};
+use crate::star::{Ipv6, Star, load_average, timed, timed_cpu, utc_now};
 use crate::{build, util};
 
 /// The star: namespaces vsbI, bridge vsbbr, root-side ports vsbpI, lab vsbstar.
@@ -117,6 +117,7 @@ pub fn run(args: &[OsString]) -> Result<()> {
             n,
             &mut extra,
         )?);
+        extra.push_str(&first_show_by_ipv6(&vethscope, &dir, n)?);
         if opts.peers {
             rows.push(bench_ip_script(&dir, n)?);
             rows.push(bench_ip_batch(&dir, n)?);
@@ -277,6 +278,37 @@ fn bench_vethscope(
         down,
         ping,
     })
+}
+
+/// `show` right after `up`, with IPv6 on and then off in the namespaces: how much of the
+/// first `show`'s time is the kernel's IPv6 autoconfiguration flooding the bridge.
+fn first_show_by_ipv6(bin: &Path, dir: &Path, n: usize) -> Result<String> {
+    let lab = STAR.lab();
+    let mut t = format!(
+        "\n`show` right after `up` at {n}, and 3 s later, by IPv6 in the namespaces\n| IPv6 in the namespaces | up s | first show s | show 3 s later s | down s |\n|---|---:|---:|---:|---:|\n"
+    );
+    for (ipv6, name) in [
+        (Ipv6::On, "on (the default)"),
+        (Ipv6::Off, "off (`disable_ipv6: 1`)"),
+    ] {
+        let up = STAR.up_with(bin, dir, n, ipv6)?;
+        if !ping_across(n) {
+            bail!("star of {n} with IPv6 {name}: the ping across failed");
+        }
+        let first = timed(Command::new(bin).args(["show", &lab]))?;
+        std::thread::sleep(Duration::from_secs(3));
+        let later = timed(Command::new(bin).args(["show", &lab]))?;
+        let down = timed(Command::new(bin).args(["down", &lab]))? + wait_clean()?;
+        let _ = writeln!(
+            t,
+            "| {name} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            up.as_secs_f64(),
+            first.as_secs_f64(),
+            later.as_secs_f64(),
+            down.as_secs_f64()
+        );
+    }
+    Ok(t)
 }
 
 /// The read-only commands with `new` and `old` on the same star, alternating, three

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuHashMap};
 use vethscope_common::{
-    DropKey, IfaceKey, LinkCounters, LinkKey, class, direction,
+    DropKey, IfaceKey, LinkCounts, LinkKey,
     names::map::{DROP_WATCH, TRACE_STATS},
 };
 
@@ -17,7 +17,7 @@ use super::{LinkId, MetricsError};
 use crate::probe::{CounterHandles, TraceStatsHandle};
 
 pub struct CounterMaps {
-    links: PerCpuHashMap<MapData, LinkKey, LinkCounters>,
+    links: PerCpuHashMap<MapData, LinkKey, LinkCounts>,
     drops: PerCpuHashMap<MapData, DropKey, u64>,
     watch: BpfHashMap<MapData, IfaceKey, u8>,
 }
@@ -46,18 +46,12 @@ impl CounterMaps {
         }
         for id in gone {
             let _ = self.watch.remove(&iface_key(*id));
-            // Every key a link can have is known: no walk over the whole map.
-            for dir in [direction::INGRESS, direction::EGRESS] {
-                for c in 0..class::COUNT as u8 {
-                    let _ = self.links.remove(&LinkKey {
-                        netns_cookie: id.0,
-                        ifindex: id.1,
-                        direction: dir,
-                        class: c,
-                        _pad: [0; 2],
-                    });
-                }
-            }
+            // One entry per link: no walk over the whole map.
+            let _ = self.links.remove(&LinkKey {
+                netns_cookie: id.0,
+                ifindex: id.1,
+                _pad: [0; 4],
+            });
         }
         // Drop reasons are not known in advance: collect the keys, then delete.
         let stale: Vec<DropKey> = self

@@ -27,7 +27,7 @@ use std::{
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use vethscope_common::{
-    FastpathCounters, LinkCounters, LinkKey, class,
+    FastpathCounters, LinkCounters, LinkCounts, LinkKey, class,
     names::map::{DROP_COUNTERS, LINK_COUNTERS},
 };
 
@@ -42,8 +42,11 @@ use super::{
 };
 
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
-/// Keys per batch call; at least a hash bucket's worth (else ENOSPC).
+/// Keys per batch call, at most; at least a hash bucket's worth (else ENOSPC).
 const BATCH: usize = 4096;
+/// Bytes of values per batch call, at most: a link's value is 192 bytes per CPU, so on a
+/// host with many CPUs fewer keys fit in one call.
+const BATCH_VALUE_BYTES: usize = 1 << 20;
 /// Bytes of text made per step of the body: large enough that a step's overhead
 /// does not count, small enough that a slow client holds little.
 const CHUNK: usize = 64 * 1024;
@@ -63,7 +66,7 @@ struct BatchAttr {
     flags: u64,
 }
 
-/// Counters of one link: [direction][class].
+/// Counters of one link: [direction][class] (the map's value, summed over CPUs).
 type LinkSlots = [[LinkCounters; class::COUNT]; 2];
 
 /// The links of the table in exposition order (by label block), with where each
@@ -372,10 +375,10 @@ impl LinkRender {
         }))
     }
 
-    /// Every entry of the counting map, summed over CPUs, into the slot of its link
-    /// (entries of links not in the layout are skipped).
+    /// Every entry of the counting map (one per link), summed over CPUs, into the slots
+    /// of its link (entries of links not in the layout are skipped).
     fn read(&mut self, layout: &Layout, slots: &mut [LinkSlots]) -> std::io::Result<()> {
-        let value_size = std::mem::size_of::<LinkCounters>().next_multiple_of(8);
+        let value_size = std::mem::size_of::<LinkCounts>().next_multiple_of(8);
         let cpus = self.cpus;
         lookup_batch(
             &self.map,
@@ -386,24 +389,24 @@ impl LinkRender {
             |k, values| {
                 let cookie = u64::from_ne_bytes(k[0..8].try_into().unwrap_or_default());
                 let ifindex = u32::from_ne_bytes(k[8..12].try_into().unwrap_or_default());
-                let (dir, c) = (usize::from(k[12]), usize::from(k[13]));
-                if dir > 1 || c >= class::COUNT {
-                    return;
-                }
                 let Some(&at) = layout.index.get(&(cookie, ifindex)) else {
                     return;
                 };
-                let mut sum = LinkCounters::default();
-                for cpu in 0..cpus {
-                    let v = &values[cpu * value_size..][..16];
-                    let packets = u64::from_ne_bytes(v[0..8].try_into().unwrap_or_default());
-                    let bytes = u64::from_ne_bytes(v[8..16].try_into().unwrap_or_default());
-                    sum.packets = sum.packets.wrapping_add(packets);
-                    sum.bytes = sum.bytes.wrapping_add(bytes);
-                }
                 // Stored, not added: a walk restarted by a concurrent delete may
                 // return a key twice.
-                slots[at][dir][c] = sum;
+                let mut sum = LinkSlots::default();
+                for cpu in values.chunks_exact(value_size).take(cpus) {
+                    // `by[direction][class]`: packets then bytes, 16 bytes each.
+                    let mut fields = cpu
+                        .chunks_exact(8)
+                        .map(|v| u64::from_ne_bytes(v.try_into().unwrap_or_default()));
+                    for slot in sum.iter_mut().flatten() {
+                        let (packets, bytes) = (fields.next(), fields.next());
+                        slot.packets = slot.packets.wrapping_add(packets.unwrap_or(0));
+                        slot.bytes = slot.bytes.wrapping_add(bytes.unwrap_or(0));
+                    }
+                }
+                slots[at] = sum;
             },
         )
     }
@@ -503,7 +506,7 @@ fn write_fastpath(format: Format, layout: &Layout, out: &mut String) {
     }
 }
 
-/// Walks a whole hash map with `BPF_MAP_LOOKUP_BATCH` (4,096 entries a call), handing
+/// Walks a whole hash map with `BPF_MAP_LOOKUP_BATCH` (up to 4,096 entries a call), handing
 /// each key and its value bytes (`value_size`: all CPUs' values of a per-CPU map) to
 /// `each`. `keys` and `values` are buffers kept between calls.
 fn lookup_batch(
@@ -514,8 +517,9 @@ fn lookup_batch(
     values: &mut Vec<u8>,
     mut each: impl FnMut(&[u8], &[u8]),
 ) -> std::io::Result<()> {
-    keys.resize(BATCH * key_size, 0);
-    values.resize(BATCH * value_size, 0);
+    let batch = (BATCH_VALUE_BYTES / value_size).clamp(64, BATCH);
+    keys.resize(batch * key_size, 0);
+    values.resize(batch * value_size, 0);
     let mut token: u64 = 0;
     let mut first = true;
     loop {
@@ -529,7 +533,7 @@ fn lookup_batch(
             out_batch: &mut next as *mut u64 as u64,
             keys: keys.as_mut_ptr() as u64,
             values: values.as_mut_ptr() as u64,
-            count: BATCH as u32,
+            count: batch as u32,
             map_fd: map.as_raw_fd() as u32,
             ..Default::default()
         };
@@ -553,7 +557,7 @@ fn lookup_batch(
         } else {
             false
         };
-        for i in 0..(attr.count as usize).min(BATCH) {
+        for i in 0..(attr.count as usize).min(batch) {
             each(
                 &keys[i * key_size..(i + 1) * key_size],
                 &values[i * value_size..(i + 1) * value_size],

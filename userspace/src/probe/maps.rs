@@ -10,7 +10,7 @@ use std::{
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use vethscope_common::{
     DropKey, FastpathCounters, FastpathPort, FdbEntry, FdbKey, IfaceKey, ImpairConfig,
-    ImpairCounters, LinkCounters, LinkKey, TRACE_STAT_LOST, TraceConfig, names::map,
+    ImpairCounters, LinkCounts, LinkKey, TRACE_STAT_LOST, TraceConfig, names::map,
 };
 
 use super::{Probe, ProbeError};
@@ -77,8 +77,8 @@ impl AsRawFd for KernelLog {
 /// run apart from the probe: the exporter's collector (scrape time) and watcher
 /// (refresh loop) each get their own.
 pub struct CounterHandles {
-    /// Packets and bytes per link, direction and class (per CPU).
-    pub links: PerCpuHashMap<MapData, LinkKey, LinkCounters>,
+    /// Packets and bytes per link, by direction and class (per CPU).
+    pub links: PerCpuHashMap<MapData, LinkKey, LinkCounts>,
     /// Drops per link and reason (per CPU).
     pub drops: PerCpuHashMap<MapData, DropKey, u64>,
     /// The links whose drops are counted.
