@@ -137,6 +137,14 @@ fn a_failure_late_in_a_large_up_removes_exactly_what_it_made() {
         "names the address, the interface and its namespace: {err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+    // Before anything was made, a warning about the 300-port bridge: the IPv6
+    // autoconfiguration of the namespaces behind it is flooded to every port.
+    assert!(
+        err.contains(&format!(
+            "bridge {prefix}sbr0 has {N} ports and {N} namespaces behind them keep IPv6 on"
+        )) && err.contains("net.ipv6.conf.all.disable_ipv6: 1"),
+        "warns about IPv6 autoconfiguration on a large bridge: {err}"
+    );
 
     let mut left = leftovers(&prefix);
     left.sort();

@@ -98,6 +98,9 @@ pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> 
         None
     };
     preflight::check_free(t, &host).await?;
+    for warning in preflight::ipv6_flood_warnings(t) {
+        tracing::warn!("{warning}");
+    }
 
     let started = Instant::now();
     let mut st = LabState {
