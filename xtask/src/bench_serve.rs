@@ -1,5 +1,5 @@
 //! `cargo xtask bench scale --serve [--sizes 200,1000] [--tcx-sizes 200] [--scrapes 100]
-//! [--old-bin PATH]`: `serve` and `trace` on stars of N namespaces on one Linux bridge
+//! [--ipv6-off] [--old-bin PATH]`: `serve` and `trace` on stars of N namespaces on one Linux bridge
 //! (3 links per namespace: its veth end, its `lo`, the bridge port), side by side for
 //! the old observer attach (TCX, one RCU grace period per program:
 //! `VETHSCOPE_OBSERVER_ATTACH=tcx`), the new one (legacy TC filters, one netlink batch
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::star::{Star, utc_now};
+use crate::star::{Ipv6, Star, utc_now};
 use crate::{build, util};
 
 const STAR: Star = Star {
@@ -44,6 +44,10 @@ struct Options {
     build: bool,
     /// Another vethscope binary measured in the same run (e.g. a build of e9af938).
     old_bin: Option<std::path::PathBuf>,
+    /// IPv6 in the star's namespaces. On, the kernel floods their autoconfiguration
+    /// multicast to every bridge port for seconds after `up`, and whichever build runs
+    /// first pays for it: `--ipv6-off` compares the builds without that.
+    ipv6: Ipv6,
 }
 
 fn sizes(v: Option<String>, what: &str) -> Result<Vec<usize>> {
@@ -68,6 +72,7 @@ fn parse(args: &[OsString]) -> Result<Options> {
         refresh: 5,
         build: true,
         old_bin: None,
+        ipv6: Ipv6::On,
     };
     let mut it = args.iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(a) = it.next() {
@@ -90,6 +95,7 @@ fn parse(args: &[OsString]) -> Result<Options> {
             }
             // Reuse target/release/vethscope as it is (figures of a build just made).
             "--no-build" => o.build = false,
+            "--ipv6-off" => o.ipv6 = Ipv6::Off,
             "--old-bin" => {
                 let p = std::path::PathBuf::from(it.next().context("--old-bin needs a path")?);
                 if !p.is_file() {
@@ -98,7 +104,7 @@ fn parse(args: &[OsString]) -> Result<Options> {
                 o.old_bin = Some(p);
             }
             other => bail!(
-                "unknown argument {other} (usage: bench scale --serve [--sizes 200,1000] [--tcx-sizes 200] [--scrapes 100] [--refresh 5] [--no-build] [--old-bin PATH])"
+                "unknown argument {other} (usage: bench scale --serve [--sizes 200,1000] [--tcx-sizes 200] [--scrapes 100] [--refresh 5] [--no-build] [--ipv6-off] [--old-bin PATH])"
             ),
         }
     }
@@ -145,14 +151,15 @@ pub fn run(args: &[OsString]) -> Result<()> {
         bail!("namespace {NS}0 exists: an earlier run was interrupted (vethscope down {LAB})");
     }
     let mut report = format!(
-        "bench scale --serve, {} UTC, load average at start {}\n",
+        "bench scale --serve, {} UTC, load average at start {}, IPv6 in the namespaces: {}\n",
         utc_now(),
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
-            .trim()
+            .trim(),
+        if opts.ipv6 == Ipv6::On { "on" } else { "off" }
     );
     for &n in &opts.sizes {
-        STAR.up(&bin, &dir, n)?;
+        STAR.up_with(&bin, &dir, n, opts.ipv6)?;
         let mut rows = Vec::new();
         let result = (|| -> Result<()> {
             if opts.tcx_sizes.contains(&n) {

@@ -49,16 +49,18 @@ pub async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
         hops: !args.paths_only,
         metrics: args.metrics,
     };
+    // Handlers before anything is attached: a Ctrl-C or SIGTERM from now on stops the
+    // trace the orderly way (programs detached, summary written), even one sent while
+    // attaching or right after the "tracing" line; with a command, it is passed on.
+    let mut signals = Signals::register()?;
     let session = Session::start(opts.clone()).await?;
     announce(&session, &opts, command.as_ref());
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let Some(command) = command else {
-        session.run(&mut out, until_signalled()).await?;
+        session.run(&mut out, signals.first()).await?;
         return Ok(ExitCode::SUCCESS);
     };
-    // Handlers first: a Ctrl-C right after the spawn must not end us without the child.
-    let mut signals = PassedOn::register()?;
     let mut child = match command.spawn() {
         Ok(c) => c,
         // Dropping the session detaches everything: nothing was traced.
@@ -104,25 +106,6 @@ fn announce(session: &Session, opts: &TraceOptions, command: Option<&Traced>) {
     );
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn until_signalled() {
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!("SIGTERM will not stop the trace: {e}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-}
-
 /// The command `trace` runs, as found on the host.
 struct Traced {
     /// As the user wrote it (its argv[0]).
@@ -147,20 +130,28 @@ impl Traced {
     }
 }
 
-/// Ctrl-C and SIGTERM while a traced command runs: passed on to it (from a terminal it
-/// gets Ctrl-C itself too: a second SIGINT does no harm), and the trace goes on until
-/// it has exited.
-struct PassedOn {
+/// Ctrl-C and SIGTERM. Without a command, the first one stops the trace. While a traced
+/// command runs, each is passed on to it (from a terminal it gets Ctrl-C itself too: a
+/// second SIGINT does no harm), and the trace goes on until it has exited.
+struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
 }
 
-impl PassedOn {
+impl Signals {
     fn register() -> std::io::Result<Self> {
-        Ok(PassedOn {
+        Ok(Signals {
             int: signal(SignalKind::interrupt())?,
             term: signal(SignalKind::terminate())?,
         })
+    }
+
+    /// Completes on the first Ctrl-C or SIGTERM (also one that came before the call).
+    async fn first(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
     }
 
     async fn wait(&mut self, child: &mut tokio::process::Child) -> std::io::Result<ExitStatus> {

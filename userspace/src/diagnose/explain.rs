@@ -28,6 +28,10 @@ pub struct Explainer {
     lab: String,
     live: Option<(Instant, Live)>,
     drops: Option<DropWatch>,
+    /// Static findings per (first namespace, destination) for the current `live`: a
+    /// flood's thousands of unanswered paths share a handful of pairs, and the checks
+    /// of one pair cost ~0.1 ms on a 1,000-namespace lab.
+    checked: HashMap<(String, IpAddr), Vec<Finding>>,
 }
 
 impl Explainer {
@@ -36,6 +40,7 @@ impl Explainer {
             lab: lab.to_string(),
             live: None,
             drops: None,
+            checked: HashMap::new(),
         }
     }
 
@@ -83,7 +88,10 @@ impl Explainer {
             .is_none_or(|(t, _)| t.elapsed() >= REFRESH);
         if stale {
             match Live::gather(&self.lab).await {
-                Ok(l) => self.live = Some((Instant::now(), l)),
+                Ok(l) => {
+                    self.live = Some((Instant::now(), l));
+                    self.checked.clear();
+                }
                 Err(e) => {
                     tracing::debug!("no diagnosis for the path: {}", crate::errors::Chain(&e));
                     return Vec::new();
@@ -93,13 +101,20 @@ impl Explainer {
         let Some((_, live)) = &self.live else {
             return Vec::new();
         };
-        let from = first.netns.to_string();
-        let mut out = Findings::default();
-        let mut engine = Engine::new(live);
-        if let Err(e) = super::static_checks(&mut engine, &from, p.dst, &mut out).await {
-            tracing::debug!("no diagnosis for the path: {}", crate::errors::Chain(&e));
-        }
-        let mut findings = out.into_vec();
+        let pair = (first.netns.to_string(), p.dst);
+        let mut findings = match self.checked.get(&pair) {
+            Some(f) => f.clone(),
+            None => {
+                let mut out = Findings::default();
+                let mut engine = Engine::new(live);
+                if let Err(e) = super::static_checks(&mut engine, &pair.0, p.dst, &mut out).await {
+                    tracing::debug!("no diagnosis for the path: {}", crate::errors::Chain(&e));
+                }
+                let f = out.into_vec();
+                self.checked.insert(pair, f.clone());
+                f
+            }
+        };
         if p.proto == "arp" || p.id.is_none() {
             flooded_request(live, p, &mut findings);
         }

@@ -269,6 +269,7 @@ mod tests {
             events: 5,
             lost: 0,
             paths: 2,
+            unread: 3,
         };
         let bounds = Bounds {
             paths_dropped: 0,
@@ -278,7 +279,7 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&summary[0]).ok().as_deref(),
             Some(
-                r#"{"events":5,"hops_dropped":1,"lost":0,"paths":2,"paths_dropped":0,"type":"summary"}"#
+                r#"{"events":5,"hops_dropped":1,"lost":0,"paths":2,"paths_dropped":0,"type":"summary","unread":3}"#
             ),
             "the summary line's members (serde_json sorts them without preserve_order)"
         );

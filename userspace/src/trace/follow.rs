@@ -13,6 +13,16 @@ use super::{
 };
 use crate::probe::TraceRing;
 
+/// Events taken from a ring before the follower looks at its other sources again (the
+/// stop signal among them): a few milliseconds of work.
+pub(super) const BATCH_EVENTS: u32 = 1024;
+/// Paths reported per tick at most (each unanswered one gets findings and drop reasons):
+/// under a flood thousands are ready at once, and the follower must get back to its
+/// rings and to the stop signal.
+const REPORT_PER_TICK: usize = 1024;
+/// Events a stopping trace takes from a ring at most: more than the 16 MiB ring holds.
+const STOP_DRAIN_EVENTS: u32 = 1 << 20;
+
 /// Which ring events come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Source {
@@ -119,11 +129,51 @@ impl<'o, 'w, W: Write> Follower<'o, 'w, W> {
         }
     }
 
-    /// Takes every event waiting in a ring: each becomes a hop, printed and correlated.
-    pub(super) fn drain(&mut self, ring: &mut TraceRing, source: Source) -> std::io::Result<()> {
+    /// Takes up to [`BATCH_EVENTS`] events waiting in a ring: each becomes a hop, printed
+    /// and correlated. `true`: the ring is empty (else the caller comes back for more, after
+    /// looking at its other sources: under a flood the ring never empties, and a drain
+    /// that went on until it did would not see a stop signal for seconds).
+    pub(super) fn drain(&mut self, ring: &mut TraceRing, source: Source) -> std::io::Result<bool> {
+        self.drain_inner(ring, source, None, BATCH_EVENTS)
+    }
+
+    /// The same until `until`; events still there after it are taken and counted as
+    /// unread (the trace is stopping).
+    pub(super) fn drain_until(
+        &mut self,
+        ring: &mut TraceRing,
+        source: Source,
+        until: std::time::Instant,
+    ) -> std::io::Result<()> {
+        // Bounded even while the programs still write: reading an event to count it is far
+        // quicker than a packet making one, but a stop must end whatever the producers do.
+        self.drain_inner(ring, source, Some(until), STOP_DRAIN_EVENTS)
+            .map(|_| ())
+    }
+
+    fn drain_inner(
+        &mut self,
+        ring: &mut TraceRing,
+        source: Source,
+        until: Option<std::time::Instant>,
+        most: u32,
+    ) -> std::io::Result<bool> {
         // Read at most once per batch: the settings can change while the trace runs.
         let mut record: Option<crate::impair::Record> = None;
-        while let Some(item) = ring.next_event() {
+        let (mut read, mut out_of_time) = (0u32, false);
+        while read < most {
+            let Some(item) = ring.next_event() else {
+                return Ok(true);
+            };
+            // The clock is read every 256 events, not per event.
+            read = read.wrapping_add(1);
+            out_of_time = out_of_time
+                || (read.is_multiple_of(256)
+                    && until.is_some_and(|u| std::time::Instant::now() >= u));
+            if out_of_time {
+                self.summary.unread += 1;
+                continue;
+            }
             let hop = match source {
                 Source::Trace => {
                     self.summary.events += 1;
@@ -147,7 +197,7 @@ impl<'o, 'w, W: Write> Follower<'o, 'w, W> {
                 self.correlator.push(hop);
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// What the impairment did to the packet of an impairment event, when the event is
@@ -180,16 +230,30 @@ impl<'o, 'w, W: Write> Follower<'o, 'w, W> {
         if let Some(x) = self.explainer.as_mut() {
             x.poll_drops();
         }
-        let ready = self.correlator.ready(monotonic_ns());
-        self.report(ready).await
+        let ready = self
+            .correlator
+            .ready_at_most(monotonic_ns(), REPORT_PER_TICK);
+        self.report(ready, None).await
     }
 
-    async fn report(&mut self, paths: Vec<Path>) -> std::io::Result<bool> {
-        for mut p in paths {
+    /// Prints `paths`, each unanswered one with its findings and drop reasons; after
+    /// `explain_until` (a stopping trace), without them.
+    async fn report(
+        &mut self,
+        paths: Vec<Path>,
+        explain_until: Option<std::time::Instant>,
+    ) -> std::io::Result<bool> {
+        let mut in_time = true;
+        for (i, mut p) in paths.into_iter().enumerate() {
             if self.count_reached() {
                 break;
             }
-            if let Some(x) = self.explainer.as_mut() {
+            if i % 64 == 0
+                && let Some(until) = explain_until
+            {
+                in_time = std::time::Instant::now() < until;
+            }
+            if let Some(x) = self.explainer.as_mut().filter(|_| in_time) {
                 x.explain(&mut p).await;
             }
             self.sink.path(&p)?;
@@ -206,8 +270,13 @@ impl<'o, 'w, W: Write> Follower<'o, 'w, W> {
 
     /// Every path still open (the trace is stopping), then the summary line.
     pub(super) async fn finish(mut self, lost: u64) -> std::io::Result<TraceSummary> {
+        // A flood leaves thousands of paths open (replies not yet seen, or their events
+        // lost): explaining each costs ~40 µs, so only those that fit in STOP_DRAIN are.
         let open = self.correlator.drain();
-        self.report(open).await?;
+        tracing::debug!("trace: reporting {} open paths", open.len());
+        let until = std::time::Instant::now() + super::STOP_DRAIN;
+        self.report(open, Some(until)).await?;
+        tracing::debug!("trace: open paths reported");
         self.summary.lost = lost;
         if let Some((w, _)) = &mut self.sink.pcap {
             w.flush()?;

@@ -61,7 +61,14 @@ pub struct TraceSummary {
     pub events: u64,
     pub lost: u64,
     pub paths: u64,
+    /// Events left in the rings, unread, when stopping took longer than [`STOP_DRAIN`].
+    pub unread: u64,
 }
+
+/// How long the trace goes on reading events already in its rings once told to stop:
+/// after a flood the 16 MiB ring holds ~100,000 events, a second or more of work, and a
+/// trace asked to stop should stop; what is left is counted (`unread`), not shown.
+pub const STOP_DRAIN: Duration = Duration::from_millis(250);
 
 /// A protocol `trace` can follow (`--proto`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -261,16 +268,17 @@ impl Session {
         let mut ticks: u64 = 0;
         tokio::pin!(stop);
         loop {
+            // In this order, not at random: under a flood the ring is always ready, and
+            // a stop (or a tick's reporting) must not wait behind a string of batches
+            // on a CPU the flood keeps busy.
             tokio::select! {
-                guard = self.ring.readable_mut() => {
-                    let mut guard = guard?;
-                    follower.drain(guard.get_inner_mut(), Source::Trace)?;
-                    guard.clear_ready();
-                }
+                biased;
+                () = &mut stop => break,
                 guard = async { match self.impair.as_mut() { Some(r) => r.readable_mut().await, None => std::future::pending().await } } => {
                     let mut guard = guard?;
-                    follower.drain(guard.get_inner_mut(), impair_source)?;
-                    guard.clear_ready();
+                    if follower.drain(guard.get_inner_mut(), impair_source)? {
+                        guard.clear_ready();
+                    }
                 }
                 guard = async { match self.logger.as_mut() { Some(l) => l.readable_mut().await, None => std::future::pending().await } } => {
                     let mut guard = guard?;
@@ -291,14 +299,24 @@ impl Session {
                         break;
                     }
                 }
-                () = &mut stop => break,
+                // Readiness is cleared only once a ring is empty: a batch that left
+                // events behind comes straight back, after the other branches had a turn.
+                guard = self.ring.readable_mut() => {
+                    let mut guard = guard?;
+                    if follower.drain(guard.get_inner_mut(), Source::Trace)? {
+                        guard.clear_ready();
+                    }
+                }
             }
         }
-        // Events still in the rings, then every open path.
-        follower.drain(self.ring.get_mut(), Source::Trace)?;
+        // Events still in the rings (for at most STOP_DRAIN), then every open path.
+        tracing::debug!("trace: stopping");
+        let until = std::time::Instant::now() + STOP_DRAIN;
+        follower.drain_until(self.ring.get_mut(), Source::Trace, until)?;
         if let Some(r) = self.impair.as_mut() {
-            follower.drain(r.get_mut(), impair_source)?;
+            follower.drain_until(r.get_mut(), impair_source, until)?;
         }
+        tracing::debug!("trace: rings drained");
         let lost = self.probe.trace_events_lost()?;
         Ok(follower.finish(lost).await?)
     }

@@ -326,6 +326,9 @@ pub struct SummaryLine {
     pub paths_dropped: u64,
     /// Hops not kept on a path that already had 64 in that direction (memory bound).
     pub hops_dropped: u64,
+    /// Events still in the ring when the trace was told to stop and left unread, so
+    /// that it stops within about a quarter of a second (only after a flood).
+    pub unread: u64,
 }
 
 impl SummaryLine {
@@ -337,6 +340,7 @@ impl SummaryLine {
             paths: summary.paths,
             paths_dropped: bounds.paths_dropped,
             hops_dropped: bounds.hops_dropped,
+            unread: summary.unread,
         }
     }
 
@@ -358,6 +362,13 @@ impl SummaryLine {
                 self.hops_dropped,
                 super::paths::MAX_OPEN_PATHS,
                 super::paths::MAX_HOPS_PER_PATH
+            ));
+        }
+        if self.unread > 0 {
+            line.push_str(&format!(
+                " ({} events left unread when stopping: more than {} ms of work)",
+                self.unread,
+                super::STOP_DRAIN.as_millis()
             ));
         }
         line

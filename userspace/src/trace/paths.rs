@@ -233,6 +233,12 @@ impl Correlator {
 
     /// Paths that are complete at time `now_ns` (monotonic), removed from the open set.
     pub fn ready(&mut self, now_ns: u64) -> Vec<Path> {
+        self.ready_at_most(now_ns, usize::MAX)
+    }
+
+    /// The same, at most `most` of them: the rest stay open (and count against the
+    /// bound) until the next call, so reporting a flood's paths comes in slices.
+    pub fn ready_at_most(&mut self, now_ns: u64, most: usize) -> Vec<Path> {
         self.reported
             .retain(|_, (_, ts)| now_ns.saturating_sub(*ts) <= RETRY_WINDOW_NS);
         let timeout = self.timeout_ns;
@@ -245,6 +251,7 @@ impl Correlator {
                     || (p.reply.is_empty() && quiet >= timeout)
             })
             .map(|(k, _)| k.clone())
+            .take(most)
             .collect();
         self.take(done)
     }
@@ -468,6 +475,21 @@ mod tests {
         assert_eq!(p.reply.len(), 2);
         assert_eq!(p.rtt_ns(), Some(30));
         assert!(!p.reply_via_lo());
+    }
+
+    #[test]
+    fn ready_paths_come_in_slices_and_the_rest_stay_open() {
+        let mut c = Correlator::new(1000);
+        for seq in 1..=3u16 {
+            let mut h = hop("ns1", "veth0", true, 10 + u64::from(seq), 8);
+            if let Proto::Icmp { seq: s, .. } = &mut h.proto {
+                *s = seq;
+            }
+            c.push(h);
+        }
+        assert_eq!(c.ready_at_most(2000, 2).len(), 2);
+        assert_eq!(c.ready_at_most(2000, 2).len(), 1, "the third stayed open");
+        assert!(c.ready_at_most(2000, 2).is_empty());
     }
 
     #[test]
