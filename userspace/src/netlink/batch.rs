@@ -731,25 +731,12 @@ fn brief_link(raw: &[u8]) -> Option<LinkInfo> {
         let v = v.split(|&b| b == 0).next().unwrap_or_default();
         std::str::from_utf8(v).ok().map(str::to_string)
     };
-    let mut info = LinkInfo {
-        index,
-        name: String::new(),
-        kind: None,
-        mac: None,
-        mtu: 0,
-        admin_up,
-        state: if admin_up {
-            super::LinkState::Unknown
-        } else {
-            super::LinkState::Down
-        },
-        alias: None,
-        master: None,
-        peer_index: None,
-        peer_netnsid: None,
-        ip_conf: Vec::new(),
-        port_forwarding: None,
+    let state = if admin_up {
+        super::LinkState::Unknown
+    } else {
+        super::LinkState::Down
     };
+    let mut info = LinkInfo::bare(index, admin_up, state);
     for (ty, v) in attributes(&raw[32..]) {
         match ty {
             IFLA_IFNAME => info.name = text(v)?,

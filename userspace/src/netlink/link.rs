@@ -44,23 +44,29 @@ pub struct LinkInfo {
 }
 
 impl LinkInfo {
-    pub fn from_message(m: &LinkMessage) -> Self {
-        let admin_up = m.header.flags.contains(LinkFlags::Up);
-        let mut info = LinkInfo {
-            index: m.header.index,
+    /// A link known by its index and admin state only: what both decoders (this typed
+    /// one and `batch.rs`'s lean one) start from before reading the attributes.
+    pub(super) fn bare(index: u32, admin_up: bool, state: LinkState) -> Self {
+        LinkInfo {
+            index,
             name: String::new(),
             kind: None,
             mac: None,
             mtu: 0,
             admin_up,
-            state: LinkState::Unknown,
+            state,
             alias: None,
             master: None,
             peer_index: None,
             peer_netnsid: None,
             ip_conf: Vec::new(),
             port_forwarding: None,
-        };
+        }
+    }
+
+    pub fn from_message(m: &LinkMessage) -> Self {
+        let admin_up = m.header.flags.contains(LinkFlags::Up);
+        let mut info = LinkInfo::bare(m.header.index, admin_up, LinkState::Unknown);
         for a in &m.attributes {
             match a {
                 LinkAttribute::IfName(n) => info.name = n.clone(),

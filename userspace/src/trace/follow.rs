@@ -15,7 +15,7 @@ use crate::probe::TraceRing;
 
 /// Events taken from a ring before the follower looks at its other sources again (the
 /// stop signal among them): a few milliseconds of work.
-pub(super) const BATCH_EVENTS: u32 = 1024;
+const BATCH_EVENTS: u32 = 1024;
 /// Paths reported per tick at most (each unanswered one gets findings and drop reasons):
 /// under a flood thousands are ready at once, and the follower must get back to its
 /// rings and to the stop signal.
