@@ -50,7 +50,7 @@ pub enum UpOutcome {
 }
 
 /// How long `up` waits for the kernel to put the lab's links in service.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn up(t: &Topology, opts: &UpOptions) -> Result<UpOutcome, WireError> {
     topology::validate(t)?;
@@ -285,15 +285,7 @@ impl Builder<'_> {
         // after `up` must not be lost (see `Bulk::settle`). Not ready in time is a
         // warning, not a failure: the lab is built as the file says.
         for u in bulk.settle(SETTLE_TIMEOUT)? {
-            tracing::warn!(
-                "{} in namespace {} is not in service {} s after it was made ({}); \
-                 check it with `vethscope show {}`",
-                u.name,
-                u.netns,
-                SETTLE_TIMEOUT.as_secs(),
-                u.why,
-                self.t.name
-            );
+            u.warn(&self.t.name, SETTLE_TIMEOUT);
         }
         tracing::debug!("links in service at {:?}", started.elapsed());
         Ok(())

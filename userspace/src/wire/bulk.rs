@@ -615,6 +615,20 @@ pub(super) struct Unsettled {
     pub why: String,
 }
 
+impl Unsettled {
+    /// Not in service in time is a warning, not a failure: the lab is as the file says.
+    pub(super) fn warn(&self, lab: &str, waited: Duration) {
+        tracing::warn!(
+            "{} in namespace {} is not in service {} s after it was made ({}); \
+             check it with `vethscope show {lab}`",
+            self.name,
+            self.netns,
+            waited.as_secs(),
+            self.why,
+        );
+    }
+}
+
 impl Bulk<'_> {
     /// Waits, at most `timeout`, until every end of the bulk veths is operationally up
     /// and every one that is a Linux bridge port is forwarding.
@@ -682,20 +696,23 @@ impl Bulk<'_> {
         Ok(names
             .iter()
             .zip(links)
-            .filter_map(|(&name, link)| {
-                let why = match link {
-                    None => "missing".to_string(),
-                    Some(l) if l.state != crate::netlink::LinkState::Up => {
-                        format!("operational state {:?}", l.state).to_lowercase()
-                    }
-                    Some(l) if l.port_forwarding == Some(false) => {
-                        "bridge port not forwarding yet".to_string()
-                    }
-                    Some(_) => return None,
-                };
-                Some((name, why))
-            })
+            .filter_map(|(&name, link)| not_in_service(link.as_ref()).map(|why| (name, why)))
             .collect())
+    }
+}
+
+/// Why a new end (as the kernel just reported it) does not carry traffic yet: missing,
+/// not operationally up, or a bridge port not forwarding; `None` once it does.
+pub(super) fn not_in_service(link: Option<&crate::netlink::LinkInfo>) -> Option<String> {
+    match link {
+        None => Some("missing".to_string()),
+        Some(l) if l.state != crate::netlink::LinkState::Up => {
+            Some(format!("operational state {:?}", l.state).to_lowercase())
+        }
+        Some(l) if l.port_forwarding == Some(false) => {
+            Some("bridge port not forwarding yet".to_string())
+        }
+        Some(_) => None,
     }
 }
 

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use super::{
     WireError,
-    apply::{UpOptions, UpOutcome},
+    apply::{SETTLE_TIMEOUT, UpOptions, UpOutcome},
+    bulk,
     diff::{self, Action},
     ethtool, mark, preflight,
     state::{self, LabState, Status},
@@ -96,6 +97,7 @@ pub(super) async fn update(
             .map_err(|e| unfinished(t, a, e))?;
         fault::point("change applied");
     }
+    run.settle(&actions).await?;
     st.status = Status::Up;
     st.previous = None;
     if let Some(o) = &run.ovs {
@@ -766,6 +768,47 @@ async fn attribute(nl: &Netlink, a: &Action) -> Result<(), NetlinkError> {
             nl.delete_route(&entry).await
         }
         _ => Ok(()),
+    }
+}
+
+impl Runner<'_> {
+    /// Returns once every end of the veth pairs this change added carries traffic, as a
+    /// first `up` does (`Bulk::settle`): asking the kernel for a link by name runs its
+    /// pending link-watch work, which would otherwise come up to a second later and
+    /// drop what is sent meanwhile. Bounded; an end still not in service is a warning.
+    async fn settle(&mut self, actions: &[Action]) -> Result<(), WireError> {
+        let t = self.t;
+        let mut pending: Vec<(String, String)> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::AddLink { link } if bulk::is_bulk_veth(t, link) => Some(link.ends()),
+                _ => None,
+            })
+            .flatten()
+            .map(|e| (e.netns().to_string(), e.name.clone()))
+            .collect();
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let mut left = Vec::new();
+            for (ns, name) in pending {
+                let nl = self.nl(&ns).await?;
+                let link = nl.link_by_name(&name).await.map_err(|e| self.nl_err(e))?;
+                if let Some(why) = bulk::not_in_service(link.as_ref()) {
+                    left.push((ns, name, why));
+                }
+            }
+            if left.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                for (netns, name, why) in left {
+                    bulk::Unsettled { netns, name, why }.warn(&t.name, SETTLE_TIMEOUT);
+                }
+                return Ok(());
+            }
+            pending = left.into_iter().map(|(ns, name, _)| (ns, name)).collect();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
