@@ -395,7 +395,7 @@ impl Builder<'_> {
         let link = self.nl(&ns)?.require(&end.name).await?;
         let nl = self.nl(&ns)?;
         nl.set_alias(&link, &self.mark).await?;
-        if let Some(mac) = end.mac {
+        if let Some(mac) = end.mac_to_set(&self.t.name) {
             nl.set_mac(&link, mac).await?;
         }
         if let Some(mtu) = end.mtu {

@@ -296,7 +296,7 @@ impl<'t> Bulk<'t> {
         Ok(NewEnd {
             name: &end.name,
             mtu: end.mtu,
-            mac: end.mac,
+            mac: end.mac_to_set(&self.lab),
             master,
             netns_fd,
             up: false,

@@ -598,12 +598,13 @@ impl<'t> Runner<'t> {
     async fn configure_end(&mut self, end: &End) -> Result<(), WireError> {
         let ns = end.netns().to_string();
         let mark = self.mark.clone();
+        let mac = end.mac_to_set(&self.t.name);
         let nl = self.nl(&ns).await?;
         let link = nl.require(&end.name).await;
         let link = link.map_err(|e| self.nl_err(e))?;
         let nl = self.nl(&ns).await?;
         let mut r = nl.set_alias(&link, &mark).await;
-        if let (Ok(()), Some(mac)) = (&r, end.mac) {
+        if let (Ok(()), Some(mac)) = (&r, mac) {
             r = nl.set_mac(&link, mac).await;
         }
         if let (Ok(()), Some(mtu)) = (&r, end.mtu) {
