@@ -183,7 +183,7 @@ impl End {
 /// A locally administered unicast MAC from FNV-1a over `lab`, `netns` and `name`
 /// (NUL-separated: no name holds a NUL): the same on every run and every build, unlike
 /// std's hasher, whose output may change between Rust versions. 46 bits of hash: two
-/// ends of one lab share a MAC with a chance of about n²/2⁴⁷ (10⁻⁷ for 10,000 ends).
+/// ends of one lab share a MAC with a chance of about n²/2⁴⁷ (7 × 10⁻⁷ for 10,000 ends).
 pub fn derived_mac(lab: &str, netns: &str, name: &str) -> [u8; 6] {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let bytes = lab
