@@ -46,7 +46,7 @@ pub fn check_bridge_ports(t: &Topology) -> Result<(), WireError> {
 /// namespace behind a port sends router solicitations, DAD and MLD reports, and the
 /// bridge floods every one of them to every other port. On this project's 2-core test
 /// machine, a 1,000-port star kept the kernel busy for seconds after `up` (the first
-/// `show` took 1.7–1.9 s with IPv6 on, 0.4 s with it off; BENCHMARKS.md).
+/// `show` took 1.7–2.4 s with IPv6 on, 0.3–0.4 s with it off; BENCHMARKS.md).
 pub const IPV6_FLOOD_PORTS: usize = 256;
 
 /// One line per Linux bridge with more than [`IPV6_FLOOD_PORTS`] ports whose namespaces
