@@ -29,6 +29,14 @@ fn link<'a>(show: &'a Value, ns: &str, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("link {ns}/{name} in {show}"))
 }
 
+/// Writes a topology file for the test and gives its path as text, for `up` arguments.
+fn file_path(tag: &str, text: &str) -> String {
+    topology_file(tag, text)
+        .to_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn bridge<'a>(show: &'a Value, name: &str) -> &'a Value {
     show["bridges"]
         .as_array()
@@ -116,12 +124,8 @@ fn ovs_b() -> String {
 
 fn up_on_a_running_ovs_lab_adds_and_removes_ports_and_internal_ports() {
     let prefix = prefix("Ln");
-    let a = topology_file("Ln-a", OVS_A);
-    let b = topology_file("Ln-b", &ovs_b());
-    let (a, b) = (
-        a.to_str().unwrap_or_default().to_string(),
-        b.to_str().unwrap_or_default().to_string(),
-    );
+    let a = file_path("Ln-a", OVS_A);
+    let b = file_path("Ln-b", &ovs_b());
     let lab = format!("{prefix}ovsc");
     let ns1 = format!("{prefix}ns1");
     {
@@ -536,7 +540,7 @@ impl Drop for HostLinkGuard {
 #[test]
 fn up_on_a_running_lab_applies_only_the_difference_and_repairs_drift() {
     let prefix = prefix("Lj");
-    let f = topology_file("Lj", ROUTER_LAB);
+    let f = file_path("Lj", ROUTER_LAB);
     let changed = ROUTER_LAB
         .replace(
             "{ns: ns1, name: eth0, addresses: [10.1.1.2/24, \"2001:db8:1::2/64\"], mtu: 1400}",
@@ -552,11 +556,7 @@ fn up_on_a_running_lab_applies_only_the_difference_and_repairs_drift() {
             "{to: 10.1.9.0/24, via: 10.1.2.1}",
         );
     assert_ne!(changed, ROUTER_LAB, "the edit applied");
-    let g = topology_file("Lj-changed", &changed);
-    let (f, g) = (
-        f.to_str().unwrap_or_default().to_string(),
-        g.to_str().unwrap_or_default().to_string(),
-    );
+    let g = file_path("Lj-changed", &changed);
     let lab = format!("{prefix}rt");
     let (ns1, ns2) = (format!("{prefix}ns1"), format!("{prefix}ns2"));
     {
@@ -714,12 +714,8 @@ fn router_lab_reshaped() -> String {
 #[test]
 fn up_on_a_running_lab_adds_and_removes_namespaces_bridges_links_and_ports() {
     let prefix = prefix("Lk");
-    let a = topology_file("Lk-a", &router_lab_with_ns9());
-    let b = topology_file("Lk-b", &router_lab_reshaped());
-    let (a, b) = (
-        a.to_str().unwrap_or_default().to_string(),
-        b.to_str().unwrap_or_default().to_string(),
-    );
+    let a = file_path("Lk-a", &router_lab_with_ns9());
+    let b = file_path("Lk-b", &router_lab_reshaped());
     let lab = format!("{prefix}rt");
     let (ns1, ns2) = (format!("{prefix}ns1"), format!("{prefix}ns2"));
     {
@@ -925,12 +921,8 @@ fn up_on_a_running_lab_sets_and_clears_impairments() {
         "addresses: [10.5.1.2/24]}",
         "addresses: [10.5.1.2/24], impair: {loss: 100%}}",
     );
-    let a = topology_file("Lo-a", plain);
-    let b = topology_file("Lo-b", &lossy);
-    let (a, b) = (
-        a.to_str().unwrap_or_default().to_string(),
-        b.to_str().unwrap_or_default().to_string(),
-    );
+    let a = file_path("Lo-a", plain);
+    let b = file_path("Lo-b", &lossy);
     let lab = format!("{prefix}imp");
     let (ns1, ns2) = (format!("{prefix}ns1"), format!("{prefix}ns2"));
     {
@@ -973,12 +965,8 @@ fn two_on_a_bridge(with_ns2: bool) -> String {
 #[test]
 fn a_link_removed_and_made_again_keeps_its_mac_and_is_reached_at_once() {
     let prefix = prefix("Lm");
-    let both = topology_file("Lm-both", &two_on_a_bridge(true));
-    let one = topology_file("Lm-one", &two_on_a_bridge(false));
-    let (both, one) = (
-        both.to_str().unwrap_or_default().to_string(),
-        one.to_str().unwrap_or_default().to_string(),
-    );
+    let both = file_path("Lm-both", &two_on_a_bridge(true));
+    let one = file_path("Lm-one", &two_on_a_bridge(false));
     let lab = format!("{prefix}mc");
     let (ns1, ns2) = (format!("{prefix}ns1"), format!("{prefix}ns2"));
     {
